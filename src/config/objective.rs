@@ -1,0 +1,507 @@
+//! Objectives and their key results (`config/objectives/*.yaml`, SPEC §4).
+//!
+//! [`RawObjective`] is what the YAML says; [`Objective`] is what it means,
+//! with every default applied and every rule of SPEC §4 checked.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::error::Diagnostics;
+use super::types::{HumanDuration, Period, RawPeriod, Tolerance};
+use super::yaml::{Node, Span};
+use crate::model::{is_valid_metric_name, Labels};
+
+/// An objective with its key results, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Objective {
+    /// Unique across all objective files.
+    pub id: String,
+    /// The objective's statement.
+    pub objective: String,
+    /// The owning team, declared in the service config.
+    pub team: String,
+    /// The period the key results are scored over.
+    pub period: Period,
+    /// Optional parent objective id.
+    pub aligns_to: Option<String>,
+    /// At least one.
+    pub key_results: Vec<KeyResult>,
+    /// The file the objective came from, for messages.
+    pub file: String,
+}
+
+/// A key result bound to a metric series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyResult {
+    /// Unique within its objective.
+    pub id: String,
+    /// Human-readable outcome.
+    pub title: String,
+    /// The metric this KR reads.
+    pub metric: String,
+    /// The exact label set of the series read.
+    pub labels: Labels,
+    /// How points become the KR's value.
+    pub aggregate: Aggregate,
+    /// Aggregation window; `None` exactly when `aggregate` is `Last`.
+    pub window: Option<Duration>,
+    /// Configured baseline; `None` means "the aggregate at period start".
+    pub baseline: Option<f64>,
+    /// What the KR aims at.
+    pub target: Target,
+    /// The direction of improvement, configured or implied by the target.
+    pub better: Better,
+    /// Committed or aspirational.
+    pub kind: KrType,
+    /// Weight in the objective score, > 0.
+    pub weight: f64,
+    /// A KR whose newest point is older than this is `stale`.
+    pub stale_after: Option<Duration>,
+    /// Guardrails.
+    pub counter_metrics: Vec<CounterMetric>,
+    /// Where the KR was declared, for messages and lints.
+    pub span: Span,
+}
+
+/// The target of a key result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// Move from the baseline to this value.
+    Value(f64),
+    /// Maintain: met while value <= threshold.
+    AtMost(f64),
+    /// Maintain: met while value >= threshold.
+    AtLeast(f64),
+}
+
+impl Target {
+    /// The number the KR is compared against.
+    pub fn value(&self) -> f64 {
+        match *self {
+            Target::Value(v) | Target::AtMost(v) | Target::AtLeast(v) => v,
+        }
+    }
+
+    /// Whether this is a maintain (threshold) target.
+    pub fn is_maintain(&self) -> bool {
+        !matches!(self, Target::Value(_))
+    }
+}
+
+/// The direction in which a metric improves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    /// Larger values are better.
+    Higher,
+    /// Smaller values are better.
+    Lower,
+}
+
+/// How a series' points become one value at evaluation time t.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregate {
+    /// The latest point with ts <= t.
+    #[default]
+    Last,
+    /// Mean of the points in (t - window, t].
+    Avg,
+    /// Sum of the points in (t - window, t].
+    Sum,
+    /// Minimum of the points in (t - window, t].
+    Min,
+    /// Maximum of the points in (t - window, t].
+    Max,
+    /// Number of points in (t - window, t].
+    Count,
+}
+
+impl Aggregate {
+    /// The name used in YAML and in explanations.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Aggregate::Last => "last",
+            Aggregate::Avg => "avg",
+            Aggregate::Sum => "sum",
+            Aggregate::Min => "min",
+            Aggregate::Max => "max",
+            Aggregate::Count => "count",
+        }
+    }
+}
+
+/// Committed KRs are expected to reach 1.0; aspirational ones 0.7.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum KrType {
+    /// Expected to be fully met (the default).
+    #[default]
+    Committed,
+    /// A stretch goal: 0.7 is success.
+    Aspirational,
+}
+
+/// A metric that must not degrade while its KR improves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CounterMetric {
+    /// The counter metric's name.
+    pub metric: String,
+    /// The exact label set of the series read.
+    pub labels: Labels,
+    /// How its points become a value.
+    pub aggregate: Aggregate,
+    /// Aggregation window; `None` exactly when `aggregate` is `Last`.
+    /// Defaults to `window` for the other aggregates.
+    pub aggregate_window: Option<Duration>,
+    /// Its direction of improvement.
+    pub better: Better,
+    /// How much worse it may get before the guardrail fires.
+    pub tolerance: Tolerance,
+    /// The comparison window W (default 7d).
+    pub window: Duration,
+}
+
+// ---------------------------------------------------------------------------
+// What the YAML says.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawObjective {
+    id: String,
+    objective: String,
+    team: String,
+    period: RawPeriod,
+    #[serde(default)]
+    aligns_to: Option<String>,
+    key_results: Vec<Node>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeyResult {
+    id: String,
+    title: String,
+    metric: String,
+    #[serde(default)]
+    labels: Labels,
+    #[serde(default)]
+    aggregate: Aggregate,
+    #[serde(default)]
+    window: Option<HumanDuration>,
+    #[serde(default)]
+    baseline: Option<f64>,
+    target: RawTarget,
+    #[serde(default)]
+    better: Option<Better>,
+    #[serde(default, rename = "type")]
+    kind: KrType,
+    #[serde(default)]
+    weight: Option<f64>,
+    #[serde(default)]
+    stale_after: Option<HumanDuration>,
+    #[serde(default)]
+    counter_metrics: Vec<RawCounterMetric>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawTarget {
+    Value(f64),
+    Maintain(RawMaintain),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMaintain {
+    #[serde(default)]
+    at_most: Option<f64>,
+    #[serde(default)]
+    at_least: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCounterMetric {
+    metric: String,
+    #[serde(default)]
+    labels: Labels,
+    #[serde(default)]
+    aggregate: Aggregate,
+    #[serde(default)]
+    aggregate_window: Option<HumanDuration>,
+    better: Better,
+    tolerance: Tolerance,
+    #[serde(default)]
+    window: Option<HumanDuration>,
+}
+
+const DEFAULT_COUNTER_WINDOW: Duration = Duration::from_secs(7 * 86_400);
+
+/// Validates one objective document. Errors go to `diags`; `None` when the
+/// document is unusable.
+pub(super) fn load_objective(node: &Node, diags: &mut Diagnostics) -> Option<Objective> {
+    let raw: RawObjective = diags.deserialize(node, "")?;
+    let id_ok = check_id(node.get("id"), "id", &raw.id, diags);
+    let period = raw.period.resolve(node.get("period").expect("present"), "period", diags);
+    if raw.key_results.is_empty() {
+        diags.error(
+            node.get("key_results").expect("present"),
+            "key_results",
+            "an objective needs at least one key result",
+        );
+    }
+    let mut key_results = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, kr_node) in raw.key_results.iter().enumerate() {
+        let path = format!("key_results[{i}]");
+        let Some(kr) = load_key_result(kr_node, &path, diags) else {
+            continue;
+        };
+        if !seen.insert(kr.id.clone()) {
+            diags.error(
+                kr_node.get("id").unwrap_or(kr_node),
+                &format!("{path}.id"),
+                format!("duplicate key result id {:?} in objective {:?}", kr.id, raw.id),
+            );
+        }
+        key_results.push(kr);
+    }
+    if !id_ok || key_results.len() != raw.key_results.len() {
+        return None;
+    }
+    Some(Objective {
+        id: raw.id,
+        objective: raw.objective,
+        team: raw.team,
+        period: period?,
+        aligns_to: raw.aligns_to,
+        key_results,
+        file: diags.file().to_string(),
+    })
+}
+
+fn load_key_result(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<KeyResult> {
+    let raw: RawKeyResult = diags.deserialize(node, path)?;
+    let at = |key: &str| node.get(key).unwrap_or(node);
+    let key = |k: &str| format!("{path}.{k}");
+    let errors_before = diags.error_count();
+
+    check_id(node.get("id"), &key("id"), &raw.id, diags);
+    check_metric(at("metric"), &key("metric"), &raw.metric, diags);
+    let window = check_window(
+        raw.aggregate,
+        raw.window.map(|d| d.0),
+        at("window"),
+        &key("window"),
+        diags,
+    );
+
+    let target = match raw.target {
+        RawTarget::Value(v) => Some(Target::Value(v)),
+        RawTarget::Maintain(RawMaintain {
+            at_most: Some(v),
+            at_least: None,
+        }) => Some(Target::AtMost(v)),
+        RawTarget::Maintain(RawMaintain {
+            at_most: None,
+            at_least: Some(v),
+        }) => Some(Target::AtLeast(v)),
+        RawTarget::Maintain(_) => {
+            diags.error(
+                at("target"),
+                &key("target"),
+                "a maintain target needs exactly one of at_most or at_least",
+            );
+            None
+        }
+    };
+    let better = target.and_then(|target| {
+        resolve_better(target, raw.baseline, raw.better, node, path, diags)
+    });
+
+    if let Some(w) = raw.weight {
+        if !(w.is_finite() && w > 0.0) {
+            diags.error(at("weight"), &key("weight"), "weight must be a positive number");
+        }
+    }
+
+    let mut counter_metrics = Vec::new();
+    if let Some(list) = node.get("counter_metrics") {
+        for (i, (raw_cm, cm_node)) in raw.counter_metrics.into_iter().zip(list.items()).enumerate() {
+            let cm_path = format!("{path}.counter_metrics[{i}]");
+            let cm_at = |k: &str| cm_node.get(k).unwrap_or(cm_node);
+            check_metric(cm_at("metric"), &format!("{cm_path}.metric"), &raw_cm.metric, diags);
+            let window = raw_cm.window.map_or(DEFAULT_COUNTER_WINDOW, |d| d.0);
+            let aggregate_window = if raw_cm.aggregate == Aggregate::Last {
+                if raw_cm.aggregate_window.is_some() {
+                    diags.error(
+                        cm_at("aggregate_window"),
+                        &format!("{cm_path}.aggregate_window"),
+                        "aggregate `last` takes no window: it reads the latest point",
+                    );
+                }
+                None
+            } else {
+                Some(raw_cm.aggregate_window.map_or(window, |d| d.0))
+            };
+            let (Tolerance::Relative(r) | Tolerance::Absolute(r)) = raw_cm.tolerance;
+            {
+                if r < 0.0 {
+                    diags.error(
+                        cm_at("tolerance"),
+                        &format!("{cm_path}.tolerance"),
+                        "tolerance must not be negative",
+                    );
+                }
+            }
+            counter_metrics.push(CounterMetric {
+                metric: raw_cm.metric,
+                labels: raw_cm.labels,
+                aggregate: raw_cm.aggregate,
+                aggregate_window,
+                better: raw_cm.better,
+                tolerance: raw_cm.tolerance,
+                window,
+            });
+        }
+    }
+
+    if diags.error_count() != errors_before {
+        return None;
+    }
+    Some(KeyResult {
+        id: raw.id,
+        title: raw.title,
+        metric: raw.metric,
+        labels: raw.labels,
+        aggregate: raw.aggregate,
+        window,
+        baseline: raw.baseline,
+        target: target?,
+        better: better?,
+        kind: raw.kind,
+        weight: raw.weight.unwrap_or(1.0),
+        stale_after: raw.stale_after.map(|d| d.0),
+        counter_metrics,
+        span: node.span,
+    })
+}
+
+/// The direction of improvement: configured, or implied by a maintain target
+/// or by baseline and target; a contradiction is an error.
+fn resolve_better(
+    target: Target,
+    baseline: Option<f64>,
+    better: Option<Better>,
+    node: &Node,
+    path: &str,
+    diags: &mut Diagnostics,
+) -> Option<Better> {
+    let at = |key: &str| node.get(key).unwrap_or(node);
+    let implied = match (target, baseline) {
+        (Target::AtMost(_), _) => Some(Better::Lower),
+        (Target::AtLeast(_), _) => Some(Better::Higher),
+        (Target::Value(t), Some(b)) if t > b => Some(Better::Higher),
+        (Target::Value(t), Some(b)) if t < b => Some(Better::Lower),
+        (Target::Value(_), Some(_)) => {
+            diags.error(
+                at("target"),
+                &format!("{path}.target"),
+                "target equals baseline: there is no progress to measure",
+            );
+            return None;
+        }
+        (Target::Value(_), None) => None,
+    };
+    match (better, implied) {
+        (Some(b), Some(i)) if b != i => {
+            let why = match target {
+                Target::AtMost(_) => "an at_most target means lower is better".to_string(),
+                Target::AtLeast(_) => "an at_least target means higher is better".to_string(),
+                Target::Value(t) => format!(
+                    "target {t} is {} than baseline {}",
+                    if i == Better::Higher { "higher" } else { "lower" },
+                    baseline.unwrap_or_default()
+                ),
+            };
+            diags.error(
+                at("target"),
+                &format!("{path}.target"),
+                format!(
+                    "target contradicts `better: {}`: {why}",
+                    if b == Better::Higher { "higher" } else { "lower" }
+                ),
+            );
+            None
+        }
+        (Some(b), _) => Some(b),
+        (None, Some(i)) => Some(i),
+        (None, None) => {
+            diags.error(
+                node,
+                &format!("{path}.better"),
+                "`better: higher` or `better: lower` is required when no baseline is configured",
+            );
+            None
+        }
+    }
+}
+
+fn check_window(
+    aggregate: Aggregate,
+    window: Option<Duration>,
+    node: &Node,
+    path: &str,
+    diags: &mut Diagnostics,
+) -> Option<Duration> {
+    match (aggregate, window) {
+        (Aggregate::Last, Some(_)) => {
+            diags.error(node, path, "aggregate `last` takes no window: it reads the latest point");
+            None
+        }
+        (Aggregate::Last, None) => None,
+        (agg, None) => {
+            diags.error(
+                node,
+                path,
+                format!("aggregate `{}` needs a window (e.g. `window: 7d`)", agg.as_str()),
+            );
+            None
+        }
+        (_, Some(w)) if w.is_zero() => {
+            diags.error(node, path, "window must be longer than zero");
+            None
+        }
+        (_, Some(w)) => Some(w),
+    }
+}
+
+/// Checks an id against `[a-z0-9-]+`; returns whether it is valid.
+pub(super) fn check_id(node: Option<&Node>, path: &str, id: &str, diags: &mut Diagnostics) -> bool {
+    let ok = !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !ok {
+        if let Some(node) = node {
+            diags.error(
+                node,
+                path,
+                format!("invalid id {id:?}: use lowercase letters, digits and '-'"),
+            );
+        }
+    }
+    ok
+}
+
+pub(super) fn check_metric(node: &Node, path: &str, metric: &str, diags: &mut Diagnostics) {
+    if !is_valid_metric_name(metric) {
+        diags.error(
+            node,
+            path,
+            format!("invalid metric name {metric:?}: must match [a-zA-Z_][a-zA-Z0-9_]*"),
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! The time-series store: one [`Store`] trait, implemented for SQLite (the
+//! embedded default) and PostgreSQL.
+//!
+//! Invariants every implementation keeps:
+//! - points are keyed by (series, ts); writing a point again replaces its
+//!   value, also when both copies are in one call;
+//! - one `write_points` call is one transaction: all of it lands or none;
+//! - writes are batched: no round trip per point;
+//! - migrations are applied by [`open`] before the store is returned.
+
+mod migrations;
+mod postgres;
+mod sqlite;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::model::{Point, Sample, SeriesKey, Timestamp};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Errors at the store's edge.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database URL is neither `sqlite:` nor `postgres:`/`postgresql:`.
+    #[error("unsupported database url {0:?}: expected sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
+    /// The database refused or failed a statement or a connection.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration could not be applied.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Preparing the database location failed (e.g. creating its directory).
+    #[error("cannot prepare database at {path}: {source}")]
+    Io {
+        /// The path involved.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// One row of a key result's score history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreRecord {
+    /// Objective id.
+    pub objective: String,
+    /// Key result id.
+    pub key_result: String,
+    /// The evaluation time the row describes.
+    pub at: Timestamp,
+    /// The KR's value; `None` without data.
+    pub value: Option<f64>,
+    /// Progress; `None` for maintain KRs and without data.
+    pub progress: Option<f64>,
+    /// Score in [0, 1].
+    pub score: f64,
+    /// Expected score at `at`.
+    pub expected: f64,
+    /// Status name (`on_track`, `at_risk`, `off_track`, `stale`, `no_data`).
+    pub status: String,
+}
+
+/// A callback told how many points of the current call have been written.
+pub type Progress<'a> = &'a (dyn Fn(usize) + Send + Sync);
+
+/// A progress callback that ignores progress.
+pub fn no_progress(_: usize) {}
+
+/// The time-series store.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Writes `points` idempotently, in one transaction, in batches; calls
+    /// `progress` with the running count of points written. Returns how many
+    /// distinct (series, ts) points the call stored.
+    async fn write_points(&self, points: &[Point], progress: Progress<'_>) -> Result<usize, StoreError>;
+
+    /// A series' points for scoring, ascending by ts: the latest point at or
+    /// before `from` (if any), then every point with `from < ts <= to`.
+    /// An unknown series has no points.
+    async fn load_series(&self, key: &SeriesKey, from: Timestamp, to: Timestamp) -> Result<Vec<Sample>, StoreError>;
+
+    /// Names of the metrics that have at least one stored point.
+    async fn metrics_with_points(&self) -> Result<BTreeSet<String>, StoreError>;
+
+    /// Appends a score-history row unless the newest row at or before
+    /// `record.at` has the same value, progress, score and status; a row at
+    /// the same `at` is replaced. Returns whether a row was written.
+    async fn record_score(&self, record: &ScoreRecord) -> Result<bool, StoreError>;
+
+    /// A KR's score history in (from, to], ascending.
+    async fn score_history(
+        &self,
+        objective: &str,
+        key_result: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<ScoreRecord>, StoreError>;
+
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the store at `url` (`sqlite://PATH` or `postgres://...`), creating
+/// a SQLite file and its directory on first use, and applies migrations.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_string()))
+    }
+}
