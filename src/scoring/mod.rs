@@ -1,12 +1,28 @@
 //! Scoring: pure functions from a key result's definition, its series'
 //! samples and an evaluation time to a score (SPEC §4). No I/O, no clock:
-//! the caller passes `now`.
+//! the caller passes `now`. Only this module computes scores.
+//!
+//! - `aggregate`: value(t), a series' points as one number at an instant.
+//! - `key_result`: baseline, progress, score, expected score and status.
+//! - `forecast`: the least-squares line to period end.
+//! - `objective`: the weighted objective score.
+//!
+//! The caller loads `Store::load_series(key, data_from(kr, period),
+//! evaluation_time(period, now))` and passes the samples to
+//! [`score_key_result`].
 
-use std::time::Duration;
+mod aggregate;
+mod forecast;
+mod key_result;
+mod objective;
+#[cfg(test)]
+mod tests;
 
-use crate::config::objective::{KeyResult, Objective};
-use crate::config::types::Period;
-use crate::model::{Sample, Timestamp};
+pub use aggregate::aggregate;
+pub use key_result::{data_from, evaluation_time, score_key_result};
+pub use objective::objective_score;
+
+use crate::model::Timestamp;
 
 /// The margins that separate on_track / at_risk / off_track.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,7 +50,13 @@ pub enum Status {
 
 impl Status {
     /// Every status, in the order exported.
-    pub const ALL: [Status; 5] = [Status::OnTrack, Status::AtRisk, Status::OffTrack, Status::Stale, Status::NoData];
+    pub const ALL: [Status; 5] = [
+        Status::OnTrack,
+        Status::AtRisk,
+        Status::OffTrack,
+        Status::Stale,
+        Status::NoData,
+    ];
 
     /// The name used in JSON, metrics and the database.
     pub fn as_str(&self) -> &'static str {
@@ -70,55 +92,30 @@ pub struct KrScore {
     pub at: Timestamp,
     /// value(at); `None` when no point is usable.
     pub value: Option<f64>,
-    /// The baseline used; `None` for maintain KRs or without data.
+    /// The baseline used; `None` for maintain KRs or without data to derive it.
     pub baseline: Option<f64>,
     /// Where the baseline came from.
     pub baseline_source: BaselineSource,
     /// The target (the threshold for maintain KRs).
     pub target: f64,
-    /// Unclamped progress; `None` for maintain KRs or without data.
+    /// (value - baseline) / (target - baseline), unclamped; `None` for
+    /// maintain KRs or without data. With a degenerate derived baseline
+    /// (at or beyond the target) it is 1.0 when the target is met, else 0.0.
     pub progress: Option<f64>,
-    /// clamp(progress, 0, 1); maintain: 1 or 0; no data: 0.
+    /// clamp(progress, 0, 1); maintain: 1.0 when met, else 0.0; no data: 0.0.
     pub score: f64,
-    /// Expected score at `at`.
+    /// Expected score at `at`: the fraction of the period elapsed, ×0.7 for
+    /// aspirational KRs.
     pub expected: f64,
     /// The status.
     pub status: Status,
-    /// The forecast score at period end; `None` with fewer than 3 points in the period.
+    /// The score the least-squares line through the KR's values in the
+    /// period reaches at period end; `None` with fewer than 3 points in the
+    /// period or without a baseline.
     pub forecast: Option<f64>,
     /// ts of the newest point at or before `at`.
     pub newest_point: Option<Timestamp>,
-    /// How many samples fed value(at).
+    /// How many samples fed value(at): at most 1 for `last`, the points in
+    /// the window otherwise.
     pub points_used: usize,
-}
-
-/// An objective's score: weight-averaged KR scores, no_data counting 0.
-pub fn objective_score(objective: &Objective, scores: &[KrScore]) -> f64 {
-    let _ = (objective, scores);
-    todo!()
-}
-
-/// The instant a KR is evaluated at: `now`, or the period end once it is over.
-pub fn evaluation_time(period: &Period, now: Timestamp) -> Timestamp {
-    now.min(period.end)
-}
-
-/// The `from` argument for `Store::load_series` so that the samples cover
-/// everything `score_key_result` needs.
-pub fn data_from(kr: &KeyResult, period: &Period) -> Timestamp {
-    let _ = (kr, period);
-    todo!()
-}
-
-/// Evaluates a KR at `now` (clamped to its period end).
-/// `samples` are ascending by ts as `Store::load_series(.., data_from(..), evaluation_time(..))` returns them.
-pub fn score_key_result(kr: &KeyResult, period: &Period, samples: &[Sample], now: Timestamp, margins: Margins) -> KrScore {
-    let _ = (kr, period, samples, now, margins);
-    todo!()
-}
-
-/// An aggregate over ascending `samples` at `t`.
-pub fn aggregate(samples: &[Sample], agg: crate::config::objective::Aggregate, window: Option<Duration>, t: Timestamp) -> Option<f64> {
-    let _ = (samples, agg, window, t);
-    todo!()
 }

@@ -1,0 +1,183 @@
+//! A key result at evaluation time t: value, baseline, progress, score,
+//! expected score and status (SPEC §4 "Scoring at evaluation time t").
+
+use chrono::TimeDelta;
+
+use crate::config::objective::{Better, KeyResult, KrType, Target};
+use crate::config::types::Period;
+use crate::model::{Sample, Timestamp};
+
+use super::aggregate::{aggregate, feeding, fold};
+use super::forecast::forecast_value;
+use super::{BaselineSource, KrScore, Margins, Status};
+
+/// The expected score of an aspirational KR at period end: 0.7 is success
+/// for a stretch goal.
+const ASPIRATIONAL_SUCCESS: f64 = 0.7;
+
+/// Slack in the status comparisons, so that float noise (0.35 - 0.10 is
+/// 0.24999999999999997) does not flip a status exactly at a boundary.
+const EPSILON: f64 = 1e-9;
+
+/// The instant a KR is evaluated at: `now`, or the period end once it is
+/// over (a finished KR keeps its final score).
+pub fn evaluation_time(period: &Period, now: Timestamp) -> Timestamp {
+    now.min(period.end)
+}
+
+/// The `from` argument for `Store::load_series` so that the samples cover
+/// everything [`score_key_result`] needs: the period start for `last` (the
+/// store adds the latest point at or before it), and one window earlier for
+/// windowed aggregates, so that value(start) and the aggregate at the
+/// earliest point in the period see their whole windows.
+pub fn data_from(kr: &KeyResult, period: &Period) -> Timestamp {
+    match kr.window {
+        None => period.start,
+        Some(window) => TimeDelta::from_std(window)
+            .ok()
+            .and_then(|w| period.start.checked_sub_signed(w))
+            .unwrap_or(Timestamp::MIN_UTC),
+    }
+}
+
+/// Evaluates a KR at `now`, clamped to its period end.
+///
+/// `samples` are ascending by ts, as `Store::load_series(.., data_from(..),
+/// evaluation_time(..))` returns them; points after the evaluation time are
+/// ignored wherever they come from.
+pub fn score_key_result(
+    kr: &KeyResult,
+    period: &Period,
+    samples: &[Sample],
+    now: Timestamp,
+    margins: Margins,
+) -> KrScore {
+    let at = evaluation_time(period, now);
+    let samples = &samples[..samples.partition_point(|s| s.ts <= at)];
+
+    let used = feeding(samples, kr.aggregate, kr.window, at);
+    let points_used = used.len();
+    let value = fold(&samples[used], kr.aggregate);
+    let newest_point = samples.last().map(|s| s.ts);
+    let (baseline, baseline_source) = baseline(kr, period, samples, at);
+    let measured = value.and_then(|v| measure(kr, v, baseline));
+    let (progress, score) = measured.unwrap_or((None, 0.0));
+    let expected = expected(kr, period, at);
+    let forecast = forecast_value(kr, period, samples, at)
+        .and_then(|v| measure(kr, v, baseline))
+        .map(|(_, score)| score);
+
+    let status = if value.is_none() {
+        Status::NoData
+    } else if is_stale(kr, newest_point, at) {
+        Status::Stale
+    } else if score >= expected - margins.at_risk - EPSILON {
+        Status::OnTrack
+    } else if score >= expected - margins.off_track - EPSILON {
+        Status::AtRisk
+    } else {
+        Status::OffTrack
+    };
+
+    KrScore {
+        at,
+        value,
+        baseline,
+        baseline_source,
+        target: kr.target.value(),
+        progress,
+        score,
+        expected,
+        status,
+        forecast,
+        newest_point,
+        points_used,
+    }
+}
+
+/// The baseline and where it came from: as configured; otherwise
+/// value(period start); otherwise the aggregate at the earliest point in
+/// [start, t]. Maintain KRs have none.
+fn baseline(
+    kr: &KeyResult,
+    period: &Period,
+    samples: &[Sample],
+    t: Timestamp,
+) -> (Option<f64>, BaselineSource) {
+    if kr.target.is_maintain() {
+        return (None, BaselineSource::NotApplicable);
+    }
+    if let Some(b) = kr.baseline {
+        return (Some(b), BaselineSource::Configured);
+    }
+    let at = |ts| aggregate(samples, kr.aggregate, kr.window, ts);
+    if let Some(b) = at(period.start) {
+        return (Some(b), BaselineSource::PeriodStart);
+    }
+    let earliest = samples
+        .iter()
+        .find(|s| s.ts >= period.start && s.ts <= t)
+        .map(|s| s.ts);
+    match earliest.and_then(|ts| Some((at(ts)?, ts))) {
+        Some((b, ts)) => (Some(b), BaselineSource::EarliestInPeriod(ts)),
+        None => (None, BaselineSource::Unavailable),
+    }
+}
+
+/// Progress (unclamped; `None` for maintain KRs) and score of `value`;
+/// `None` when a KR that moves toward a target has no baseline.
+///
+/// A baseline derived from data can land at or beyond the target (e.g.
+/// `better: higher`, target 0.45 and 0.50 at period start). Then
+/// (value - baseline) / (target - baseline) is meaningless: its sign flips
+/// or it divides by zero. Such a *degenerate* baseline scores like a
+/// maintain KR instead: progress and score are 1.0 when the value meets the
+/// target in the better direction, 0.0 otherwise. A configured baseline is
+/// never degenerate: config validation rejects baseline == target and a
+/// target that contradicts `better`.
+fn measure(kr: &KeyResult, value: f64, baseline: Option<f64>) -> Option<(Option<f64>, f64)> {
+    let met = |yes: bool| if yes { 1.0 } else { 0.0 };
+    match kr.target {
+        Target::AtMost(threshold) => Some((None, met(value <= threshold))),
+        Target::AtLeast(threshold) => Some((None, met(value >= threshold))),
+        Target::Value(target) => {
+            let baseline = baseline?;
+            let (worse_start, meets) = match kr.better {
+                Better::Higher => (baseline < target, value >= target),
+                Better::Lower => (baseline > target, value <= target),
+            };
+            let progress = if worse_start {
+                (value - baseline) / (target - baseline)
+            } else {
+                met(meets)
+            };
+            Some((Some(progress), progress.clamp(0.0, 1.0)))
+        }
+    }
+}
+
+/// The score expected at `t`: the fraction of the period elapsed, clamped
+/// to [0, 1], times 0.7 for aspirational KRs.
+fn expected(kr: &KeyResult, period: &Period, t: Timestamp) -> f64 {
+    let length = (period.end - period.start).as_seconds_f64();
+    let elapsed = (t - period.start).as_seconds_f64();
+    let fraction = if length > 0.0 {
+        (elapsed / length).clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
+    match kr.kind {
+        KrType::Committed => fraction,
+        KrType::Aspirational => ASPIRATIONAL_SUCCESS * fraction,
+    }
+}
+
+/// Whether the newest point is older than `stale_after` at `t`.
+fn is_stale(kr: &KeyResult, newest_point: Option<Timestamp>, t: Timestamp) -> bool {
+    match (kr.stale_after, newest_point) {
+        (Some(limit), Some(newest)) => {
+            TimeDelta::from_std(limit).is_ok_and(|limit| t - newest > limit)
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,626 @@
+//! Table tests for SPEC §4 "Scoring at evaluation time t".
+//!
+//! Every test runs in a 100-day period starting 2026-10-01, so that day `d`
+//! of the period is `day(d)` and the fraction elapsed is d / 100.
+
+use std::time::Duration;
+
+use chrono::{TimeDelta, TimeZone, Utc};
+
+use super::aggregate::Sliding;
+use super::*;
+use crate::config::objective::{Aggregate, Better, KeyResult, KrType, Objective, Target};
+use crate::config::types::Period;
+use crate::model::Sample;
+
+const MARGINS: Margins = Margins {
+    at_risk: 0.10,
+    off_track: 0.25,
+};
+
+fn period() -> Period {
+    let start = Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap();
+    Period {
+        start,
+        end: start + TimeDelta::days(100),
+        label: "test".into(),
+    }
+}
+
+/// Day `d` of the test period (fractions allowed, negative before it).
+fn day(d: f64) -> Timestamp {
+    period().start + TimeDelta::seconds((d * 86_400.0).round() as i64)
+}
+
+fn days(d: u64) -> Duration {
+    Duration::from_secs(d * 86_400)
+}
+
+/// Samples from (day, value) pairs.
+fn points(pairs: &[(f64, f64)]) -> Vec<Sample> {
+    pairs.iter().map(|&(d, v)| Sample::new(day(d), v)).collect()
+}
+
+/// A committed `last` KR with no configured baseline; `better` follows the
+/// target (maintain) or is `higher`.
+fn kr(target: Target) -> KeyResult {
+    KeyResult {
+        id: "kr".into(),
+        title: "a key result".into(),
+        metric: "m".into(),
+        labels: Default::default(),
+        aggregate: Aggregate::Last,
+        window: None,
+        baseline: None,
+        target,
+        better: match target {
+            Target::AtMost(_) => Better::Lower,
+            _ => Better::Higher,
+        },
+        kind: KrType::Committed,
+        weight: 1.0,
+        stale_after: None,
+        counter_metrics: Vec::new(),
+        span: Default::default(),
+    }
+}
+
+/// A KR moving from a configured `baseline` to `target`.
+fn moving(baseline: f64, target: f64) -> KeyResult {
+    KeyResult {
+        baseline: Some(baseline),
+        better: if target > baseline {
+            Better::Higher
+        } else {
+            Better::Lower
+        },
+        ..kr(Target::Value(target))
+    }
+}
+
+fn windowed(aggregate: Aggregate, window_days: u64, target: Target) -> KeyResult {
+    KeyResult {
+        aggregate,
+        window: Some(days(window_days)),
+        ..kr(target)
+    }
+}
+
+fn score_at(kr: &KeyResult, samples: &[Sample], now_day: f64) -> KrScore {
+    score_key_result(kr, &period(), samples, day(now_day), MARGINS)
+}
+
+#[track_caller]
+fn assert_close(actual: f64, expected: f64) {
+    assert!(
+        (actual - expected).abs() < 1e-9,
+        "expected {expected}, got {actual}"
+    );
+}
+
+#[track_caller]
+fn assert_close_opt(actual: Option<f64>, expected: Option<f64>) {
+    match (actual, expected) {
+        (Some(a), Some(e)) => assert_close(a, e),
+        (a, e) => assert_eq!(a, e),
+    }
+}
+
+// progress = (value - baseline) / (target - baseline), unclamped;
+// score = clamp(progress, 0, 1).
+
+#[test]
+fn increasing_kr_from_32_to_45_percent() {
+    let kr = moving(0.32, 0.45);
+    // value, progress, score
+    let table = [
+        (0.32, 0.0, 0.0),
+        (0.385, 0.5, 0.5),
+        (0.45, 1.0, 1.0),
+        (0.50, 0.18 / 0.13, 1.0),  // beyond target: progress > 1
+        (0.30, -0.02 / 0.13, 0.0), // below baseline: progress < 0
+    ];
+    for (value, progress, score) in table {
+        let s = score_at(&kr, &points(&[(10.0, value)]), 20.0);
+        assert_eq!(s.baseline, Some(0.32));
+        assert_eq!(s.baseline_source, BaselineSource::Configured);
+        assert_eq!(s.target, 0.45);
+        assert_close_opt(s.progress, Some(progress));
+        assert_close(s.score, score);
+    }
+}
+
+#[test]
+fn decreasing_kr_p99_from_900_to_300_ms() {
+    let kr = moving(900.0, 300.0);
+    assert_eq!(kr.better, Better::Lower);
+    // value, progress, score
+    let table = [
+        (900.0, 0.0, 0.0),
+        (600.0, 0.5, 0.5),
+        (300.0, 1.0, 1.0),
+        (200.0, 700.0 / 600.0, 1.0),   // beyond target
+        (1000.0, -100.0 / 600.0, 0.0), // worse than baseline
+    ];
+    for (value, progress, score) in table {
+        let s = score_at(&kr, &points(&[(10.0, value)]), 20.0);
+        assert_close_opt(s.progress, Some(progress));
+        assert_close(s.score, score);
+    }
+}
+
+// Maintain KRs (`at_most` / `at_least`, both inclusive): 1.0 when met,
+// 0.0 when not.
+
+#[test]
+fn maintain_kr_thresholds_are_inclusive() {
+    // target, value, score
+    let table = [
+        (Target::AtMost(300.0), 300.0, 1.0),
+        (Target::AtMost(300.0), 250.0, 1.0),
+        (Target::AtMost(300.0), 300.1, 0.0),
+        (Target::AtLeast(300.0), 300.0, 1.0),
+        (Target::AtLeast(300.0), 350.0, 1.0),
+        (Target::AtLeast(300.0), 299.9, 0.0),
+    ];
+    for (target, value, score) in table {
+        let s = score_at(&kr(target), &points(&[(10.0, value)]), 20.0);
+        assert_eq!(s.score, score, "{target:?} with value {value}");
+        assert_eq!(s.progress, None);
+        assert_eq!(s.baseline, None);
+        assert_eq!(s.baseline_source, BaselineSource::NotApplicable);
+        assert_eq!(s.target, 300.0);
+    }
+}
+
+// baseline when omitted: value(start) if any point makes it defined,
+// otherwise the aggregate evaluated at the ts of the earliest point in the
+// period.
+
+#[test]
+fn automatic_baseline_is_the_latest_point_at_or_before_start() {
+    let kr = kr(Target::Value(0.45));
+    // samples, baseline, source
+    let table = [
+        (
+            points(&[(-3.0, 0.30), (-1.0, 0.32), (5.0, 0.385)]),
+            0.32,
+            BaselineSource::PeriodStart,
+        ),
+        (
+            points(&[(-1.0, 0.30), (0.0, 0.32), (5.0, 0.385)]),
+            0.32,
+            BaselineSource::PeriodStart,
+        ),
+        (
+            points(&[(2.0, 0.32), (3.0, 0.35), (5.0, 0.385)]),
+            0.32,
+            BaselineSource::EarliestInPeriod(day(2.0)),
+        ),
+    ];
+    for (samples, baseline, source) in table {
+        let s = score_at(&kr, &samples, 10.0);
+        assert_eq!(s.baseline, Some(baseline));
+        assert_eq!(s.baseline_source, source);
+        assert_close_opt(s.progress, Some(0.5));
+    }
+}
+
+#[test]
+fn automatic_baseline_of_a_windowed_aggregate() {
+    let kr = windowed(Aggregate::Avg, 7, Target::Value(100.0));
+    // value(start) averages (start - 7d, start]; the point at day -10 is
+    // outside that window, as `load_series` returns it for from = start - 7d.
+    let s = score_at(
+        &kr,
+        &points(&[
+            (-10.0, 0.0),
+            (-6.0, 10.0),
+            (-2.0, 20.0),
+            (3.0, 30.0),
+            (5.0, 40.0),
+        ]),
+        6.0,
+    );
+    assert_eq!(s.baseline, Some(15.0));
+    assert_eq!(s.baseline_source, BaselineSource::PeriodStart);
+    assert_eq!(s.value, Some(35.0)); // avg over (day -1, day 6]
+    assert_close_opt(s.progress, Some(20.0 / 85.0));
+
+    // Nothing in (start - 7d, start]: the avg at the earliest point in the
+    // period, whose window reaches back before the start.
+    let s = score_at(
+        &kr,
+        &points(&[(-10.0, 0.0), (-6.5, 6.0), (1.0, 10.0), (3.0, 20.0)]),
+        4.0,
+    );
+    assert_eq!(s.baseline_source, BaselineSource::PeriodStart);
+    assert_eq!(s.baseline, Some(6.0));
+    let s = score_at(&kr, &points(&[(-10.0, 0.0), (1.0, 10.0), (3.0, 20.0)]), 4.0);
+    assert_eq!(
+        s.baseline_source,
+        BaselineSource::EarliestInPeriod(day(1.0))
+    );
+    assert_eq!(s.baseline, Some(10.0));
+    assert_eq!(s.value, Some(15.0));
+}
+
+#[test]
+fn automatic_baseline_with_no_data_is_unavailable() {
+    let s = score_at(&kr(Target::Value(0.45)), &[], 10.0);
+    assert_eq!(s.baseline, None);
+    assert_eq!(s.baseline_source, BaselineSource::Unavailable);
+}
+
+#[test]
+fn degenerate_automatic_baseline_scores_whether_the_target_is_met() {
+    // better, target, derived baseline, value, progress and score
+    let table = [
+        (Better::Higher, 0.45, 0.50, 0.47, 1.0),
+        (Better::Higher, 0.45, 0.50, 0.44, 0.0),
+        (Better::Higher, 0.45, 0.45, 0.45, 1.0),
+        (Better::Lower, 300.0, 250.0, 280.0, 1.0),
+        (Better::Lower, 300.0, 250.0, 320.0, 0.0),
+        (Better::Lower, 300.0, 300.0, 300.1, 0.0),
+    ];
+    for (better, target, baseline, value, score) in table {
+        let kr = KeyResult {
+            better,
+            ..kr(Target::Value(target))
+        };
+        let s = score_at(&kr, &points(&[(-1.0, baseline), (5.0, value)]), 10.0);
+        assert_eq!(s.baseline, Some(baseline));
+        assert_eq!(s.baseline_source, BaselineSource::PeriodStart);
+        assert_eq!(s.progress, Some(score), "{better:?} {baseline} -> {value}");
+        assert_eq!(s.score, score);
+    }
+}
+
+// value(t): `last` is the latest point with ts <= t; the others aggregate
+// points with ts in (t - window, t].
+
+#[test]
+fn aggregates_read_the_window_open_at_t_minus_window_and_closed_at_t() {
+    let t = 20.0;
+    let samples = points(&[
+        (t - 7.0, 100.0), // exactly t - window: excluded
+        (t - 6.0, 1.0),
+        (t - 1.0, 5.0),
+        (t, 3.0),          // exactly t: included
+        (t + 1.0, 1000.0), // after t: excluded
+    ]);
+    // aggregate, value(t), points used
+    let table = [
+        (Aggregate::Last, 3.0, 1),
+        (Aggregate::Avg, 3.0, 3),
+        (Aggregate::Sum, 9.0, 3),
+        (Aggregate::Min, 1.0, 3),
+        (Aggregate::Max, 5.0, 3),
+        (Aggregate::Count, 3.0, 3),
+    ];
+    for (agg, value, used) in table {
+        let window = (agg != Aggregate::Last).then(|| days(7));
+        assert_eq!(
+            aggregate(&samples, agg, window, day(t)),
+            Some(value),
+            "{agg:?}"
+        );
+        let kr = KeyResult {
+            aggregate: agg,
+            window,
+            ..kr(Target::AtLeast(0.0))
+        };
+        let s = score_at(&kr, &samples, t);
+        assert_eq!((s.value, s.points_used), (Some(value), used), "{agg:?}");
+        assert_eq!(s.newest_point, Some(day(t)));
+    }
+}
+
+#[test]
+fn an_aggregate_over_an_empty_window_is_undefined() {
+    let samples = points(&[(1.0, 4.0), (2.0, 5.0)]);
+    for agg in [
+        Aggregate::Avg,
+        Aggregate::Sum,
+        Aggregate::Min,
+        Aggregate::Max,
+        Aggregate::Count,
+    ] {
+        assert_eq!(aggregate(&samples, agg, Some(days(7)), day(9.0)), None);
+        assert_eq!(aggregate(&samples, agg, Some(days(7)), day(0.5)), None);
+        let s = score_at(&windowed(agg, 7, Target::AtLeast(0.0)), &samples, 9.0);
+        assert_eq!(s.status, Status::NoData, "{agg:?}");
+        assert_eq!((s.value, s.points_used, s.score), (None, 0, 0.0));
+        assert_eq!(s.newest_point, Some(day(2.0)));
+    }
+    assert_eq!(aggregate(&samples, Aggregate::Last, None, day(0.5)), None);
+}
+
+#[test]
+fn sliding_evaluation_agrees_with_direct_aggregation() {
+    // Irregularly spaced, pseudo-random points.
+    let mut state: u64 = 42;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as f64 / (1u64 << 31) as f64
+    };
+    let mut d = -10.0;
+    let mut pairs = Vec::new();
+    for _ in 0..400 {
+        d += (next() * 8.0).floor() / 24.0;
+        pairs.push((d, (next() * 1000.0).round() / 10.0 - 50.0));
+    }
+    let samples = points(&pairs);
+    for agg in [
+        Aggregate::Last,
+        Aggregate::Avg,
+        Aggregate::Sum,
+        Aggregate::Min,
+        Aggregate::Max,
+        Aggregate::Count,
+    ] {
+        let window = (agg != Aggregate::Last).then(|| days(2));
+        let mut sliding = Sliding::new(&samples, agg, window);
+        for t in samples.iter().map(|s| s.ts).chain([day(200.0)]) {
+            let direct = aggregate(&samples, agg, window, t);
+            let slid = sliding.at(t);
+            match (direct, slid) {
+                (Some(a), Some(b)) => assert!((a - b).abs() < 1e-6, "{agg:?} at {t}"),
+                _ => assert_eq!(direct, slid, "{agg:?} at {t}"),
+            }
+        }
+    }
+}
+
+// status: no_data (no point usable), stale (newest point older than
+// stale_after), else on_track / at_risk / off_track.
+
+#[test]
+fn no_data_when_no_point_is_usable() {
+    let kr = moving(0.32, 0.45);
+    // no points at all; only points after t
+    for samples in [vec![], points(&[(11.0, 0.40), (12.0, 0.41)])] {
+        let s = score_at(&kr, &samples, 10.0);
+        assert_eq!(s.status, Status::NoData);
+        assert_eq!(s.value, None);
+        assert_eq!(s.progress, None);
+        assert_eq!(s.score, 0.0);
+        assert_eq!(s.newest_point, None);
+        assert_eq!(s.points_used, 0);
+        assert_eq!(s.forecast, None);
+    }
+}
+
+#[test]
+fn stale_when_the_newest_point_is_older_than_stale_after() {
+    let kr = KeyResult {
+        stale_after: Some(days(2)),
+        ..moving(0.0, 1.0)
+    };
+    // age of the newest point in days at t = day 50, status
+    let table = [
+        (3.0, Status::Stale),
+        (2.01, Status::Stale),
+        (2.0, Status::OnTrack), // not older than stale_after
+        (0.0, Status::OnTrack),
+    ];
+    for (age, status) in table {
+        let s = score_at(&kr, &points(&[(50.0 - age, 0.5)]), 50.0);
+        assert_eq!(s.status, status, "newest point {age} days old");
+        assert_eq!(s.score, 0.5);
+    }
+    let without = score_at(&moving(0.0, 1.0), &points(&[(10.0, 0.5)]), 50.0);
+    assert_eq!(without.status, Status::OnTrack);
+}
+
+#[test]
+fn status_boundaries_with_margins_010_and_025() {
+    // kind, t (day), score, status
+    let table = [
+        // expected 0.5: on_track down to 0.40, at_risk down to 0.25
+        (KrType::Committed, 50.0, 0.50, Status::OnTrack),
+        (KrType::Committed, 50.0, 0.40, Status::OnTrack),
+        (KrType::Committed, 50.0, 0.399, Status::AtRisk),
+        (KrType::Committed, 50.0, 0.25, Status::AtRisk),
+        (KrType::Committed, 50.0, 0.249, Status::OffTrack),
+        (KrType::Committed, 50.0, 0.0, Status::OffTrack),
+        // expected 0.35 (0.7 × 0.5): on_track down to 0.25, at_risk to 0.10
+        (KrType::Aspirational, 50.0, 0.25, Status::OnTrack),
+        (KrType::Aspirational, 50.0, 0.249, Status::AtRisk),
+        (KrType::Aspirational, 50.0, 0.10, Status::AtRisk),
+        (KrType::Aspirational, 50.0, 0.099, Status::OffTrack),
+        // early in the period anything is on track
+        (KrType::Committed, 5.0, 0.0, Status::OnTrack),
+    ];
+    for (kind, t, score, status) in table {
+        let kr = KeyResult {
+            kind,
+            ..moving(0.0, 1.0)
+        };
+        let s = score_at(&kr, &points(&[(t, score)]), t);
+        assert_close(s.score, score);
+        assert_eq!(s.status, status, "{kind:?} at day {t} scoring {score}");
+    }
+}
+
+#[test]
+fn maintain_kr_status_follows_the_same_rule() {
+    // A breached maintain KR scores 0.0, which is on track while
+    // expected is within the at_risk margin (SPEC §4 taken literally).
+    let kr = kr(Target::AtMost(300.0));
+    // t (day), value, status
+    let table = [
+        (5.0, 350.0, Status::OnTrack),
+        (30.0, 350.0, Status::OffTrack),
+        (90.0, 300.0, Status::OnTrack),
+    ];
+    for (t, value, status) in table {
+        let s = score_at(&kr, &points(&[(t, value)]), t);
+        assert_eq!(s.status, status, "day {t}, value {value}");
+    }
+}
+
+// expected(t) = fraction of the period elapsed, clamped to [0, 1]; ×0.7 for
+// aspirational KRs.
+
+#[test]
+fn expected_score_for_committed_and_aspirational_krs() {
+    // now (day), committed, aspirational
+    let table = [
+        (-5.0, 0.0, 0.0),
+        (0.0, 0.0, 0.0),
+        (25.0, 0.25, 0.175),
+        (50.0, 0.5, 0.35),
+        (100.0, 1.0, 0.7),
+        (130.0, 1.0, 0.7),
+    ];
+    let samples = points(&[(-20.0, 0.5)]);
+    for (now, committed, aspirational) in table {
+        let c = score_at(&moving(0.0, 1.0), &samples, now);
+        let a = KeyResult {
+            kind: KrType::Aspirational,
+            ..moving(0.0, 1.0)
+        };
+        let a = score_at(&a, &samples, now);
+        assert_close(c.expected, committed);
+        assert_close(a.expected, aspirational);
+    }
+}
+
+// After the period ends, a KR is evaluated at its end.
+
+#[test]
+fn after_the_period_ends_a_kr_is_evaluated_at_its_end() {
+    let kr = moving(0.32, 0.45);
+    let samples = points(&[(90.0, 0.40), (99.5, 0.385), (100.5, 0.45), (130.0, 0.50)]);
+    let s = score_at(&kr, &samples, 400.0);
+    assert_eq!(s.at, period().end);
+    assert_eq!(s.expected, 1.0);
+    assert_eq!(s.value, Some(0.385));
+    assert_close(s.score, 0.5);
+    assert_eq!(s.newest_point, Some(day(99.5)));
+    assert_eq!(s.status, Status::OffTrack);
+    assert_eq!(evaluation_time(&period(), day(400.0)), period().end);
+    assert_eq!(evaluation_time(&period(), day(40.0)), day(40.0));
+}
+
+#[test]
+fn data_from_covers_the_window_before_the_start() {
+    assert_eq!(data_from(&kr(Target::Value(1.0)), &period()), day(0.0));
+    let avg = windowed(Aggregate::Avg, 7, Target::Value(1.0));
+    assert_eq!(data_from(&avg, &period()), day(-7.0));
+}
+
+// forecast: least-squares line through the KR's values in the period (at
+// least 3 points), extended to period end, scored as above.
+
+#[test]
+fn forecast_needs_three_points_in_the_period() {
+    let kr = moving(0.0, 1.0);
+    // Points before the period do not count.
+    let samples = points(&[(-5.0, 0.0), (-1.0, 0.0), (10.0, 0.1), (20.0, 0.2)]);
+    assert_eq!(score_at(&kr, &samples, 30.0).forecast, None);
+}
+
+#[test]
+fn forecast_extends_the_line_to_period_end() {
+    // kr, points in the period, forecast score
+    let table = [
+        // 0.008/day reaches 0.8 at day 100; the point before start is ignored
+        (
+            moving(0.0, 1.0),
+            vec![(-5.0, 5.0), (10.0, 0.08), (20.0, 0.16), (30.0, 0.24)],
+            0.8,
+        ),
+        // beyond the target: clamped
+        (
+            moving(0.0, 1.0),
+            vec![(10.0, 0.2), (20.0, 0.4), (30.0, 0.6)],
+            1.0,
+        ),
+        // p99 900 → 300, falling 3 ms/day: 900 - 300 = 600 at day 100
+        (
+            moving(900.0, 300.0),
+            vec![(10.0, 870.0), (20.0, 840.0), (30.0, 810.0), (40.0, 780.0)],
+            0.5,
+        ),
+        // maintain at_most 300, rising 1 ms/day: 340 at day 100, breached
+        (
+            kr(Target::AtMost(300.0)),
+            vec![(10.0, 250.0), (20.0, 260.0), (30.0, 270.0)],
+            0.0,
+        ),
+        (
+            kr(Target::AtMost(300.0)),
+            vec![(10.0, 250.0), (20.0, 255.0), (30.0, 260.0)],
+            1.0,
+        ),
+        // automatic baseline: 0.1 at the earliest point, heading to 0.55
+        (
+            kr(Target::Value(0.5)),
+            vec![(10.0, 0.1), (20.0, 0.15), (30.0, 0.2)],
+            1.0,
+        ),
+        (
+            kr(Target::Value(0.9)),
+            vec![(10.0, 0.1), (20.0, 0.15), (30.0, 0.2)],
+            0.5625,
+        ),
+    ];
+    for (kr, pairs, forecast) in table {
+        let s = score_at(&kr, &points(&pairs), 35.0);
+        assert_close_opt(s.forecast, Some(forecast));
+    }
+}
+
+#[test]
+fn forecast_of_a_windowed_aggregate_uses_its_values_in_the_period() {
+    // One point a day from day 0, count over 1 day: the value is 1 at every
+    // point in the period, a flat line.
+    let kr = windowed(Aggregate::Count, 1, Target::AtLeast(1.0));
+    let samples: Vec<Sample> = points(&(-3..=20).map(|d| (d as f64, 7.0)).collect::<Vec<_>>());
+    assert_eq!(score_at(&kr, &samples, 20.0).forecast, Some(1.0));
+    // The sum over 2 days grows from 5 (day 0, one point) to 10 and stays.
+    let kr = windowed(Aggregate::Sum, 2, Target::AtLeast(10.0));
+    let samples = points(&[(0.0, 5.0), (1.0, 5.0), (2.0, 5.0), (3.0, 5.0)]);
+    // values 5, 10, 10, 10 at x = 0..3 → slope 1.5/day, far above 10 at day 100
+    assert_eq!(score_at(&kr, &samples, 3.0).forecast, Some(1.0));
+}
+
+// objective score: weight-averaged KR scores; a no_data KR counts as 0.
+
+#[test]
+fn objective_score_weights_krs_and_counts_no_data_as_zero() {
+    let weighted = |weight| KeyResult {
+        weight,
+        ..moving(0.0, 1.0)
+    };
+    let objective = Objective {
+        id: "o".into(),
+        objective: "an objective".into(),
+        team: "t".into(),
+        period: period(),
+        aligns_to: None,
+        key_results: vec![weighted(1.0), weighted(2.0), weighted(1.0)],
+        file: "o.yaml".into(),
+    };
+    let krs = &objective.key_results;
+    let scores = [
+        score_at(&krs[0], &points(&[(10.0, 1.0)]), 50.0),
+        score_at(&krs[1], &points(&[(10.0, 0.5)]), 50.0),
+        score_at(&krs[2], &[], 50.0),
+    ];
+    assert_eq!(scores[2].status, Status::NoData);
+    assert_close(
+        objective_score(&objective, &scores),
+        (1.0 + 2.0 * 0.5 + 0.0) / 4.0,
+    );
+
+    let empty = Objective {
+        key_results: vec![],
+        ..objective.clone()
+    };
+    assert_eq!(objective_score(&empty, &[]), 0.0);
+}
