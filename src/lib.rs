@@ -1,6 +1,30 @@
 //! okrd scores OKR key results from real data, continuously.
+//!
+//! Points come in, are stored, are scored, and are exported and alerted on.
+//! The map of the code, in that order:
+//!
+//! - [`config`]: every YAML file (service config, objectives, connectors),
+//!   parsed strictly into typed values with file:line:column errors; lints.
+//! - [`ingest`]: outside data (JSON point objects, CSV / JSON-lines files)
+//!   into validated [`model::Point`]s.
+//! - [`model`]: series keys, points, samples, timestamps.
+//! - [`store`]: the [`store::Store`] trait over SQLite and PostgreSQL:
+//!   idempotent batched point writes, series reads, score history.
+//! - [`scoring`]: pure functions from a KR, its samples and a time to a
+//!   score, status and forecast (SPEC §4).
+//! - [`scorer`]: reads series from the store and runs [`scoring`]; the only
+//!   caller of the scoring functions.
+//! - [`clock`]: time, injected.
+//! - [`cli`], [`commands`]: the `okrd` command line, one file per command.
+//! - [`telemetry`]: logging setup.
+
+pub mod cli;
 pub mod clock;
+pub mod commands;
 pub mod config;
+pub mod ingest;
 pub mod model;
+pub mod scorer;
 pub mod scoring;
 pub mod store;
+pub mod telemetry;

@@ -138,7 +138,12 @@ mod tests {
         let t = parse_timestamp("2026-10-01T00:00:00Z").unwrap();
         assert_eq!(t.timestamp(), 1_790_812_800);
         assert_eq!(parse_timestamp("1790812800").unwrap(), t);
-        assert_eq!(parse_timestamp("1790812800.5").unwrap().timestamp_subsec_micros(), 500_000);
+        assert_eq!(
+            parse_timestamp("1790812800.5")
+                .unwrap()
+                .timestamp_subsec_micros(),
+            500_000
+        );
         assert!(parse_timestamp("yesterday").is_err());
         assert!(parse_timestamp("NaN").is_err());
     }

@@ -45,7 +45,10 @@ impl de::Error for DeError {
 
 /// Deserializes `node`, found at `path`, into `T`.
 pub fn from_node<T: DeserializeOwned>(node: &Node, path: &str) -> Result<T, DeError> {
-    T::deserialize(NodeDe { node, path: path.to_string() })
+    T::deserialize(NodeDe {
+        node,
+        path: path.to_string(),
+    })
 }
 
 /// The serde name under which a raw [`Node`] is handed through unchanged.
@@ -94,7 +97,10 @@ impl<'a> NodeDe<'a> {
         match &self.node.kind {
             Kind::Null => de::Unexpected::Unit,
             Kind::Scalar { text, quoted: true } => de::Unexpected::Str(text),
-            Kind::Scalar { text, quoted: false } => match plain_scalar(text) {
+            Kind::Scalar {
+                text,
+                quoted: false,
+            } => match plain_scalar(text) {
                 Plain::Bool(b) => de::Unexpected::Bool(b),
                 Plain::Int(i) => de::Unexpected::Signed(i),
                 Plain::Float(f) => de::Unexpected::Float(f),
@@ -136,12 +142,15 @@ fn plain_scalar(text: &str) -> Plain {
     match text {
         "true" | "True" | "TRUE" => return Plain::Bool(true),
         "false" | "False" | "FALSE" => return Plain::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Plain::Float(f64::INFINITY),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Plain::Float(f64::INFINITY)
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Plain::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Plain::Float(f64::NAN),
         _ => {}
     }
-    let numeric = text.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+' || c == '.');
+    let numeric =
+        text.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+' || c == '.');
     if !numeric {
         return Plain::Str;
     }
@@ -170,14 +179,26 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
         let r = match &self.node.kind {
             Kind::Null => v.visit_unit(),
             Kind::Scalar { text, quoted: true } => v.visit_str(text),
-            Kind::Scalar { text, quoted: false } => match plain_scalar(text) {
+            Kind::Scalar {
+                text,
+                quoted: false,
+            } => match plain_scalar(text) {
                 Plain::Bool(b) => v.visit_bool(b),
                 Plain::Int(i) => v.visit_i64(i),
                 Plain::Float(f) => v.visit_f64(f),
                 Plain::Str => v.visit_str(text),
             },
-            Kind::Seq(items) => v.visit_seq(Seq { de: &self, items, next: 0 }),
-            Kind::Map(entries) => v.visit_map(Map { de: &self, entries, next: 0, value: None }),
+            Kind::Seq(items) => v.visit_seq(Seq {
+                de: &self,
+                items,
+                next: 0,
+            }),
+            Kind::Map(entries) => v.visit_map(Map {
+                de: &self,
+                entries,
+                next: 0,
+                value: None,
+            }),
         };
         r.map_err(|e| self.locate(e))
     }
@@ -216,7 +237,11 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
         }
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, v: V) -> Result<V::Value, DeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        v: V,
+    ) -> Result<V::Value, DeError> {
         if name == NODE_TOKEN {
             STASH.with(|s| *s.borrow_mut() = Some(self.node.clone()));
             return v.visit_unit();
@@ -255,7 +280,8 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
     ) -> Result<V::Value, DeError> {
         match &self.node.kind {
             Kind::Scalar { text, .. } => {
-                let unit: de::value::StrDeserializer<'_, DeError> = text.as_str().into_deserializer();
+                let unit: de::value::StrDeserializer<'_, DeError> =
+                    text.as_str().into_deserializer();
                 v.visit_enum(unit).map_err(|e| self.locate(e))
             }
             _ => Err(self.invalid(&v)),
@@ -273,7 +299,11 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
         deserialize_byte_buf deserialize_unit
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, v: V) -> Result<V::Value, DeError> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        v: V,
+    ) -> Result<V::Value, DeError> {
         self.deserialize_any(v)
     }
 
@@ -281,7 +311,12 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
         self.deserialize_seq(v)
     }
 
-    fn deserialize_tuple_struct<V: Visitor<'de>>(self, _: &'static str, _: usize, v: V) -> Result<V::Value, DeError> {
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: usize,
+        v: V,
+    ) -> Result<V::Value, DeError> {
         self.deserialize_seq(v)
     }
 }
@@ -295,14 +330,19 @@ struct Seq<'d, 'a> {
 impl<'de> de::SeqAccess<'de> for Seq<'_, '_> {
     type Error = DeError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, DeError> {
         let Some(item) = self.items.get(self.next) else {
             return Ok(None);
         };
         let child = self.de.child(item, Segment::Index(self.next));
         self.next += 1;
         let (span, path) = (child.node.span, child.path.clone());
-        seed.deserialize(child).map(Some).map_err(|e| relocate(e, span, path))
+        seed.deserialize(child)
+            .map(Some)
+            .map_err(|e| relocate(e, span, path))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -320,7 +360,10 @@ struct Map<'d, 'a> {
 impl<'de> de::MapAccess<'de> for Map<'_, '_> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         let Some((key, value)) = self.entries.get(self.next) else {
             return Ok(None);
         };
@@ -329,7 +372,9 @@ impl<'de> de::MapAccess<'de> for Map<'_, '_> {
         let key_de = self.de.child(key, Segment::Key(name));
         let (span, path) = (key.span, key_de.path.clone());
         self.value = Some(self.de.child(value, Segment::Key(name)));
-        seed.deserialize(key_de).map(Some).map_err(|e| relocate(e, span, path))
+        seed.deserialize(key_de)
+            .map(Some)
+            .map_err(|e| relocate(e, span, path))
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
@@ -381,7 +426,8 @@ mod tests {
 
     #[test]
     fn reads_typed_values() {
-        let o = load("name: a\nitems:\n  - x: 1\n    tags: {code: 404}\n  - x: 2.5\nflag: true\n").unwrap();
+        let o = load("name: a\nitems:\n  - x: 1\n    tags: {code: 404}\n  - x: 2.5\nflag: true\n")
+            .unwrap();
         assert_eq!(o.items[0].x, 1.0);
         assert_eq!(o.items[0].tags["code"], "404");
         assert_eq!(o.flag, Some(true));
@@ -392,13 +438,20 @@ mod tests {
         let e = load("name: a\nitems:\n  - x: 1\n    colour: red\n").unwrap_err();
         assert_eq!((e.span.line, e.span.col), (4, 5));
         assert_eq!(e.path, "items[0].colour");
-        assert!(e.message.contains("unknown field `colour`"), "{}", e.message);
+        assert!(
+            e.message.contains("unknown field `colour`"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
     fn wrong_type_points_at_the_value() {
         let e = load("name: a\nitems:\n  - x: 1\n  - x: lots\n").unwrap_err();
-        assert_eq!((e.span.line, e.span.col, e.path.as_str()), (4, 8, "items[1].x"));
+        assert_eq!(
+            (e.span.line, e.span.col, e.path.as_str()),
+            (4, 8, "items[1].x")
+        );
         assert!(e.message.contains("expected f64"), "{}", e.message);
     }
 

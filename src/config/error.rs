@@ -40,7 +40,11 @@ impl fmt::Display for Diagnostic {
         if self.span.line == 0 {
             write!(f, "{}: {level}: ", self.file)?;
         } else {
-            write!(f, "{}:{}:{}: {level}: ", self.file, self.span.line, self.span.col)?;
+            write!(
+                f,
+                "{}:{}:{}: {level}: ",
+                self.file, self.span.line, self.span.col
+            )?;
         }
         if !self.path.is_empty() {
             write!(f, "{}: ", self.path)?;
@@ -57,7 +61,9 @@ impl fmt::Display for Diagnostic {
 pub fn env_var_for(path: &str) -> String {
     format!(
         "OKRD_{}",
-        path.replace('.', "__").replace(['[', ']'], "").to_uppercase()
+        path.replace('.', "__")
+            .replace(['[', ']'], "")
+            .to_uppercase()
     )
 }
 
@@ -130,7 +136,10 @@ impl Diagnostics {
 
     /// How many errors (not warnings) have been recorded.
     pub fn error_count(&self) -> usize {
-        self.items.iter().filter(|d| d.severity == Severity::Error).count()
+        self.items
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
     }
 
     /// How many warnings have been recorded.
@@ -141,8 +150,13 @@ impl Diagnostics {
     /// All diagnostics, errors first, then by file and position.
     pub fn into_sorted(mut self) -> Vec<Diagnostic> {
         self.items.sort_by(|a, b| {
-            (a.severity, &a.file, a.span.line, a.span.col, &a.path)
-                .cmp(&(b.severity, &b.file, b.span.line, b.span.col, &b.path))
+            (a.severity, &a.file, a.span.line, a.span.col, &a.path).cmp(&(
+                b.severity,
+                &b.file,
+                b.span.line,
+                b.span.col,
+                &b.path,
+            ))
         });
         self.items
     }

@@ -1,7 +1,245 @@
-//! Configuration: service config, objectives and connectors, loaded and
-//! validated at the edge.
+//! Configuration: the service config, objectives and connectors, loaded and
+//! validated once, at the edge.
+//!
+//! Loading reads every file, reports every problem of the run together
+//! (file:line:column, key path, message), and hands the rest of okrd typed
+//! values only: durations, schedules, periods and tolerances are parsed here.
+//!
+//! - `yaml.rs`: YAML into a tree of positioned nodes.
+//! - `de.rs`: serde over that tree, errors stamped with position and path.
+//! - `env.rs`: `${VAR}` expansion and `OKRD_*` overrides on the tree.
+//! - `service.rs`, `objective.rs`, `connector.rs`: the three file kinds.
+//! - `types.rs`: durations, tolerances, schedules, periods.
+//! - `lint.rs`: warnings about OKR practice (`okrd check`).
+//! - `error.rs`: diagnostics.
+
+pub mod connector;
 pub mod de;
+mod env;
 pub mod error;
+pub mod lint;
 pub mod objective;
+pub mod service;
 pub mod types;
 pub mod yaml;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+pub use connector::Connector;
+pub use error::{Diagnostic, Diagnostics, Severity};
+pub use objective::{KeyResult, Objective};
+pub use service::ServiceConfig;
+
+use yaml::{Kind, Node, Span};
+
+/// Where the service config is read from when no `--config` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/okrd.yaml";
+
+/// Everything okrd is configured with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The service config (defaults when the file is absent).
+    pub service: ServiceConfig,
+    /// All objectives, in file order.
+    pub objectives: Vec<Objective>,
+    /// All connectors defined in files.
+    pub connectors: Vec<Connector>,
+}
+
+/// The environment, as a snapshot, so loading is a pure function of it.
+pub type Env = BTreeMap<String, String>;
+
+/// The process environment.
+pub fn process_env() -> Env {
+    std::env::vars().collect()
+}
+
+/// Loads and validates everything. `config_path` is `None` for the default
+/// location, where a missing file means all defaults; an explicitly named
+/// file must exist. Returns every error of the run when any.
+pub fn load(config_path: Option<&Path>, env: &Env) -> Result<Config, Vec<Diagnostic>> {
+    let mut diags = Diagnostics::new();
+    let path = config_path.map_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH), Path::to_path_buf);
+    let file = path.display().to_string();
+    diags.set_file(&file);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && config_path.is_none() => None,
+        Err(e) => {
+            diags.error_at(Span::default(), "", format!("cannot read config file: {e}"));
+            return Err(diags.into_sorted());
+        }
+    };
+    let mut root = match text.as_deref().map(|t| parse_single(t, &mut diags)) {
+        Some(Some(root)) => root,
+        Some(None) => return Err(diags.into_sorted()),
+        None => Node::new(Kind::Null, Span { line: 1, col: 1 }),
+    };
+    env::expand(&mut root, "", env, &mut diags);
+    env::apply_overrides(&mut root, env, &service::SECTIONS, &mut diags);
+    let service = service::load_service(&root, &mut diags);
+    let defaults = ServiceConfig::default();
+    let (objectives_dir, connectors_dir) = service
+        .as_ref()
+        .map_or((&defaults.objectives_dir, &defaults.connectors_dir), |s| {
+            (&s.objectives_dir, &s.connectors_dir)
+        });
+
+    // Read from the tree, so objectives are checked against the declared
+    // teams even when the service config has errors of its own.
+    let declared_teams: Vec<&str> = match root.get("teams").map(|t| &t.kind) {
+        Some(Kind::Map(entries)) => entries.iter().filter_map(|(k, _)| k.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    let mut objectives = Vec::new();
+    let mut objective_ids: HashMap<String, String> = HashMap::new();
+    for (file, doc) in documents(objectives_dir, env, &mut diags) {
+        diags.set_file(&file);
+        // Cross-file checks read the raw document, so they are reported
+        // even when the objective has other errors.
+        let mut usable = true;
+        if let Some(id_node) = doc.get("id") {
+            let id = id_node.as_str().unwrap_or_default().to_string();
+            if let Some(first) = objective_ids.get(&id) {
+                diags.error(
+                    id_node,
+                    "id",
+                    format!("duplicate objective id {id:?} (also in {first})"),
+                );
+                usable = false;
+            } else {
+                objective_ids.insert(id, file.clone());
+            }
+        }
+        if let Some(team_node) = doc.get("team") {
+            let team = team_node.as_str().unwrap_or_default();
+            if !declared_teams.contains(&team) {
+                let known: Vec<_> = declared_teams.clone();
+                diags.error(
+                    team_node,
+                    "team",
+                    format!(
+                        "unknown team {team:?}: declare it under `teams:` in {} (declared: {})",
+                        path.display(),
+                        service::list_or_none(&known)
+                    ),
+                );
+                usable = false;
+            }
+        }
+        if let Some(objective) = objective::load_objective(&doc, &mut diags) {
+            if usable {
+                objectives.push(objective);
+            }
+        }
+    }
+
+    let mut connectors: Vec<Connector> = Vec::new();
+    let mut connector_names: HashMap<String, String> = HashMap::new();
+    for (file, doc) in documents(connectors_dir, env, &mut diags) {
+        diags.set_file(&file);
+        let items: Vec<(String, &Node)> = match &doc.kind {
+            Kind::Seq(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (format!("[{i}]"), n))
+                .collect(),
+            Kind::Null => continue,
+            _ => vec![(String::new(), &doc)],
+        };
+        for (path, node) in items {
+            if let Some(name_node) = node.get("name") {
+                let name = name_node.as_str().unwrap_or_default().to_string();
+                if let Some(first) = connector_names.get(&name) {
+                    let key = if path.is_empty() {
+                        "name".to_string()
+                    } else {
+                        format!("{path}.name")
+                    };
+                    diags.error(
+                        name_node,
+                        &key,
+                        format!("duplicate connector name {name:?} (also in {first})"),
+                    );
+                    continue;
+                }
+                connector_names.insert(name, format!("{file}:{}", name_node.span.line));
+            }
+            if let Some(c) = connector::load_connector(node, &path, &mut diags) {
+                connectors.push(c);
+            }
+        }
+    }
+
+    match service {
+        Some(service) if diags.error_count() == 0 => Ok(Config {
+            service,
+            objectives,
+            connectors,
+        }),
+        _ => Err(diags.into_sorted()),
+    }
+}
+
+/// Parses a file that holds exactly one YAML document.
+fn parse_single(text: &str, diags: &mut Diagnostics) -> Option<Node> {
+    let mut docs = parse_all(text, diags)?;
+    if docs.len() > 1 {
+        diags.error(
+            &docs[1],
+            "",
+            "expected one YAML document, found several (`---`)",
+        );
+        return None;
+    }
+    docs.pop()
+}
+
+fn parse_all(text: &str, diags: &mut Diagnostics) -> Option<Vec<Node>> {
+    match yaml::parse(text) {
+        Ok(docs) => Some(docs),
+        Err(e) => {
+            diags.error_at(e.span, "", format!("invalid YAML: {}", e.message));
+            None
+        }
+    }
+}
+
+/// Every YAML document of every `*.yaml`/`*.yml` file in `dir` (sorted by
+/// file name), expanded. A missing directory holds nothing.
+fn documents(dir: &Path, env: &Env, diags: &mut Diagnostics) -> Vec<(String, Node)> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_file()
+                    && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+            })
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            diags.set_file(dir.display().to_string());
+            diags.error_at(Span::default(), "", format!("cannot read directory: {e}"));
+            return Vec::new();
+        }
+    };
+    files.sort();
+    let mut out = Vec::new();
+    for path in files {
+        let file = path.display().to_string();
+        diags.set_file(&file);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                diags.error_at(Span::default(), "", format!("cannot read file: {e}"));
+                continue;
+            }
+        };
+        for mut doc in parse_all(&text, diags).unwrap_or_default() {
+            env::expand(&mut doc, "", env, diags);
+            out.push((file.clone(), doc));
+        }
+    }
+    out
+}

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::error::Diagnostics;
 use super::types::{HumanDuration, Period, RawPeriod, Tolerance};
-use super::yaml::{Node, Span};
+use super::yaml::{Kind, Node, Span};
 use crate::model::{is_valid_metric_name, Labels};
 
 /// An objective with its key results, validated.
@@ -172,7 +172,7 @@ pub(super) struct RawObjective {
     id: String,
     objective: String,
     team: String,
-    period: RawPeriod,
+    period: Node,
     #[serde(default)]
     aligns_to: Option<String>,
     key_results: Vec<Node>,
@@ -192,7 +192,7 @@ struct RawKeyResult {
     window: Option<HumanDuration>,
     #[serde(default)]
     baseline: Option<f64>,
-    target: RawTarget,
+    target: Node,
     #[serde(default)]
     better: Option<Better>,
     #[serde(default, rename = "type")]
@@ -203,13 +203,6 @@ struct RawKeyResult {
     stale_after: Option<HumanDuration>,
     #[serde(default)]
     counter_metrics: Vec<RawCounterMetric>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum RawTarget {
-    Value(f64),
-    Maintain(RawMaintain),
 }
 
 #[derive(Debug, Deserialize)]
@@ -242,9 +235,18 @@ const DEFAULT_COUNTER_WINDOW: Duration = Duration::from_secs(7 * 86_400);
 /// Validates one objective document. Errors go to `diags`; `None` when the
 /// document is unusable.
 pub(super) fn load_objective(node: &Node, diags: &mut Diagnostics) -> Option<Objective> {
-    let raw: RawObjective = diags.deserialize(node, "")?;
+    let Some(raw) = diags.deserialize::<RawObjective>(node, "") else {
+        // Still check the key results, so their errors are reported too.
+        if let Some(list) = node.get("key_results") {
+            for (i, kr) in list.items().iter().enumerate() {
+                load_key_result(kr, &format!("key_results[{i}]"), diags);
+            }
+        }
+        return None;
+    };
     let id_ok = check_id(node.get("id"), "id", &raw.id, diags);
-    let period = raw.period.resolve(node.get("period").expect("present"), "period", diags);
+    let period = RawPeriod::load(&raw.period, "period", diags)
+        .and_then(|p| p.resolve(&raw.period, "period", diags));
     if raw.key_results.is_empty() {
         diags.error(
             node.get("key_results").expect("present"),
@@ -256,19 +258,21 @@ pub(super) fn load_objective(node: &Node, diags: &mut Diagnostics) -> Option<Obj
     let mut seen = std::collections::HashSet::new();
     for (i, kr_node) in raw.key_results.iter().enumerate() {
         let path = format!("key_results[{i}]");
-        let Some(kr) = load_key_result(kr_node, &path, diags) else {
-            continue;
-        };
-        if !seen.insert(kr.id.clone()) {
-            diags.error(
-                kr_node.get("id").unwrap_or(kr_node),
-                &format!("{path}.id"),
-                format!("duplicate key result id {:?} in objective {:?}", kr.id, raw.id),
-            );
+        if let Some(id_node) = kr_node.get("id") {
+            let id = id_node.as_str().unwrap_or_default();
+            if !seen.insert(id.to_string()) {
+                diags.error(
+                    id_node,
+                    &format!("{path}.id"),
+                    format!("duplicate key result id {id:?} in objective {:?}", raw.id),
+                );
+            }
         }
-        key_results.push(kr);
+        if let Some(kr) = load_key_result(kr_node, &path, diags) {
+            key_results.push(kr);
+        }
     }
-    if !id_ok || key_results.len() != raw.key_results.len() {
+    if !id_ok || seen.len() != raw.key_results.len() || key_results.len() != raw.key_results.len() {
         return None;
     }
     Some(Objective {
@@ -298,41 +302,65 @@ fn load_key_result(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<K
         diags,
     );
 
-    let target = match raw.target {
-        RawTarget::Value(v) => Some(Target::Value(v)),
-        RawTarget::Maintain(RawMaintain {
-            at_most: Some(v),
-            at_least: None,
-        }) => Some(Target::AtMost(v)),
-        RawTarget::Maintain(RawMaintain {
-            at_most: None,
-            at_least: Some(v),
-        }) => Some(Target::AtLeast(v)),
-        RawTarget::Maintain(_) => {
-            diags.error(
-                at("target"),
-                &key("target"),
-                "a maintain target needs exactly one of at_most or at_least",
-            );
-            None
-        }
+    let target_path = key("target");
+    let target = match &raw.target.kind {
+        Kind::Map(_) => match diags.deserialize::<RawMaintain>(&raw.target, &target_path) {
+            None => None,
+            Some(RawMaintain {
+                at_most: Some(v),
+                at_least: None,
+            }) => Some(Target::AtMost(v)),
+            Some(RawMaintain {
+                at_most: None,
+                at_least: Some(v),
+            }) => Some(Target::AtLeast(v)),
+            Some(_) => {
+                diags.error(
+                    at("target"),
+                    &key("target"),
+                    "a maintain target needs exactly one of at_most or at_least",
+                );
+                None
+            }
+        },
+        _ => diags
+            .deserialize::<f64>(&raw.target, &target_path)
+            .map(Target::Value),
     };
-    let better = target.and_then(|target| {
-        resolve_better(target, raw.baseline, raw.better, node, path, diags)
-    });
+    if let Some(t) = target {
+        if !t.value().is_finite() {
+            diags.error(at("target"), &target_path, "target must be a finite number");
+        }
+    }
+    let better = target
+        .and_then(|target| resolve_better(target, raw.baseline, raw.better, node, path, diags));
 
     if let Some(w) = raw.weight {
         if !(w.is_finite() && w > 0.0) {
-            diags.error(at("weight"), &key("weight"), "weight must be a positive number");
+            diags.error(
+                at("weight"),
+                &key("weight"),
+                "weight must be a positive number",
+            );
         }
     }
 
     let mut counter_metrics = Vec::new();
     if let Some(list) = node.get("counter_metrics") {
-        for (i, (raw_cm, cm_node)) in raw.counter_metrics.into_iter().zip(list.items()).enumerate() {
+        for (i, (raw_cm, cm_node)) in raw
+            .counter_metrics
+            .into_iter()
+            .zip(list.items())
+            .enumerate()
+        {
             let cm_path = format!("{path}.counter_metrics[{i}]");
             let cm_at = |k: &str| cm_node.get(k).unwrap_or(cm_node);
-            check_metric(cm_at("metric"), &format!("{cm_path}.metric"), &raw_cm.metric, diags);
+            check_metric(
+                cm_at("metric"),
+                &format!("{cm_path}.metric"),
+                &raw_cm.metric,
+                diags,
+            );
             let window = raw_cm.window.map_or(DEFAULT_COUNTER_WINDOW, |d| d.0);
             let aggregate_window = if raw_cm.aggregate == Aggregate::Last {
                 if raw_cm.aggregate_window.is_some() {
@@ -422,7 +450,11 @@ fn resolve_better(
                 Target::AtLeast(_) => "an at_least target means higher is better".to_string(),
                 Target::Value(t) => format!(
                     "target {t} is {} than baseline {}",
-                    if i == Better::Higher { "higher" } else { "lower" },
+                    if i == Better::Higher {
+                        "higher"
+                    } else {
+                        "lower"
+                    },
                     baseline.unwrap_or_default()
                 ),
             };
@@ -431,7 +463,11 @@ fn resolve_better(
                 &format!("{path}.target"),
                 format!(
                     "target contradicts `better: {}`: {why}",
-                    if b == Better::Higher { "higher" } else { "lower" }
+                    if b == Better::Higher {
+                        "higher"
+                    } else {
+                        "lower"
+                    }
                 ),
             );
             None
@@ -458,7 +494,11 @@ fn check_window(
 ) -> Option<Duration> {
     match (aggregate, window) {
         (Aggregate::Last, Some(_)) => {
-            diags.error(node, path, "aggregate `last` takes no window: it reads the latest point");
+            diags.error(
+                node,
+                path,
+                "aggregate `last` takes no window: it reads the latest point",
+            );
             None
         }
         (Aggregate::Last, None) => None,
@@ -466,7 +506,10 @@ fn check_window(
             diags.error(
                 node,
                 path,
-                format!("aggregate `{}` needs a window (e.g. `window: 7d`)", agg.as_str()),
+                format!(
+                    "aggregate `{}` needs a window (e.g. `window: 7d`)",
+                    agg.as_str()
+                ),
             );
             None
         }

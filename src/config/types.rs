@@ -35,7 +35,9 @@ impl FromStr for HumanDuration {
             }
             let n: u128 = rest[..digits].parse().map_err(|_| bad())?;
             rest = &rest[digits..];
-            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
             let millis: u128 = match &rest[..unit_len] {
                 "ms" => 1,
                 "s" => 1_000,
@@ -117,7 +119,9 @@ impl<'de> Deserialize<'de> for Tolerance {
                 Ok(Tolerance::Absolute(v as f64))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Tolerance, E> {
-                let bad = || E::custom(format!("invalid tolerance {v:?}: expected a percentage like 5% or a number like 0.3"));
+                let bad = || {
+                    E::custom(format!("invalid tolerance {v:?}: expected a percentage like 5% or a number like 0.3"))
+                };
                 match v.trim().strip_suffix('%') {
                     Some(pct) => {
                         let p: f64 = pct.trim().parse().map_err(|_| bad())?;
@@ -127,7 +131,11 @@ impl<'de> Deserialize<'de> for Tolerance {
                             Err(bad())
                         }
                     }
-                    None => v.trim().parse::<f64>().map_err(|_| bad()).and_then(|x| self.visit_f64(x)),
+                    None => v
+                        .trim()
+                        .parse::<f64>()
+                        .map_err(|_| bad())
+                        .and_then(|x| self.visit_f64(x)),
                 }
             }
         }
@@ -150,7 +158,9 @@ impl FromStr for Schedule {
     fn from_str(text: &str) -> Result<Self, String> {
         let text = text.trim();
         if let Some(rest) = text.strip_prefix("@every") {
-            let d: HumanDuration = rest.trim().parse()?;
+            let d: HumanDuration = rest.trim().parse().map_err(|_| {
+                format!("invalid schedule {text:?}: @every takes a duration like 30s, 5m, 1h")
+            })?;
             if d.0.is_zero() {
                 return Err("@every needs an interval longer than zero".into());
             }
@@ -228,8 +238,7 @@ pub struct Period {
 }
 
 /// A period as written in YAML.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub(super) enum RawPeriod {
     Named(String),
     Range(RawRange),
@@ -243,18 +252,36 @@ pub(super) struct RawRange {
 }
 
 impl RawPeriod {
-    pub(super) fn resolve(&self, node: &Node, path: &str, diags: &mut Diagnostics) -> Option<Period> {
+    /// Reads a period node: a name, or a `{start, end}` mapping.
+    pub(super) fn load(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<RawPeriod> {
+        match &node.kind {
+            super::yaml::Kind::Map(_) => diags.deserialize(node, path).map(RawPeriod::Range),
+            _ => diags.deserialize(node, path).map(RawPeriod::Named),
+        }
+    }
+
+    pub(super) fn resolve(
+        &self,
+        node: &Node,
+        path: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<Period> {
         let result = match self {
             RawPeriod::Named(name) => parse_named_period(name),
-            RawPeriod::Range(r) => match (parse_day_or_instant(&r.start), parse_day_or_instant(&r.end)) {
-                (Ok(start), Ok(end)) if start < end => Ok(Period {
-                    start,
-                    end,
-                    label: format!("{}..{}", r.start, r.end),
-                }),
-                (Ok(_), Ok(_)) => Err(format!("period end {} is not after its start {}", r.end, r.start)),
-                (Err(e), _) | (_, Err(e)) => Err(e),
-            },
+            RawPeriod::Range(r) => {
+                match (parse_day_or_instant(&r.start), parse_day_or_instant(&r.end)) {
+                    (Ok(start), Ok(end)) if start < end => Ok(Period {
+                        start,
+                        end,
+                        label: format!("{}..{}", r.start, r.end),
+                    }),
+                    (Ok(_), Ok(_)) => Err(format!(
+                        "period end {} is not after its start {}",
+                        r.end, r.start
+                    )),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                }
+            }
         };
         match result {
             Ok(p) => Some(p),
@@ -353,18 +380,37 @@ mod tests {
     #[test]
     fn schedules_use_standard_cron_semantics() {
         let monday_3am: Schedule = "0 3 * * 1".parse().unwrap();
-        let Schedule::Cron(s) = monday_3am else { panic!() };
-        let next = s.after(&Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap()).next().unwrap();
+        let Schedule::Cron(s) = monday_3am else {
+            panic!()
+        };
+        let next = s
+            .after(&Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap())
+            .next()
+            .unwrap();
         assert_eq!((next.weekday(), next.hour()), (Weekday::Mon, 3));
-        let Schedule::Cron(s) = "0 0 * * 0".parse().unwrap() else { panic!() };
-        let next = s.after(&Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap()).next().unwrap();
+        let Schedule::Cron(s) = "0 0 * * 0".parse().unwrap() else {
+            panic!()
+        };
+        let next = s
+            .after(&Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap())
+            .next()
+            .unwrap();
         assert_eq!(next.weekday(), Weekday::Sun);
-        let Schedule::Cron(s) = "0 0 * * 5-7".parse().unwrap() else { panic!() };
-        let days: Vec<_> = s.after(&Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()).take(3).map(|t| t.weekday()).collect();
+        let Schedule::Cron(s) = "0 0 * * 5-7".parse().unwrap() else {
+            panic!()
+        };
+        let days: Vec<_> = s
+            .after(&Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap())
+            .take(3)
+            .map(|t| t.weekday())
+            .collect();
         assert_eq!(days, [Weekday::Fri, Weekday::Sat, Weekday::Sun]);
         assert!("*/15 * * * *".parse::<Schedule>().is_ok());
         assert!("*/10 * * * * *".parse::<Schedule>().is_ok());
-        assert_eq!("@every 5m".parse::<Schedule>(), Ok(Schedule::Every(Duration::from_secs(300))));
+        assert_eq!(
+            "@every 5m".parse::<Schedule>(),
+            Ok(Schedule::Every(Duration::from_secs(300)))
+        );
         assert!("61 * * * *".parse::<Schedule>().is_err());
         assert!("* * *".parse::<Schedule>().is_err());
         assert!("@every soon".parse::<Schedule>().is_err());
@@ -372,7 +418,11 @@ mod tests {
 
     #[test]
     fn tolerances() {
-        let t = |s: &str| Tolerance::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s));
+        let t = |s: &str| {
+            Tolerance::deserialize(
+                serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s),
+            )
+        };
         assert_eq!(t("5%").unwrap(), Tolerance::Relative(0.05));
         assert_eq!(t("0.3").unwrap(), Tolerance::Absolute(0.3));
         assert!(t("lots").is_err());

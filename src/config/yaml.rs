@@ -108,7 +108,9 @@ pub fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
         return Err(message);
     }
     if builder.docs.is_empty() {
-        builder.docs.push(Node::new(Kind::Null, Span { line: 1, col: 1 }));
+        builder
+            .docs
+            .push(Node::new(Kind::Null, Span { line: 1, col: 1 }));
     }
     Ok(builder.docs)
 }
@@ -144,7 +146,9 @@ impl Builder {
                     None => *pending_key = Some(node),
                     Some(key) => {
                         if let Some(k) = key.as_str() {
-                            if entries.iter().any(|(e, _)| e.as_str() == Some(k)) && self.error.is_none() {
+                            if entries.iter().any(|(e, _)| e.as_str() == Some(k))
+                                && self.error.is_none()
+                            {
                                 self.error = Some(SyntaxError {
                                     span: key.span,
                                     message: format!("duplicate key {k:?}"),
@@ -165,9 +169,10 @@ impl MarkedEventReceiver for Builder {
         let span = span_of(mark);
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
-                let quoted = style != TScalarStyle::Plain
-                    || tag.as_ref().is_some_and(|t| t.suffix == "str");
-                let is_null = !quoted && matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL");
+                let quoted =
+                    style != TScalarStyle::Plain || tag.as_ref().is_some_and(|t| t.suffix == "str");
+                let is_null =
+                    !quoted && matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL");
                 let kind = if is_null {
                     Kind::Null
                 } else {
@@ -177,11 +182,13 @@ impl MarkedEventReceiver for Builder {
             }
             Event::SequenceStart(anchor, _) => {
                 self.anchor_of_open.push(anchor);
-                self.stack.push((Node::new(Kind::Seq(Vec::new()), span), None));
+                self.stack
+                    .push((Node::new(Kind::Seq(Vec::new()), span), None));
             }
             Event::MappingStart(anchor, _) => {
                 self.anchor_of_open.push(anchor);
-                self.stack.push((Node::new(Kind::Map(Vec::new()), span), None));
+                self.stack
+                    .push((Node::new(Kind::Map(Vec::new()), span), None));
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let (node, _) = self.stack.pop().expect("balanced events");
@@ -220,7 +227,10 @@ mod tests {
         assert_eq!(b.items()[1].span, Span { line: 4, col: 5 });
         assert_eq!(
             b.items()[1].kind,
-            Kind::Scalar { text: "y".into(), quoted: true }
+            Kind::Scalar {
+                text: "y".into(),
+                quoted: true
+            }
         );
     }
 

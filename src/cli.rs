@@ -1,0 +1,73 @@
+//! The command line: what `okrd` accepts, and which command runs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::commands;
+
+/// okrd scores OKR key results from real data, continuously.
+#[derive(Debug, Parser)]
+#[command(name = "okrd", version, about)]
+pub struct Cli {
+    /// The service config file [default: config/okrd.yaml, all defaults when absent].
+    #[arg(long, global = true, env = "OKRD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// okrd's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate all YAML and lint the OKRs; errors exit 1, warnings exit 0.
+    Check {
+        /// Make lint warnings fail too.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Compute and print every key result's score.
+    Score {
+        /// Evaluate at this instant (RFC 3339) instead of now.
+        #[arg(long, value_parser = parse_at)]
+        at: Option<crate::model::Timestamp>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Backfill points from a CSV or JSON-lines file; a bad row rejects the file whole.
+    Ingest {
+        /// A `.csv` file (header: metric, ts, value, labels...) or `.jsonl` (one point a line).
+        file: PathBuf,
+    },
+    /// Apply database migrations.
+    Migrate,
+}
+
+/// Output format of `okrd score`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// The JSON document of SPEC §5.
+    Json,
+}
+
+fn parse_at(text: &str) -> Result<crate::model::Timestamp, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("expected RFC 3339, e.g. 2026-11-15T00:00:00Z ({e})"))
+}
+
+/// Runs the chosen command.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = cli.config.as_deref();
+    match cli.command {
+        Command::Check { strict } => commands::check::run(config, strict).await,
+        Command::Score { at, format } => commands::score::run(config, at, format).await,
+        Command::Ingest { file } => commands::ingest::run(config, &file).await,
+        Command::Migrate => commands::migrate::run(config).await,
+    }
+}

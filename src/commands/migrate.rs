@@ -1,0 +1,23 @@
+//! `okrd migrate`: apply database migrations.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::load_config;
+use crate::store;
+
+/// Applies pending migrations to the configured database.
+pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = match load_config(config_path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let url = &config.service.database_url;
+    store::open(url)
+        .await
+        .with_context(|| format!("while migrating the store at {url}"))?;
+    println!("migrations applied to {url}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,388 @@
+//! The service configuration (`config/okrd.yaml`, SPEC §2).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::error::Diagnostics;
+use super::types::HumanDuration;
+use super::yaml::{Kind, Node};
+
+/// The validated service configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    /// `sqlite://...` or `postgres://...`.
+    pub database_url: String,
+    /// Directory of objective files.
+    pub objectives_dir: PathBuf,
+    /// Directory of connector files.
+    pub connectors_dir: PathBuf,
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// When set, writes need `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// Periodic recompute interval.
+    pub scoring_interval: Duration,
+    /// Status margin below expected for `at_risk`.
+    pub at_risk_margin: f64,
+    /// Status margin below expected for `off_track`.
+    pub off_track_margin: f64,
+    /// Teams and the notifiers they are told through.
+    pub teams: BTreeMap<String, Team>,
+    /// Declared notifiers by name.
+    pub notifiers: BTreeMap<String, Notifier>,
+}
+
+/// A team that owns objectives.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Team {
+    /// Names of notifiers declared under `notifiers`.
+    #[serde(default)]
+    pub notify: Vec<String>,
+}
+
+/// Where a team's alerts are delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notifier {
+    /// Slack incoming webhook.
+    Slack {
+        /// The webhook URL.
+        url: String,
+    },
+    /// A generic JSON webhook.
+    Webhook {
+        /// The URL receiving a POST.
+        url: String,
+        /// Extra request headers.
+        headers: BTreeMap<String, String>,
+    },
+    /// Email through SMTP.
+    Email {
+        /// Recipients.
+        to: Vec<String>,
+        /// `smtp://host:port` (or `smtps://`).
+        smtp: String,
+        /// Sender address.
+        from: String,
+    },
+    /// Prometheus Alertmanager API v2.
+    Alertmanager {
+        /// Alertmanager base URLs.
+        urls: Vec<String>,
+    },
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://data/okrd.db".into(),
+            objectives_dir: "config/objectives".into(),
+            connectors_dir: "connectors".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            token: None,
+            scoring_interval: Duration::from_secs(30),
+            at_risk_margin: 0.10,
+            off_track_margin: 0.25,
+            teams: BTreeMap::new(),
+            notifiers: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPaths {
+    objectives: Option<PathBuf>,
+    connectors: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<String>,
+    token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawScoring {
+    interval: Option<HumanDuration>,
+    at_risk_margin: Option<f64>,
+    off_track_margin: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlack {
+    #[serde(rename = "type")]
+    _type: String,
+    url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    #[serde(rename = "type")]
+    _type: String,
+    url: String,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmail {
+    #[serde(rename = "type")]
+    _type: String,
+    to: Vec<String>,
+    smtp: String,
+    from: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlertmanager {
+    #[serde(rename = "type")]
+    _type: String,
+    urls: Vec<String>,
+}
+
+/// The top-level keys of the service config: only `OKRD_*` variables under
+/// these are overrides (so `OKRD_API_TOKEN`, referenced as `${OKRD_API_TOKEN}`,
+/// is not mistaken for one).
+pub(super) const SECTIONS: [&str; 6] =
+    ["database", "paths", "http", "scoring", "teams", "notifiers"];
+
+/// Validates the service config document (already expanded and overridden).
+pub(super) fn load_service(node: &Node, diags: &mut Diagnostics) -> Option<ServiceConfig> {
+    let before = diags.error_count();
+    match &node.kind {
+        Kind::Null => {}
+        Kind::Map(entries) => {
+            for (key, _) in entries {
+                let name = key.as_str().unwrap_or_default();
+                if !SECTIONS.contains(&name) {
+                    diags.error(
+                        key,
+                        name,
+                        format!(
+                            "unknown field `{name}`, expected one of {}",
+                            SECTIONS.map(|s| format!("`{s}`")).join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        _ => {
+            diags.error(node, "", "the service config must be a mapping");
+            return None;
+        }
+    }
+    // Each section is read on its own, so an error in one does not hide
+    // the errors in another.
+    let database: RawDatabase = section(node, "database", diags);
+    let paths: RawPaths = section(node, "paths", diags);
+    let http: RawHttp = section(node, "http", diags);
+    let scoring: RawScoring = section(node, "scoring", diags);
+    let raw_teams: BTreeMap<String, Option<Team>> = section(node, "teams", diags);
+    let raw_notifiers: BTreeMap<String, Node> = section(node, "notifiers", diags);
+    let d = ServiceConfig::default();
+    let at = |path: &[&str]| path.iter().try_fold(node, |n, k| n.get(k)).unwrap_or(node);
+
+    let listen = match http.listen {
+        None => d.listen,
+        Some(text) => text.parse().unwrap_or_else(|_| {
+            diags.error(
+                at(&["http", "listen"]),
+                "http.listen",
+                format!("invalid listen address {text:?}: expected HOST:PORT, e.g. 127.0.0.1:9464"),
+            );
+            d.listen
+        }),
+    };
+    let database_url = database.url.unwrap_or(d.database_url);
+    if !["sqlite:", "postgres://", "postgresql://"]
+        .iter()
+        .any(|p| database_url.starts_with(p))
+    {
+        diags.error(
+            at(&["database", "url"]),
+            "database.url",
+            format!("unsupported database url {database_url:?}: expected sqlite://PATH or postgres://USER@HOST/DB"),
+        );
+    }
+    let at_risk_margin = scoring.at_risk_margin.unwrap_or(d.at_risk_margin);
+    let off_track_margin = scoring.off_track_margin.unwrap_or(d.off_track_margin);
+    for (key, v) in [
+        ("at_risk_margin", at_risk_margin),
+        ("off_track_margin", off_track_margin),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            diags.error(
+                at(&["scoring", key]),
+                &format!("scoring.{key}"),
+                "a margin is a score difference between 0.0 and 1.0",
+            );
+        }
+    }
+    if at_risk_margin > off_track_margin {
+        diags.error(
+            at(&["scoring", "off_track_margin"]),
+            "scoring.off_track_margin",
+            format!("off_track_margin ({off_track_margin}) must not be smaller than at_risk_margin ({at_risk_margin})"),
+        );
+    }
+    let scoring_interval = scoring.interval.map_or(d.scoring_interval, |i| i.0);
+    if scoring_interval.is_zero() {
+        diags.error(
+            at(&["scoring", "interval"]),
+            "scoring.interval",
+            "interval must be longer than zero",
+        );
+    }
+
+    let mut notifiers = BTreeMap::new();
+    for (name, n) in &raw_notifiers {
+        let path = format!("notifiers.{name}");
+        if let Some(notifier) = load_notifier(n, &path, diags) {
+            notifiers.insert(name.clone(), notifier);
+        }
+    }
+    let teams: BTreeMap<String, Team> = raw_teams
+        .into_iter()
+        .map(|(name, t)| (name, t.unwrap_or(Team { notify: Vec::new() })))
+        .collect();
+    for (team, t) in &teams {
+        for (i, name) in t.notify.iter().enumerate() {
+            if !raw_notifiers.contains_key(name) {
+                let n = at(&["teams", team, "notify"]);
+                let n = n.items().get(i).unwrap_or(n);
+                let known: Vec<_> = raw_notifiers.keys().map(String::as_str).collect();
+                diags.error(
+                    n,
+                    &format!("teams.{team}.notify[{i}]"),
+                    format!(
+                        "unknown notifier {name:?} (declared: {})",
+                        list_or_none(&known)
+                    ),
+                );
+            }
+        }
+    }
+
+    (diags.error_count() == before).then(|| ServiceConfig {
+        database_url,
+        objectives_dir: paths.objectives.unwrap_or(d.objectives_dir),
+        connectors_dir: paths.connectors.unwrap_or(d.connectors_dir),
+        listen,
+        token: http.token,
+        scoring_interval,
+        at_risk_margin,
+        off_track_margin,
+        teams,
+        notifiers,
+    })
+}
+
+/// Reads the section `key` of the service config; absent or invalid means
+/// its defaults (an invalid one has been reported).
+fn section<T: serde::de::DeserializeOwned + Default>(
+    root: &Node,
+    key: &str,
+    diags: &mut Diagnostics,
+) -> T {
+    match root.get(key) {
+        Some(n) if !n.is_null() => diags.deserialize(n, key).unwrap_or_default(),
+        _ => T::default(),
+    }
+}
+
+fn load_notifier(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<Notifier> {
+    let Some(kind) = type_of(
+        node,
+        path,
+        &["slack", "webhook", "email", "alertmanager"],
+        diags,
+    ) else {
+        return None;
+    };
+    Some(match kind.as_str() {
+        "slack" => {
+            let r: RawSlack = diags.deserialize(node, path)?;
+            Notifier::Slack { url: r.url }
+        }
+        "webhook" => {
+            let r: RawWebhook = diags.deserialize(node, path)?;
+            Notifier::Webhook {
+                url: r.url,
+                headers: r.headers,
+            }
+        }
+        "email" => {
+            let r: RawEmail = diags.deserialize(node, path)?;
+            Notifier::Email {
+                to: r.to,
+                smtp: r.smtp,
+                from: r.from,
+            }
+        }
+        _ => {
+            let r: RawAlertmanager = diags.deserialize(node, path)?;
+            Notifier::Alertmanager { urls: r.urls }
+        }
+    })
+}
+
+/// Reads the `type` key of a tagged mapping and checks it against `known`.
+pub(super) fn type_of(
+    node: &Node,
+    path: &str,
+    known: &[&str],
+    diags: &mut Diagnostics,
+) -> Option<String> {
+    if !matches!(node.kind, Kind::Map(_)) {
+        diags.error(node, path, "expected a mapping with a `type` key");
+        return None;
+    }
+    let Some(t) = node.get("type") else {
+        diags.error(
+            node,
+            path,
+            format!("missing field `type` (one of: {})", known.join(", ")),
+        );
+        return None;
+    };
+    match t.as_str() {
+        Some(s) if known.contains(&s) => Some(s.to_string()),
+        _ => {
+            diags.error(
+                t,
+                &format!("{path}.type"),
+                format!(
+                    "unknown type {:?}: expected one of {}",
+                    t.as_str().unwrap_or_default(),
+                    known.join(", ")
+                ),
+            );
+            None
+        }
+    }
+}
+
+pub(super) fn list_or_none(items: &[&str]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}
