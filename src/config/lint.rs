@@ -86,7 +86,7 @@ pub fn lint(
         if o.key_results.len() > MAX_KEY_RESULTS {
             d.warn(
                 &o.file,
-                top,
+                o.span,
                 "key_results",
                 format!(
                     "objective {} has {} key results: more than {MAX_KEY_RESULTS} dilutes attention; keep the ones that prove the objective",

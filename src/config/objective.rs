@@ -29,6 +29,8 @@ pub struct Objective {
     pub key_results: Vec<KeyResult>,
     /// The file the objective came from, for messages.
     pub file: String,
+    /// Where the objective's document starts in that file.
+    pub span: Span,
 }
 
 /// A key result bound to a metric series.
@@ -283,6 +285,7 @@ pub(super) fn load_objective(node: &Node, diags: &mut Diagnostics) -> Option<Obj
         aligns_to: raw.aligns_to,
         key_results,
         file: diags.file().to_string(),
+        span: node.span,
     })
 }
 

@@ -11,7 +11,7 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// Where a node starts: 1-based line and column. Line 0 marks a value that
 /// came from the environment (`OKRD_*` overrides) rather than from a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Span {
     /// 1-based line; 0 for values set through the environment.
     pub line: u32,
@@ -191,7 +191,14 @@ impl MarkedEventReceiver for Builder {
                     .push((Node::new(Kind::Map(Vec::new()), span), None));
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                let (node, _) = self.stack.pop().expect("balanced events");
+                let (mut node, _) = self.stack.pop().expect("balanced events");
+                // The parser marks a block mapping after its first key; a
+                // mapping is where its first key is.
+                if let Kind::Map(entries) = &node.kind {
+                    if let Some((first_key, _)) = entries.first() {
+                        node.span = node.span.min(first_key.span);
+                    }
+                }
                 let anchor = self.anchor_of_open.pop().unwrap_or(0);
                 self.push_value(node, anchor);
             }

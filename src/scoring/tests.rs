@@ -605,6 +605,7 @@ fn objective_score_weights_krs_and_counts_no_data_as_zero() {
         aligns_to: None,
         key_results: vec![weighted(1.0), weighted(2.0), weighted(1.0)],
         file: "o.yaml".into(),
+        span: Default::default(),
     };
     let krs = &objective.key_results;
     let scores = [
