@@ -308,14 +308,12 @@ fn section<T: serde::de::DeserializeOwned + Default>(
 }
 
 fn load_notifier(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<Notifier> {
-    let Some(kind) = type_of(
+    let kind = type_of(
         node,
         path,
         &["slack", "webhook", "email", "alertmanager"],
         diags,
-    ) else {
-        return None;
-    };
+    )?;
     Some(match kind.as_str() {
         "slack" => {
             let r: RawSlack = diags.deserialize(node, path)?;
