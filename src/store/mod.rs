@@ -8,6 +8,7 @@
 //! - writes are batched: no round trip per point;
 //! - migrations are applied by [`open`] before the store is returned.
 
+mod batch;
 mod migrations;
 mod postgres;
 mod sqlite;
@@ -77,12 +78,21 @@ pub trait Store: Send + Sync {
     /// Writes `points` idempotently, in one transaction, in batches; calls
     /// `progress` with the running count of points written. Returns how many
     /// distinct (series, ts) points the call stored.
-    async fn write_points(&self, points: &[Point], progress: Progress<'_>) -> Result<usize, StoreError>;
+    async fn write_points(
+        &self,
+        points: &[Point],
+        progress: Progress<'_>,
+    ) -> Result<usize, StoreError>;
 
     /// A series' points for scoring, ascending by ts: the latest point at or
     /// before `from` (if any), then every point with `from < ts <= to`.
     /// An unknown series has no points.
-    async fn load_series(&self, key: &SeriesKey, from: Timestamp, to: Timestamp) -> Result<Vec<Sample>, StoreError>;
+    async fn load_series(
+        &self,
+        key: &SeriesKey,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Sample>, StoreError>;
 
     /// Names of the metrics that have at least one stored point.
     async fn metrics_with_points(&self) -> Result<BTreeSet<String>, StoreError>;
@@ -112,6 +122,23 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
         Ok(Arc::new(SqliteStore::open(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PostgresStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_string()))
+    }
+}
+
+/// Applies pending migrations to the database at `url`, as [`open`] does, and
+/// returns the names of those this call applied (e.g. `["0001_init"]`), empty
+/// when the schema was already current. What `okrd migrate` runs.
+pub async fn migrate(url: &str) -> Result<Vec<String>, StoreError> {
+    if url.starts_with("sqlite:") {
+        let (store, applied) = SqliteStore::open_migrated(url).await?;
+        store.close().await;
+        Ok(applied)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let (store, applied) = PostgresStore::open_migrated(url).await?;
+        store.close().await;
+        Ok(applied)
     } else {
         Err(StoreError::UnsupportedUrl(url.to_string()))
     }

@@ -1,14 +1,362 @@
-//! TODO
+//! The PostgreSQL store.
+//!
+//! Batches travel as arrays expanded by `UNNEST`, a few statements per chunk
+//! of tens of thousands of points, their text constant so that each is
+//! prepared once per connection.
+
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::Connection;
+
+use super::batch::{self, Batch, Row, SeriesCache};
+use super::migrations;
 use super::*;
-/// PostgreSQL store.
-pub struct PostgresStore;
-impl PostgresStore { pub async fn open(_url: &str) -> Result<Self, StoreError> { todo!() } }
+
+/// Points per statement. Large enough that round trips do not matter, small
+/// enough that progress moves and no single array is huge.
+const POINT_CHUNK: usize = 20_000;
+
+/// Series per statement.
+const SERIES_CHUNK: usize = 10_000;
+
+/// Connections per process: the scorer, the API and a few connectors.
+const MAX_CONNECTIONS: u32 = 8;
+
+const INSERT_SERIES: &str = "INSERT INTO series (metric, labels) \
+     SELECT * FROM UNNEST($1::text[], $2::text[]) \
+     ON CONFLICT (metric, labels) DO UPDATE SET metric = EXCLUDED.metric \
+     RETURNING id, metric, labels";
+
+// An unchanged value is not rewritten: re-sent data (overlapping pulls) then
+// creates no dead row versions.
+const UPSERT_POINTS: &str = "INSERT INTO points (series_id, ts, value) \
+     SELECT * FROM UNNEST($1::bigint[], $2::timestamptz[], $3::float8[]) \
+     ON CONFLICT (series_id, ts) DO UPDATE SET value = EXCLUDED.value \
+     WHERE points.value <> EXCLUDED.value";
+
+// For chunks of new points only. An upsert costs PostgreSQL about twice a
+// plain insert (speculative insertion), which dominates bulk imports.
+const INSERT_POINTS: &str = "INSERT INTO points (series_id, ts, value) \
+     SELECT * FROM UNNEST($1::bigint[], $2::timestamptz[], $3::float8[])";
+
+// Whether any stored point of a series falls within the chunk's ts range for
+// it: one short index probe per series. A correlated subquery rather than a
+// join, because the planner would hash-join a join against the whole table.
+const ANY_STORED: &str = "SELECT coalesce(bool_or(EXISTS ( \
+       SELECT 1 FROM points p WHERE p.series_id = r.series_id AND p.ts BETWEEN r.lo AND r.hi)), false) \
+     FROM UNNEST($1::bigint[], $2::timestamptz[], $3::timestamptz[]) AS r (series_id, lo, hi)";
+
+/// A store in a PostgreSQL database.
+pub struct PostgresStore {
+    pool: PgPool,
+    series: SeriesCache,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://USER@HOST/DB`) and applies pending
+    /// migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::open_migrated(url).await?.0)
+    }
+
+    /// Like [`PostgresStore::open`], also returning the names of the
+    /// migrations this call applied (e.g. `["0001_init"]`).
+    pub async fn open_migrated(url: &str) -> Result<(Self, Vec<String>), StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect(url)
+            .await?;
+        let applied = migrations::run(&pool, migrations::POSTGRES).await?;
+        let store = Self {
+            pool,
+            series: SeriesCache::default(),
+        };
+        Ok((store, applied))
+    }
+
+    /// Closes the connections, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The id of `key`, if the series exists.
+    async fn series_id(&self, key: &SeriesKey) -> Result<Option<i64>, StoreError> {
+        if let Some(id) = self.series.get(key) {
+            return Ok(Some(id));
+        }
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM series WHERE metric = $1 AND labels = $2")
+                .bind(&key.metric)
+                .bind(key.labels_json())
+                .fetch_optional(&self.pool)
+                .await?;
+        if let Some(id) = id {
+            self.series.insert([(Arc::new(key.clone()), id)]);
+        }
+        Ok(id)
+    }
+}
+
+/// A chunk of rows as the column arrays `UNNEST` takes, reused across chunks.
+struct Columns {
+    series_ids: Vec<i64>,
+    timestamps: Vec<Timestamp>,
+    values: Vec<f64>,
+}
+
+impl Columns {
+    fn with_capacity(rows: usize) -> Self {
+        Self {
+            series_ids: Vec::with_capacity(rows),
+            timestamps: Vec::with_capacity(rows),
+            values: Vec::with_capacity(rows),
+        }
+    }
+
+    fn fill(&mut self, rows: &[Row]) {
+        self.series_ids.clear();
+        self.timestamps.clear();
+        self.values.clear();
+        for row in rows {
+            self.series_ids.push(row.series_id);
+            self.timestamps.push(row.ts);
+            self.values.push(row.value);
+        }
+    }
+
+    /// Runs `sql` (`INSERT_POINTS` or `UPSERT_POINTS`) with the columns.
+    async fn execute(&self, sql: &'static str, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query(sql)
+            .bind(&self.series_ids)
+            .bind(&self.timestamps)
+            .bind(&self.values)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Whether any point is stored in the span `chunk` covers, per series.
+/// `chunk` is sorted by (series_id, ts), so each series is one run.
+async fn any_stored(conn: &mut PgConnection, chunk: &[Row]) -> Result<bool, sqlx::Error> {
+    let mut series_ids = Vec::new();
+    let mut lows = Vec::new();
+    let mut highs: Vec<Timestamp> = Vec::new();
+    for row in chunk {
+        if series_ids.last() == Some(&row.series_id) {
+            if let Some(high) = highs.last_mut() {
+                *high = row.ts;
+            }
+        } else {
+            series_ids.push(row.series_id);
+            lows.push(row.ts);
+            highs.push(row.ts);
+        }
+    }
+    sqlx::query_scalar(ANY_STORED)
+        .bind(series_ids)
+        .bind(lows)
+        .bind(highs)
+        .fetch_one(conn)
+        .await
+}
+
+type ScoreRow = (
+    String,
+    String,
+    Timestamp,
+    Option<f64>,
+    Option<f64>,
+    f64,
+    f64,
+    String,
+);
+
 #[async_trait]
 impl Store for PostgresStore {
-    async fn write_points(&self, _points: &[Point], _progress: Progress<'_>) -> Result<usize, StoreError> { todo!() }
-    async fn load_series(&self, _key: &SeriesKey, _from: Timestamp, _to: Timestamp) -> Result<Vec<Sample>, StoreError> { todo!() }
-    async fn metrics_with_points(&self) -> Result<BTreeSet<String>, StoreError> { todo!() }
-    async fn record_score(&self, _record: &ScoreRecord) -> Result<bool, StoreError> { todo!() }
-    async fn score_history(&self, _o: &str, _k: &str, _from: Timestamp, _to: Timestamp) -> Result<Vec<ScoreRecord>, StoreError> { todo!() }
-    async fn ping(&self) -> Result<(), StoreError> { todo!() }
+    async fn write_points(
+        &self,
+        points: &[Point],
+        progress: Progress<'_>,
+    ) -> Result<usize, StoreError> {
+        if points.is_empty() {
+            return Ok(0);
+        }
+        let batch = Batch::new(points);
+        let mut ids = self.series.get_all(&batch.series);
+        let unknown = batch::unknown(&batch, &ids);
+
+        let mut tx = self.pool.begin().await?;
+        for chunk in unknown.chunks(SERIES_CHUNK) {
+            let metrics: Vec<&str> = chunk.iter().map(|s| s.key.metric.as_str()).collect();
+            let labels: Vec<&str> = chunk.iter().map(|s| s.labels.as_str()).collect();
+            let returned: Vec<(i64, String, String)> = sqlx::query_as(INSERT_SERIES)
+                .bind(metrics)
+                .bind(labels)
+                .fetch_all(&mut *tx)
+                .await?;
+            batch::assign(chunk, returned, &mut ids);
+        }
+        let ids = batch::resolved(&batch, ids)?;
+
+        let rows = batch.rows(&ids);
+        let mut columns = Columns::with_capacity(POINT_CHUNK.min(rows.len()));
+        let mut written = 0;
+        for chunk in rows.chunks(POINT_CHUNK) {
+            columns.fill(chunk);
+            if any_stored(&mut tx, chunk).await? {
+                columns.execute(UPSERT_POINTS, &mut tx).await?;
+            } else {
+                // A concurrent call may be inserting the same points; its
+                // commit turns the plain insert into a unique violation, and
+                // the savepoint lets this chunk fall back to the upsert
+                // without losing the rest of the transaction.
+                let mut savepoint = tx.begin().await?;
+                match columns.execute(INSERT_POINTS, &mut savepoint).await {
+                    Ok(()) => savepoint.commit().await?,
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        savepoint.rollback().await?;
+                        columns.execute(UPSERT_POINTS, &mut tx).await?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            written += chunk.len();
+            progress(written);
+        }
+        tx.commit().await?;
+
+        self.series.insert(
+            unknown
+                .iter()
+                .map(|series| (Arc::clone(series.key), ids[series.index])),
+        );
+        Ok(rows.len())
+    }
+
+    async fn load_series(
+        &self,
+        key: &SeriesKey,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Sample>, StoreError> {
+        let Some(id) = self.series_id(key).await? else {
+            return Ok(Vec::new());
+        };
+        // The anchor (latest point at or before `from`) and the range are one
+        // contiguous stretch of the primary key: everything from the anchor
+        // on, since no point lies between the anchor and `from`. Without an
+        // anchor, `ts >= from` is `ts > from`, as no point sits at `from`.
+        // `to` is raised to `from` so that the anchor alone is returned when
+        // the range is empty.
+        let rows: Vec<(Timestamp, f64)> = sqlx::query_as(
+            "SELECT ts, value FROM points \
+             WHERE series_id = $1 \
+               AND ts >= coalesce((SELECT max(ts) FROM points WHERE series_id = $1 AND ts <= $2), $2) \
+               AND ts <= $3 \
+             ORDER BY ts",
+        )
+        .bind(id)
+        .bind(from)
+        .bind(to.max(from))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(ts, value)| Sample::new(ts, value))
+            .collect())
+    }
+
+    async fn metrics_with_points(&self) -> Result<BTreeSet<String>, StoreError> {
+        let metrics: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT metric FROM series s \
+             WHERE EXISTS (SELECT 1 FROM points p WHERE p.series_id = s.id)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(metrics.into_iter().collect())
+    }
+
+    async fn record_score(&self, record: &ScoreRecord) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let newest: Option<(Option<f64>, Option<f64>, f64, String)> = sqlx::query_as(
+            "SELECT value, progress, score, status FROM kr_scores \
+             WHERE objective = $1 AND key_result = $2 AND at <= $3 \
+             ORDER BY at DESC LIMIT 1",
+        )
+        .bind(&record.objective)
+        .bind(&record.key_result)
+        .bind(record.at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((value, progress, score, status)) = newest {
+            if value == record.value
+                && progress == record.progress
+                && score == record.score
+                && status == record.status
+            {
+                return Ok(false);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO kr_scores (objective, key_result, at, value, progress, score, expected, status) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (objective, key_result, at) DO UPDATE SET \
+               value = EXCLUDED.value, progress = EXCLUDED.progress, score = EXCLUDED.score, \
+               expected = EXCLUDED.expected, status = EXCLUDED.status",
+        )
+        .bind(&record.objective)
+        .bind(&record.key_result)
+        .bind(record.at)
+        .bind(record.value)
+        .bind(record.progress)
+        .bind(record.score)
+        .bind(record.expected)
+        .bind(&record.status)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn score_history(
+        &self,
+        objective: &str,
+        key_result: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<ScoreRecord>, StoreError> {
+        let rows: Vec<ScoreRow> = sqlx::query_as(
+            "SELECT objective, key_result, at, value, progress, score, expected, status FROM kr_scores \
+             WHERE objective = $1 AND key_result = $2 AND at > $3 AND at <= $4 \
+             ORDER BY at",
+        )
+        .bind(objective)
+        .bind(key_result)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(objective, key_result, at, value, progress, score, expected, status)| {
+                    ScoreRecord {
+                        objective,
+                        key_result,
+                        at,
+                        value,
+                        progress,
+                        score,
+                        expected,
+                        status,
+                    }
+                },
+            )
+            .collect())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
 }

@@ -1,14 +1,395 @@
-//! TODO
+//! The embedded SQLite store, okrd's default.
+//!
+//! Timestamps are stored as integer microseconds since the Unix epoch. Writes
+//! use multi-row statements of a fixed size, so each shape is prepared once
+//! per connection and then reused from sqlx's statement cache.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+use super::batch::{self, Batch, SeriesCache};
+use super::migrations;
 use super::*;
-/// SQLite store.
-pub struct SqliteStore;
-impl SqliteStore { pub async fn open(_url: &str) -> Result<Self, StoreError> { todo!() } }
+
+/// Points per insert statement: 3 parameters each, well under SQLite's
+/// 32,766-parameter limit, and large enough that per-statement overhead
+/// vanishes.
+const POINT_CHUNK: usize = 500;
+
+/// Series per insert statement (2 parameters each).
+const SERIES_CHUNK: usize = 500;
+
+/// How long a writer waits for another connection's write lock. Generous,
+/// because a large import holds the lock for seconds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Readers can proceed alongside the one writer under WAL.
+const MAX_CONNECTIONS: u32 = 4;
+
+static POINTS_FULL: LazyLock<String> = LazyLock::new(|| points_sql(POINT_CHUNK));
+static SERIES_FULL: LazyLock<String> = LazyLock::new(|| series_sql(SERIES_CHUNK));
+
+/// A store in a SQLite database file (or in memory, for tests).
+pub struct SqliteStore {
+    pool: SqlitePool,
+    series: SeriesCache,
+}
+
+impl SqliteStore {
+    /// Opens `url` (`sqlite://data/okrd.db`, `sqlite:///abs/path.db` or
+    /// `sqlite::memory:`), creating the file and its directory if needed, and
+    /// applies pending migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::open_migrated(url).await?.0)
+    }
+
+    /// Like [`SqliteStore::open`], also returning the names of the
+    /// migrations this call applied (e.g. `["0001_init"]`).
+    pub async fn open_migrated(url: &str) -> Result<(Self, Vec<String>), StoreError> {
+        let in_memory = is_in_memory(url);
+        let mut options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool_options = if in_memory {
+            // Every connection to `:memory:` is its own database, so the pool
+            // holds exactly one and never lets it go.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            let path = options.get_filename();
+            if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            // WAL lets the API read while an import writes; NORMAL is
+            // durable across application crashes, which is what WAL needs.
+            options = options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
+            SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS)
+        };
+        let pool = pool_options.connect_with(options).await?;
+        let applied = migrations::run(&pool, migrations::SQLITE).await?;
+        let store = Self {
+            pool,
+            series: SeriesCache::default(),
+        };
+        Ok((store, applied))
+    }
+
+    /// Closes the connections, waiting for those in use to be returned;
+    /// SQLite then folds the WAL back into the database file.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a write transaction that holds the write lock from its first
+    /// statement: a deferred one that reads first could fail with SQLITE_BUSY
+    /// when it upgrades, without waiting for the busy timeout.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// The id of `key`, if the series exists.
+    async fn series_id(&self, key: &SeriesKey) -> Result<Option<i64>, StoreError> {
+        if let Some(id) = self.series.get(key) {
+            return Ok(Some(id));
+        }
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM series WHERE metric = ? AND labels = ?")
+                .bind(&key.metric)
+                .bind(key.labels_json())
+                .fetch_optional(&self.pool)
+                .await?;
+        if let Some(id) = id {
+            self.series.insert([(Arc::new(key.clone()), id)]);
+        }
+        Ok(id)
+    }
+}
+
+/// Whether `url` names an in-memory database, which sqlx does not expose.
+fn is_in_memory(url: &str) -> bool {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+    database == ":memory:" || params.split('&').any(|param| param == "mode=memory")
+}
+
+/// `INSERT INTO points` of `rows` rows that replaces existing values; an
+/// unchanged value is left alone so that re-sent data dirties no pages.
+fn points_sql(rows: usize) -> String {
+    let mut sql = String::from("INSERT INTO points (series_id, ts, value) VALUES ");
+    push_tuples(&mut sql, rows, "(?, ?, ?)");
+    sql.push_str(
+        " ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value \
+         WHERE value <> excluded.value",
+    );
+    sql
+}
+
+/// `INSERT INTO series` of `rows` rows that returns the id of each, new or
+/// not (the no-op update makes existing rows part of RETURNING).
+fn series_sql(rows: usize) -> String {
+    let mut sql = String::from("INSERT INTO series (metric, labels) VALUES ");
+    push_tuples(&mut sql, rows, "(?, ?)");
+    sql.push_str(
+        " ON CONFLICT (metric, labels) DO UPDATE SET metric = excluded.metric \
+         RETURNING id, metric, labels",
+    );
+    sql
+}
+
+fn push_tuples(sql: &mut String, rows: usize, tuple: &str) {
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(tuple);
+    }
+}
+
+/// The full-size statement for a chunk of the full size, else a one-off.
+fn chunk_sql<'a>(
+    full: &'a str,
+    full_rows: usize,
+    rows: usize,
+    build: fn(usize) -> String,
+) -> Cow<'a, str> {
+    if rows == full_rows {
+        Cow::Borrowed(full)
+    } else {
+        Cow::Owned(build(rows))
+    }
+}
+
+fn micros_to_ts(micros: i64) -> Result<Timestamp, StoreError> {
+    Utc.timestamp_micros(micros).single().ok_or_else(|| {
+        StoreError::Database(sqlx::Error::Decode(
+            format!("stored timestamp {micros} µs is out of range").into(),
+        ))
+    })
+}
+
+type ScoreRow = (
+    String,
+    String,
+    i64,
+    Option<f64>,
+    Option<f64>,
+    f64,
+    f64,
+    String,
+);
+
 #[async_trait]
 impl Store for SqliteStore {
-    async fn write_points(&self, _points: &[Point], _progress: Progress<'_>) -> Result<usize, StoreError> { todo!() }
-    async fn load_series(&self, _key: &SeriesKey, _from: Timestamp, _to: Timestamp) -> Result<Vec<Sample>, StoreError> { todo!() }
-    async fn metrics_with_points(&self) -> Result<BTreeSet<String>, StoreError> { todo!() }
-    async fn record_score(&self, _record: &ScoreRecord) -> Result<bool, StoreError> { todo!() }
-    async fn score_history(&self, _o: &str, _k: &str, _from: Timestamp, _to: Timestamp) -> Result<Vec<ScoreRecord>, StoreError> { todo!() }
-    async fn ping(&self) -> Result<(), StoreError> { todo!() }
+    async fn write_points(
+        &self,
+        points: &[Point],
+        progress: Progress<'_>,
+    ) -> Result<usize, StoreError> {
+        if points.is_empty() {
+            return Ok(0);
+        }
+        let batch = Batch::new(points);
+        let mut ids = self.series.get_all(&batch.series);
+        let unknown = batch::unknown(&batch, &ids);
+
+        let mut tx = self.begin_write().await?;
+        for chunk in unknown.chunks(SERIES_CHUNK) {
+            let sql = chunk_sql(&SERIES_FULL, SERIES_CHUNK, chunk.len(), series_sql);
+            let mut query = sqlx::query_as::<_, (i64, String, String)>(&sql);
+            for series in chunk {
+                query = query.bind(&series.key.metric).bind(&series.labels);
+            }
+            let returned = query.fetch_all(&mut *tx).await?;
+            batch::assign(chunk, returned, &mut ids);
+        }
+        let ids = batch::resolved(&batch, ids)?;
+
+        let rows = batch.rows(&ids);
+        let mut written = 0;
+        for chunk in rows.chunks(POINT_CHUNK) {
+            let sql = chunk_sql(&POINTS_FULL, POINT_CHUNK, chunk.len(), points_sql);
+            let mut query = sqlx::query(&sql);
+            for row in chunk {
+                query = query
+                    .bind(row.series_id)
+                    .bind(row.ts.timestamp_micros())
+                    .bind(row.value);
+            }
+            query.execute(&mut *tx).await?;
+            written += chunk.len();
+            progress(written);
+        }
+        tx.commit().await?;
+
+        self.series.insert(
+            unknown
+                .iter()
+                .map(|series| (Arc::clone(series.key), ids[series.index])),
+        );
+        Ok(rows.len())
+    }
+
+    async fn load_series(
+        &self,
+        key: &SeriesKey,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Sample>, StoreError> {
+        let Some(id) = self.series_id(key).await? else {
+            return Ok(Vec::new());
+        };
+        // The anchor (latest point at or before `from`) and the range are one
+        // contiguous stretch of the primary key: everything from the anchor
+        // on, since no point lies between the anchor and `from`. Without an
+        // anchor, `ts >= from` is `ts > from`, as no point sits at `from`.
+        // `to` is raised to `from` so that the anchor alone is returned when
+        // the range is empty.
+        let rows: Vec<(i64, f64)> = sqlx::query_as(
+            "SELECT ts, value FROM points \
+             WHERE series_id = ?1 \
+               AND ts >= coalesce((SELECT max(ts) FROM points WHERE series_id = ?1 AND ts <= ?2), ?2) \
+               AND ts <= ?3 \
+             ORDER BY ts",
+        )
+        .bind(id)
+        .bind(from.timestamp_micros())
+        .bind(to.max(from).timestamp_micros())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(ts, value)| Ok(Sample::new(micros_to_ts(ts)?, value)))
+            .collect()
+    }
+
+    async fn metrics_with_points(&self) -> Result<BTreeSet<String>, StoreError> {
+        let metrics: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT metric FROM series s \
+             WHERE EXISTS (SELECT 1 FROM points p WHERE p.series_id = s.id)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(metrics.into_iter().collect())
+    }
+
+    async fn record_score(&self, record: &ScoreRecord) -> Result<bool, StoreError> {
+        let at = record.at.timestamp_micros();
+        let mut tx = self.begin_write().await?;
+        let newest: Option<(Option<f64>, Option<f64>, f64, String)> = sqlx::query_as(
+            "SELECT value, progress, score, status FROM kr_scores \
+             WHERE objective = ? AND key_result = ? AND at <= ? \
+             ORDER BY at DESC LIMIT 1",
+        )
+        .bind(&record.objective)
+        .bind(&record.key_result)
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((value, progress, score, status)) = newest {
+            if value == record.value
+                && progress == record.progress
+                && score == record.score
+                && status == record.status
+            {
+                return Ok(false);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO kr_scores (objective, key_result, at, value, progress, score, expected, status) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (objective, key_result, at) DO UPDATE SET \
+               value = excluded.value, progress = excluded.progress, score = excluded.score, \
+               expected = excluded.expected, status = excluded.status",
+        )
+        .bind(&record.objective)
+        .bind(&record.key_result)
+        .bind(at)
+        .bind(record.value)
+        .bind(record.progress)
+        .bind(record.score)
+        .bind(record.expected)
+        .bind(&record.status)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn score_history(
+        &self,
+        objective: &str,
+        key_result: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<ScoreRecord>, StoreError> {
+        let rows: Vec<ScoreRow> = sqlx::query_as(
+            "SELECT objective, key_result, at, value, progress, score, expected, status FROM kr_scores \
+             WHERE objective = ? AND key_result = ? AND at > ? AND at <= ? \
+             ORDER BY at",
+        )
+        .bind(objective)
+        .bind(key_result)
+        .bind(from.timestamp_micros())
+        .bind(to.timestamp_micros())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(
+                |(objective, key_result, at, value, progress, score, expected, status)| {
+                    Ok(ScoreRecord {
+                        objective,
+                        key_result,
+                        at: micros_to_ts(at)?,
+                        value,
+                        progress,
+                        score,
+                        expected,
+                        status,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_in_memory_urls() {
+        assert!(is_in_memory("sqlite::memory:"));
+        assert!(is_in_memory("sqlite://:memory:"));
+        assert!(is_in_memory("sqlite://okrd?mode=memory"));
+        assert!(!is_in_memory("sqlite://data/okrd.db"));
+        assert!(!is_in_memory("sqlite:///var/lib/okrd/okrd.db"));
+    }
+
+    #[test]
+    fn statements_have_one_tuple_per_row() {
+        assert_eq!(points_sql(3).matches("(?, ?, ?)").count(), 3);
+        assert_eq!(series_sql(2).matches("(?, ?)").count(), 2);
+    }
 }

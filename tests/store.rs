@@ -1,0 +1,537 @@
+//! The store's contract, run against both backends: SQLite in a temp dir and
+//! a fresh database on the real PostgreSQL server (see `common/pg.rs`).
+//!
+//! Each case is written once, against a [`Target`], and instantiated for both
+//! backends by `cases!`.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use chrono::{TimeZone, Utc};
+use okrd::model::{Point, Sample, SeriesKey, Timestamp};
+use okrd::store::{self, no_progress, ScoreRecord, Store};
+use sqlx::{Connection, PgConnection, SqliteConnection};
+
+/// A database a case runs against, not yet opened, so that cases can test
+/// what opening does.
+struct Target {
+    url: String,
+}
+
+impl Target {
+    async fn open(&self) -> Arc<dyn Store> {
+        match store::open(&self.url).await {
+            Ok(store) => store,
+            Err(e) => panic!("opening {}: {e}", self.url),
+        }
+    }
+
+    fn is_sqlite(&self) -> bool {
+        self.url.starts_with("sqlite:")
+    }
+
+    /// Runs backend-specific SQL on a connection of its own.
+    async fn exec(&self, sql: &str) {
+        if self.is_sqlite() {
+            let mut conn = SqliteConnection::connect(&self.url).await.expect("connect");
+            sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
+            conn.close().await.expect("close");
+        } else {
+            let mut conn = PgConnection::connect(&self.url).await.expect("connect");
+            sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
+            conn.close().await.expect("close");
+        }
+    }
+}
+
+/// Instantiates each case once per backend: `sqlite::<case>` and
+/// `postgres::<case>`.
+macro_rules! cases {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let dir = tempfile::tempdir().expect("temp dir");
+                    let url = format!("sqlite://{}/x.db", dir.path().display());
+                    super::$case(super::Target { url }).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            use crate::common::pg;
+
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    if pg::skip() {
+                        return;
+                    }
+                    let db = pg::fresh_database().await;
+                    super::$case(super::Target { url: db.url().to_string() }).await;
+                }
+            )*
+        }
+    };
+}
+
+cases!(
+    round_trip,
+    duplicate_in_one_batch_last_wins,
+    resent_point_replaces_value,
+    label_sets_are_exact,
+    unlabelled_series,
+    load_series_anchors_at_from,
+    failing_batch_writes_nothing,
+    migrations_are_idempotent,
+    record_score_keeps_changes_only,
+    score_history_is_ordered_and_half_open,
+    large_batch_round_trips,
+    concurrent_writes_of_the_same_points,
+    ping_answers,
+);
+
+fn t(secs: i64) -> Timestamp {
+    Utc.timestamp_opt(1_790_812_800 + secs, 0).unwrap()
+}
+
+fn key(metric: &str, labels: &[(&str, &str)]) -> Arc<SeriesKey> {
+    let labels: BTreeMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Arc::new(SeriesKey::new(metric, labels))
+}
+
+fn point(series: &Arc<SeriesKey>, ts: Timestamp, value: f64) -> Point {
+    Point {
+        series: series.clone(),
+        ts,
+        value,
+    }
+}
+
+fn samples(pairs: &[(Timestamp, f64)]) -> Vec<Sample> {
+    pairs.iter().map(|&(ts, v)| Sample::new(ts, v)).collect()
+}
+
+async fn write(store: &Arc<dyn Store>, points: &[Point]) -> usize {
+    store
+        .write_points(points, &no_progress)
+        .await
+        .expect("write_points")
+}
+
+async fn load(
+    store: &Arc<dyn Store>,
+    key: &SeriesKey,
+    from: Timestamp,
+    to: Timestamp,
+) -> Vec<Sample> {
+    store.load_series(key, from, to).await.expect("load_series")
+}
+
+/// Everything stored for `key` (no point predates `t(-1_000_000)`).
+async fn load_all(store: &Arc<dyn Store>, key: &SeriesKey) -> Vec<Sample> {
+    load(store, key, t(-1_000_000), t(1_000_000)).await
+}
+
+async fn metrics(store: &Arc<dyn Store>) -> BTreeSet<String> {
+    store
+        .metrics_with_points()
+        .await
+        .expect("metrics_with_points")
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+async fn round_trip(target: Target) {
+    let store = target.open().await;
+    assert!(metrics(&store).await.is_empty());
+    let a = key("activation_rate", &[("plan", "free")]);
+    let b = key("tickets", &[]);
+    // Sub-second precision is kept to the microsecond.
+    let precise = Utc.timestamp_micros(1_790_812_800_123_456).unwrap();
+    let n = write(
+        &store,
+        &[
+            point(&a, t(20), 0.5),
+            point(&b, t(10), 7.0),
+            point(&a, precise, 0.25),
+        ],
+    )
+    .await;
+    assert_eq!(n, 3);
+    assert_eq!(
+        load_all(&store, &a).await,
+        samples(&[(precise, 0.25), (t(20), 0.5)])
+    );
+    assert_eq!(load_all(&store, &b).await, samples(&[(t(10), 7.0)]));
+    assert_eq!(metrics(&store).await, set(&["activation_rate", "tickets"]));
+    assert!(load_all(&store, &key("unknown", &[])).await.is_empty());
+    assert_eq!(write(&store, &[]).await, 0);
+}
+
+async fn duplicate_in_one_batch_last_wins(target: Target) {
+    let store = target.open().await;
+    let a = key("m", &[("k", "v")]);
+    // An equal key in a separate allocation is the same series.
+    let a_again = key("m", &[("k", "v")]);
+    let nanos = Utc.timestamp_opt(1_790_812_800, 999).unwrap();
+    let points = [
+        point(&a, t(1), 1.0),
+        point(&a, t(2), 2.0),
+        point(&a_again, t(1), 3.0),
+        point(&a, t(1), 4.0),
+        // The same microsecond as t(0), once stored.
+        point(&a, t(0), 5.0),
+        point(&a, nanos, 6.0),
+    ];
+    assert_eq!(write(&store, &points).await, 3);
+    assert_eq!(
+        load_all(&store, &a).await,
+        samples(&[(t(0), 6.0), (t(1), 4.0), (t(2), 2.0)])
+    );
+}
+
+async fn resent_point_replaces_value(target: Target) {
+    let store = target.open().await;
+    let a = key("m", &[]);
+    assert_eq!(
+        write(&store, &[point(&a, t(1), 1.0), point(&a, t(2), 2.0)]).await,
+        2
+    );
+    assert_eq!(write(&store, &[point(&a, t(1), 10.0)]).await, 1);
+    // Re-sending an unchanged value is fine too.
+    assert_eq!(write(&store, &[point(&a, t(2), 2.0)]).await, 1);
+    assert_eq!(
+        load_all(&store, &a).await,
+        samples(&[(t(1), 10.0), (t(2), 2.0)])
+    );
+    // A new store, with an empty cache, finds the same series.
+    let reopened = target.open().await;
+    assert_eq!(write(&reopened, &[point(&a, t(2), 20.0)]).await, 1);
+    assert_eq!(
+        load_all(&reopened, &a).await,
+        samples(&[(t(1), 10.0), (t(2), 20.0)])
+    );
+}
+
+async fn label_sets_are_exact(target: Target) {
+    let store = target.open().await;
+    let free = key("m", &[("plan", "free")]);
+    let free_eu = key("m", &[("plan", "free"), ("region", "eu")]);
+    let pro = key("m", &[("plan", "pro")]);
+    let bare = key("m", &[]);
+    let other_metric = key("n", &[("plan", "free")]);
+    let all = [&free, &free_eu, &pro, &bare, &other_metric];
+    let points: Vec<Point> = all
+        .iter()
+        .enumerate()
+        .map(|(i, k)| point(k, t(0), i as f64))
+        .collect();
+    assert_eq!(write(&store, &points).await, 5);
+    for (i, k) in all.iter().enumerate() {
+        assert_eq!(
+            load_all(&store, k).await,
+            samples(&[(t(0), i as f64)]),
+            "{k}"
+        );
+    }
+    assert!(load_all(&store, &key("m", &[("region", "eu")]))
+        .await
+        .is_empty());
+}
+
+async fn unlabelled_series(target: Target) {
+    let store = target.open().await;
+    let bare = key("uptime", &[]);
+    assert_eq!(write(&store, &[point(&bare, t(5), 0.999)]).await, 1);
+    assert_eq!(load_all(&store, &bare).await, samples(&[(t(5), 0.999)]));
+    let reopened = target.open().await;
+    assert_eq!(load_all(&reopened, &bare).await, samples(&[(t(5), 0.999)]));
+    assert_eq!(metrics(&reopened).await, set(&["uptime"]));
+}
+
+async fn load_series_anchors_at_from(target: Target) {
+    let store = target.open().await;
+    let a = key("m", &[]);
+    let other = key("m", &[("x", "y")]);
+    let points = [10, 20, 30, 40].map(|s| point(&a, t(s), s as f64));
+    write(&store, &points).await;
+    write(&store, &[point(&other, t(25), -1.0)]).await;
+    let at = |secs: &[i64]| samples(&secs.iter().map(|&s| (t(s), s as f64)).collect::<Vec<_>>());
+    // Latest point before `from`, then (from, to].
+    assert_eq!(load(&store, &a, t(25), t(40)).await, at(&[20, 30, 40]));
+    // A point exactly at `from` is the anchor; `to` is inclusive.
+    assert_eq!(load(&store, &a, t(20), t(30)).await, at(&[20, 30]));
+    // No point before `from`: just the range.
+    assert_eq!(load(&store, &a, t(5), t(15)).await, at(&[10]));
+    assert!(load(&store, &a, t(0), t(5)).await.is_empty());
+    // Nothing in the range: the anchor alone.
+    assert_eq!(load(&store, &a, t(45), t(50)).await, at(&[40]));
+    assert_eq!(load(&store, &a, t(22), t(25)).await, at(&[20]));
+    // An empty (inverted) range still yields the anchor.
+    assert_eq!(load(&store, &a, t(30), t(20)).await, at(&[30]));
+}
+
+async fn failing_batch_writes_nothing(target: Target) {
+    let store = target.open().await;
+    let kept = key("kept", &[]);
+    write(&store, &[point(&kept, t(0), 1.0)]).await;
+
+    // A trigger makes the database reject one poisoned value, so the call
+    // fails after earlier statements of its transaction already ran: the
+    // batch is sorted by series id, and the poisoned series is created last.
+    const POISON: f64 = -13.0;
+    if target.is_sqlite() {
+        target
+            .exec(
+                "CREATE TRIGGER poison BEFORE INSERT ON points WHEN NEW.value = -13 \
+                 BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+            )
+            .await;
+    } else {
+        target
+            .exec(
+                "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                 BEGIN IF NEW.value = -13 THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$; \
+                 CREATE TRIGGER poison BEFORE INSERT ON points FOR EACH ROW EXECUTE FUNCTION poison();",
+            )
+            .await;
+    }
+    // More points than one statement takes, on either backend.
+    let doomed: Vec<Arc<SeriesKey>> = (0..50)
+        .map(|i| key("doomed", &[("i", &i.to_string())]))
+        .collect();
+    let mut points: Vec<Point> = doomed
+        .iter()
+        .flat_map(|k| (0..500).map(move |s| point(k, t(s), s as f64)))
+        .collect();
+    points.push(point(&kept, t(0), 2.0));
+    points.push(point(&key("zzz_poisoned", &[]), t(0), POISON));
+    match store.write_points(&points, &no_progress).await {
+        Err(e) => assert!(e.to_string().contains("poisoned"), "{e}"),
+        Ok(n) => panic!("the poisoned batch wrote {n} points"),
+    }
+
+    if target.is_sqlite() {
+        target.exec("DROP TRIGGER poison;").await;
+    } else {
+        target.exec("DROP TRIGGER poison ON points;").await;
+    }
+    assert_eq!(load_all(&store, &kept).await, samples(&[(t(0), 1.0)]));
+    assert!(load_all(&store, &doomed[0]).await.is_empty());
+    assert_eq!(metrics(&store).await, set(&["kept"]));
+
+    // The failed call's series ids must not have been cached: writing the
+    // series again creates them for real, as a fresh store sees.
+    write(&store, &[point(&doomed[7], t(3), 3.0)]).await;
+    let fresh = target.open().await;
+    assert_eq!(load_all(&fresh, &doomed[7]).await, samples(&[(t(3), 3.0)]));
+    assert_eq!(metrics(&fresh).await, set(&["doomed", "kept"]));
+}
+
+async fn migrations_are_idempotent(target: Target) {
+    assert_eq!(
+        store::migrate(&target.url).await.expect("migrate"),
+        vec!["0001_init"]
+    );
+    assert!(store::migrate(&target.url)
+        .await
+        .expect("migrate again")
+        .is_empty());
+    let a = key("m", &[]);
+    let first = target.open().await;
+    write(&first, &[point(&a, t(1), 1.0)]).await;
+    let second = target.open().await;
+    assert_eq!(load_all(&second, &a).await, samples(&[(t(1), 1.0)]));
+    assert!(store::migrate(&target.url)
+        .await
+        .expect("migrate after open")
+        .is_empty());
+}
+
+fn record(at: Timestamp, value: Option<f64>, score: f64, status: &str) -> ScoreRecord {
+    ScoreRecord {
+        objective: "onboarding".into(),
+        key_result: "activation".into(),
+        at,
+        value,
+        progress: value.map(|v| v * 2.0),
+        score,
+        expected: at.timestamp() as f64 * 1e-12,
+        status: status.into(),
+    }
+}
+
+async fn history(store: &Arc<dyn Store>) -> Vec<ScoreRecord> {
+    store
+        .score_history("onboarding", "activation", t(-1_000), t(1_000))
+        .await
+        .expect("score_history")
+}
+
+async fn record_score_keeps_changes_only(target: Target) {
+    let store = target.open().await;
+    let rec = |r: ScoreRecord| {
+        let store = store.clone();
+        async move { store.record_score(&r).await.expect("record_score") }
+    };
+    let first = record(t(10), Some(0.4), 0.5, "on_track");
+    assert!(rec(first.clone()).await);
+    // Same value, progress, score and status later (expected moved): no row.
+    assert!(!rec(record(t(20), Some(0.4), 0.5, "on_track")).await);
+    // A changed score is a row.
+    assert!(rec(record(t(30), Some(0.4), 0.6, "on_track")).await);
+    // Same `at`, different status: replaces that row.
+    let replaced = record(t(30), Some(0.4), 0.6, "at_risk");
+    assert!(rec(replaced.clone()).await);
+    // Back to the first row's values: differs from the newest, so a row.
+    let back = record(t(40), Some(0.4), 0.5, "on_track");
+    assert!(rec(back.clone()).await);
+    // No data: None is a change, and an unchanged None is not.
+    let no_data = record(t(50), None, 0.0, "no_data");
+    assert!(rec(no_data.clone()).await);
+    assert!(!rec(record(t(60), None, 0.0, "no_data")).await);
+    // A late row before all others has nothing to compare with.
+    let late = record(t(5), Some(0.4), 0.5, "on_track");
+    assert!(rec(late.clone()).await);
+    // A row compares with the newest at or before its `at`, not the newest.
+    assert!(!rec(record(t(35), Some(0.4), 0.6, "at_risk")).await);
+
+    assert_eq!(
+        history(&store).await,
+        vec![late, first, replaced, back, no_data]
+    );
+}
+
+async fn score_history_is_ordered_and_half_open(target: Target) {
+    let store = target.open().await;
+    for (i, s) in [30, 10, 20, 40].into_iter().enumerate() {
+        assert!(store
+            .record_score(&record(t(s), Some(i as f64), 0.1 * i as f64, "on_track"))
+            .await
+            .expect("record_score"));
+    }
+    let got = store
+        .score_history("onboarding", "activation", t(10), t(30))
+        .await
+        .expect("score_history");
+    let ats: Vec<Timestamp> = got.iter().map(|r| r.at).collect();
+    assert_eq!(ats, vec![t(20), t(30)]);
+    assert_eq!(got[0], record(t(20), Some(2.0), 0.2, "on_track"));
+    let other_kr = store
+        .score_history("onboarding", "latency", t(-1_000), t(1_000))
+        .await
+        .expect("score_history");
+    assert!(other_kr.is_empty());
+}
+
+async fn large_batch_round_trips(target: Target) {
+    let store = target.open().await;
+    let series: Vec<Arc<SeriesKey>> = (0..400)
+        .map(|i| key("load", &[("host", &format!("h{i}")), ("dc", "x")]))
+        .collect();
+    let points: Vec<Point> = (0..300)
+        .flat_map(|s| series.iter().map(move |k| point(k, t(s * 60), s as f64)))
+        .collect();
+    assert_eq!(points.len(), 120_000);
+    let seen = Mutex::new(Vec::new());
+    let progress = |n: usize| seen.lock().unwrap().push(n);
+    assert_eq!(
+        store.write_points(&points, &progress).await.expect("write"),
+        120_000
+    );
+    let seen = seen.into_inner().unwrap();
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "progress must increase"
+    );
+    assert_eq!(seen.last(), Some(&120_000));
+
+    let loaded = load_all(&store, &series[123]).await;
+    assert_eq!(loaded.len(), 300);
+    assert_eq!(loaded[299], Sample::new(t(299 * 60), 299.0));
+    // Sending it all again stores nothing twice.
+    assert_eq!(write(&store, &points).await, 120_000);
+    assert_eq!(load_all(&store, &series[399]).await.len(), 300);
+}
+
+async fn concurrent_writes_of_the_same_points(target: Target) {
+    let store = target.open().await;
+    let series: Vec<Arc<SeriesKey>> = (0..20)
+        .map(|i| key("race", &[("i", &i.to_string())]))
+        .collect();
+    // Known series, so that the two calls race on the points themselves.
+    let known: Vec<Point> = series.iter().map(|k| point(k, t(-1), 0.0)).collect();
+    write(&store, &known).await;
+    let batch = |value: f64| -> Vec<Point> {
+        series
+            .iter()
+            .flat_map(|k| (0..1_500).map(move |s| point(k, t(s), value)))
+            .collect()
+    };
+    let (ones, twos) = (batch(1.0), batch(2.0));
+    // Both calls find the points new; whichever commits second must still
+    // succeed, replacing the first one's values.
+    let (first, second) = tokio::join!(
+        store.write_points(&ones, &no_progress),
+        store.write_points(&twos, &no_progress),
+    );
+    assert_eq!(first.expect("first writer"), 30_000);
+    assert_eq!(second.expect("second writer"), 30_000);
+    let stored = load(&store, &series[19], t(0), t(1_500)).await;
+    assert_eq!(stored.len(), 1_500);
+    assert!(stored.iter().all(|s| s.value == 1.0 || s.value == 2.0));
+}
+
+async fn ping_answers(target: Target) {
+    target.open().await.ping().await.expect("ping");
+}
+
+#[tokio::test]
+async fn sqlite_creates_directory_and_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("nested/deeper/okrd.db");
+    let url = format!("sqlite://{}", path.display());
+    assert!(url.starts_with("sqlite:///"));
+    let store = store::open(&url).await.expect("open");
+    assert!(path.is_file());
+    let a = key("m", &[]);
+    write(&store, &[point(&a, t(0), 1.0)]).await;
+    assert_eq!(load_all(&store, &a).await, samples(&[(t(0), 1.0)]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_in_memory_is_one_database() {
+    let store = store::open("sqlite::memory:").await.expect("open");
+    let a = key("m", &[]);
+    // Concurrent calls would reach different databases if the pool held
+    // more than one connection.
+    let writes: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            let p = point(&a, t(i), i as f64);
+            tokio::spawn(async move { store.write_points(&[p], &no_progress).await })
+        })
+        .collect();
+    for write in writes {
+        write.await.expect("join").expect("write");
+    }
+    assert_eq!(load_all(&store, &a).await.len(), 8);
+    assert_eq!(metrics(&store).await, set(&["m"]));
+}
+
+#[tokio::test]
+async fn unsupported_url_is_rejected() {
+    assert!(matches!(
+        store::open("mysql://localhost/okrd").await,
+        Err(store::StoreError::UnsupportedUrl(_))
+    ));
+}
