@@ -15,9 +15,13 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let url = &config.service.database_url;
-    store::open(url)
+    let applied = store::migrate(url)
         .await
         .with_context(|| format!("while migrating the store at {url}"))?;
-    println!("migrations applied to {url}");
+    if applied.is_empty() {
+        println!("{url}: schema is up to date");
+    } else {
+        println!("{url}: applied {}", applied.join(", "));
+    }
     Ok(ExitCode::SUCCESS)
 }
