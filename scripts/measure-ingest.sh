@@ -5,6 +5,7 @@
 #
 #   scripts/measure-ingest.sh [N]      (PostgreSQL admin URL: OKRD_BENCH_POSTGRES_URL)
 set -euo pipefail
+export PGOPTIONS='-c client_min_messages=warning'
 cd "$(dirname "$0")/.."
 n=${1:-1000000}
 admin=${OKRD_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
@@ -42,11 +43,13 @@ run() { # label, url
   echo "$1: $out"
 }
 
-run "sqlite  " "sqlite://$work/okrd.db"
+run "sqlite" "sqlite://$work/okrd.db"
+run "sqlite, again (every point already stored)" "sqlite://$work/okrd.db"
 
 psql -q "$admin" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 url=$(python3 -c "import sys,urllib.parse as u; p=u.urlparse(sys.argv[1]); print(p._replace(path='/$db').geturl())" "$admin")
 run "postgres" "$url"
+run "postgres, again (every point already stored: idempotent upsert)" "$url"
 
 rows=$(psql -Atq "$url" -c "SELECT count(*) FROM points")
 psql -q "$url" -c "\\copy points TO '$work/points.bin' WITH (FORMAT binary)"
