@@ -89,6 +89,7 @@ cases!(
     migrations_are_idempotent,
     record_score_keeps_changes_only,
     score_history_is_ordered_and_half_open,
+    replace_score_history_rewrites_from_a_time_on,
     large_batch_round_trips,
     concurrent_writes_of_the_same_points,
     ping_answers,
@@ -431,6 +432,34 @@ async fn score_history_is_ordered_and_half_open(target: Target) {
         .await
         .expect("score_history");
     assert!(other_kr.is_empty());
+}
+
+async fn replace_score_history_rewrites_from_a_time_on(target: Target) {
+    let store = target.open().await;
+    for s in [10, 20, 30] {
+        store
+            .record_score(&record(t(s), Some(s as f64), 0.5, "on_track"))
+            .await
+            .expect("record_score");
+    }
+    let new = vec![
+        record(t(20), Some(2.0), 0.2, "at_risk"),
+        record(t(25), None, 0.0, "no_data"),
+    ];
+    store
+        .replace_score_history("onboarding", "activation", t(20), &new)
+        .await
+        .expect("replace_score_history");
+    // Rows before `from` stay; the row at 30 is gone; the new rows are in.
+    let mut expected = vec![record(t(10), Some(10.0), 0.5, "on_track")];
+    expected.extend(new);
+    assert_eq!(history(&store).await, expected);
+    // Another KR's history is untouched.
+    store
+        .replace_score_history("onboarding", "latency", t(0), &[])
+        .await
+        .expect("replace_score_history");
+    assert_eq!(history(&store).await.len(), 3);
 }
 
 async fn large_batch_round_trips(target: Target) {

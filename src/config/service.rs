@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::error::Diagnostics;
-use super::types::HumanDuration;
+use super::types::{ByteSize, HumanDuration};
 use super::yaml::{Kind, Node};
 
 /// The validated service configuration.
@@ -24,6 +24,8 @@ pub struct ServiceConfig {
     pub listen: SocketAddr,
     /// When set, writes need `Authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// Largest accepted request body; larger requests get 413.
+    pub max_body: usize,
     /// Periodic recompute interval.
     pub scoring_interval: Duration,
     /// Status margin below expected for `at_risk`.
@@ -84,6 +86,7 @@ impl Default for ServiceConfig {
             connectors_dir: "connectors".into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             token: None,
+            max_body: 16 << 20,
             scoring_interval: Duration::from_secs(30),
             at_risk_margin: 0.10,
             off_track_margin: 0.25,
@@ -111,6 +114,7 @@ struct RawPaths {
 struct RawHttp {
     listen: Option<String>,
     token: Option<String>,
+    max_body: Option<ByteSize>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -286,6 +290,7 @@ pub(super) fn load_service(node: &Node, diags: &mut Diagnostics) -> Option<Servi
         connectors_dir: paths.connectors.unwrap_or(d.connectors_dir),
         listen,
         token: http.token,
+        max_body: http.max_body.map_or(d.max_body, |b| b.0),
         scoring_interval,
         at_risk_margin,
         off_track_margin,

@@ -88,6 +88,47 @@ pub fn format_duration(d: Duration) -> String {
     out
 }
 
+/// A size in bytes: a plain number, or with a unit (`512KiB`, `16MiB`, `1MB`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+impl FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: usize = num
+            .parse()
+            .map_err(|_| format!("invalid size {text:?}: expected bytes, e.g. 16MiB or 1048576"))?;
+        let mult: usize = match unit.trim() {
+            "" | "B" => 1,
+            "KB" | "kB" => 1_000,
+            "KiB" => 1 << 10,
+            "MB" => 1_000_000,
+            "MiB" => 1 << 20,
+            "GB" => 1_000_000_000,
+            "GiB" => 1 << 30,
+            u => {
+                return Err(format!(
+                    "invalid size {text:?}: unknown unit {u:?} (B, KB, KiB, MB, MiB, GB, GiB)"
+                ))
+            }
+        };
+        n.checked_mul(mult)
+            .map(ByteSize)
+            .ok_or_else(|| format!("invalid size {text:?}: too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
 /// How much a counter metric may worsen before it counts as degraded.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Tolerance {
@@ -414,6 +455,15 @@ mod tests {
         assert!("61 * * * *".parse::<Schedule>().is_err());
         assert!("* * *".parse::<Schedule>().is_err());
         assert!("@every soon".parse::<Schedule>().is_err());
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!("16MiB".parse::<ByteSize>(), Ok(ByteSize(16 << 20)));
+        assert_eq!("1000".parse::<ByteSize>(), Ok(ByteSize(1000)));
+        assert_eq!("2 KB".parse::<ByteSize>(), Ok(ByteSize(2000)));
+        assert!("lots".parse::<ByteSize>().is_err());
+        assert!("5PB".parse::<ByteSize>().is_err());
     }
 
     #[test]

@@ -212,7 +212,7 @@ fn read_json_lines<R: BufRead>(
         }
         let parsed = serde_json::from_str(&line)
             .map_err(|e| format!("invalid JSON: {e}"))
-            .and_then(|v| point_from_json(&v, interner));
+            .and_then(|v| point_from_json(&v, interner).map_err(|e| e.message));
         match parsed {
             Ok(p) if rows.is_empty() => points.push(p),
             Ok(_) => {}

@@ -5,4 +5,4 @@ mod file;
 mod point;
 
 pub use file::{read_points_file, FileError, RowError};
-pub use point::{point_from_json, Interner};
+pub use point::{point_from_json, Interner, PointError, RejectReason};

@@ -42,25 +42,75 @@ pub fn is_valid_label_name(name: &str) -> bool {
     is_valid_metric_name(name)
 }
 
+/// Why a point was rejected: a small fixed set, usable as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// Not an object, or unknown fields.
+    InvalidShape,
+    /// Missing or invalid metric name.
+    InvalidMetric,
+    /// Labels not a map of valid names to strings.
+    InvalidLabels,
+    /// Missing or unparsable ts.
+    InvalidTs,
+    /// Missing, non-numeric or non-finite value.
+    InvalidValue,
+}
+
+impl RejectReason {
+    /// The label value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::InvalidShape => "invalid_shape",
+            Self::InvalidMetric => "invalid_metric",
+            Self::InvalidLabels => "invalid_labels",
+            Self::InvalidTs => "invalid_ts",
+            Self::InvalidValue => "invalid_value",
+        }
+    }
+}
+
+/// A rejected point: the reason's category and what exactly is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct PointError {
+    /// The category.
+    pub reason: RejectReason,
+    /// One phrase saying what is wrong.
+    pub message: String,
+}
+
+fn reject(reason: RejectReason, message: impl Into<String>) -> PointError {
+    PointError {
+        reason,
+        message: message.into(),
+    }
+}
+
 /// Reads a point object. The error says what is wrong in one phrase.
-pub fn point_from_json(value: &Value, interner: &mut Interner) -> Result<Point, String> {
-    let obj = value.as_object().ok_or("a point must be a JSON object")?;
+pub fn point_from_json(value: &Value, interner: &mut Interner) -> Result<Point, PointError> {
+    use RejectReason::*;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| reject(InvalidShape, "a point must be a JSON object"))?;
     for key in obj.keys() {
         if !matches!(key.as_str(), "metric" | "labels" | "ts" | "value") {
-            return Err(format!(
-                "unknown field {key:?} (a point has metric, labels, ts, value)"
+            return Err(reject(
+                InvalidShape,
+                format!("unknown field {key:?} (a point has metric, labels, ts, value)"),
             ));
         }
     }
     let metric = match obj.get("metric") {
         Some(Value::String(m)) if is_valid_metric_name(m) => m.clone(),
         Some(Value::String(m)) => {
-            return Err(format!(
-                "invalid metric name {m:?}: must match [a-zA-Z_][a-zA-Z0-9_]*"
+            return Err(reject(
+                InvalidMetric,
+                format!("invalid metric name {m:?}: must match [a-zA-Z_][a-zA-Z0-9_]*"),
             ))
         }
-        Some(_) => return Err("metric must be a string".into()),
-        None => return Err("missing metric".into()),
+        Some(_) => return Err(reject(InvalidMetric, "metric must be a string")),
+        None => return Err(reject(InvalidMetric, "missing metric")),
     };
     let mut labels = Labels::new();
     match obj.get("labels") {
@@ -68,33 +118,48 @@ pub fn point_from_json(value: &Value, interner: &mut Interner) -> Result<Point, 
         Some(Value::Object(map)) => {
             for (k, v) in map {
                 if !is_valid_label_name(k) {
-                    return Err(format!(
-                        "invalid label name {k:?}: must match [a-zA-Z_][a-zA-Z0-9_]*"
+                    return Err(reject(
+                        InvalidLabels,
+                        format!("invalid label name {k:?}: must match [a-zA-Z_][a-zA-Z0-9_]*"),
                     ));
                 }
                 match v {
                     Value::String(s) => {
                         labels.insert(k.clone(), s.clone());
                     }
-                    _ => return Err(format!("label {k:?} must be a string")),
+                    _ => {
+                        return Err(reject(
+                            InvalidLabels,
+                            format!("label {k:?} must be a string"),
+                        ))
+                    }
                 }
             }
         }
-        Some(_) => return Err("labels must be an object of strings".into()),
+        Some(_) => return Err(reject(InvalidLabels, "labels must be an object of strings")),
     }
     let ts = match obj.get("ts") {
-        Some(Value::String(s)) => parse_timestamp(s)?,
-        Some(Value::Number(n)) => unix_seconds(n.as_f64().ok_or("invalid timestamp")?)?,
-        Some(_) => return Err("ts must be an RFC 3339 string or Unix seconds".into()),
-        None => return Err("missing ts".into()),
+        Some(Value::String(s)) => parse_timestamp(s).map_err(|e| reject(InvalidTs, e))?,
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .ok_or_else(|| "invalid timestamp".to_string())
+            .and_then(unix_seconds)
+            .map_err(|e| reject(InvalidTs, e))?,
+        Some(_) => {
+            return Err(reject(
+                InvalidTs,
+                "ts must be an RFC 3339 string or Unix seconds",
+            ))
+        }
+        None => return Err(reject(InvalidTs, "missing ts")),
     };
     let value = match obj.get("value") {
         Some(Value::Number(n)) => n
             .as_f64()
             .filter(|v| v.is_finite())
-            .ok_or("value must be a finite number")?,
-        Some(Value::Null) | None => return Err("missing value".into()),
-        Some(_) => return Err("value must be a finite number".into()),
+            .ok_or_else(|| reject(InvalidValue, "value must be a finite number"))?,
+        Some(Value::Null) | None => return Err(reject(InvalidValue, "missing value")),
+        Some(_) => return Err(reject(InvalidValue, "value must be a finite number")),
     };
     Ok(Point {
         series: interner.intern(SeriesKey::new(metric, labels)),
@@ -145,7 +210,7 @@ mod tests {
             (json!([1]), "JSON object"),
         ] {
             let e = point_from_json(&bad, &mut i).unwrap_err();
-            assert!(e.contains(why), "{bad}: {e}");
+            assert!(e.message.contains(why), "{bad}: {e}");
         }
     }
 }

@@ -52,6 +52,30 @@ pub fn score_key_result(
     now: Timestamp,
     margins: Margins,
 ) -> KrScore {
+    evaluate(kr, period, samples, now, margins, true)
+}
+
+/// Like [`score_key_result`] without the forecast (always `None`): the cheap
+/// form for rebuilding score history at many past instants, where the
+/// forecast's pass over the whole period would make the rebuild quadratic.
+pub fn score_key_result_without_forecast(
+    kr: &KeyResult,
+    period: &Period,
+    samples: &[Sample],
+    now: Timestamp,
+    margins: Margins,
+) -> KrScore {
+    evaluate(kr, period, samples, now, margins, false)
+}
+
+fn evaluate(
+    kr: &KeyResult,
+    period: &Period,
+    samples: &[Sample],
+    now: Timestamp,
+    margins: Margins,
+    with_forecast: bool,
+) -> KrScore {
     let at = evaluation_time(period, now);
     let samples = &samples[..samples.partition_point(|s| s.ts <= at)];
 
@@ -63,7 +87,9 @@ pub fn score_key_result(
     let measured = value.and_then(|v| measure(kr, v, baseline));
     let (progress, score) = measured.unwrap_or((None, 0.0));
     let expected = expected(kr, period, at);
-    let forecast = forecast_value(kr, period, samples, at)
+    let forecast = with_forecast
+        .then(|| forecast_value(kr, period, samples, at))
+        .flatten()
         .and_then(|v| measure(kr, v, baseline))
         .map(|(_, score)| score);
 

@@ -6,6 +6,7 @@
 //! - `key_result`: baseline, progress, score, expected score and status.
 //! - `forecast`: the least-squares line to period end.
 //! - `objective`: the weighted objective score.
+//! - `guardrail`: counter metrics: did the KR move while one degraded?
 //!
 //! The caller loads `Store::load_series(key, data_from(kr, period),
 //! evaluation_time(period, now))` and passes the samples to
@@ -13,13 +14,16 @@
 
 mod aggregate;
 mod forecast;
+pub mod guardrail;
 mod key_result;
 mod objective;
 #[cfg(test)]
 mod tests;
 
 pub use aggregate::aggregate;
-pub use key_result::{data_from, evaluation_time, score_key_result};
+pub use key_result::{
+    data_from, evaluation_time, score_key_result, score_key_result_without_forecast,
+};
 pub use objective::objective_score;
 
 use crate::model::Timestamp;

@@ -102,6 +102,18 @@ pub trait Store: Send + Sync {
     /// the same `at` is replaced. Returns whether a row was written.
     async fn record_score(&self, record: &ScoreRecord) -> Result<bool, StoreError>;
 
+    /// Replaces a KR's score history from `from` on (rows with at >= from)
+    /// with `records`, in one transaction: how late or corrected points
+    /// re-score the past. `records` are ascending and already free of
+    /// consecutive duplicates.
+    async fn replace_score_history(
+        &self,
+        objective: &str,
+        key_result: &str,
+        from: Timestamp,
+        records: &[ScoreRecord],
+    ) -> Result<(), StoreError>;
+
     /// A KR's score history in (from, to], ascending.
     async fn score_history(
         &self,

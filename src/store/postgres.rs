@@ -318,6 +318,47 @@ impl Store for PostgresStore {
         Ok(true)
     }
 
+    async fn replace_score_history(
+        &self,
+        objective: &str,
+        key_result: &str,
+        from: Timestamp,
+        records: &[ScoreRecord],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM kr_scores WHERE objective = $1 AND key_result = $2 AND at >= $3")
+            .bind(objective)
+            .bind(key_result)
+            .bind(from)
+            .execute(&mut *tx)
+            .await?;
+        let at: Vec<Timestamp> = records.iter().map(|r| r.at).collect();
+        let value: Vec<Option<f64>> = records.iter().map(|r| r.value).collect();
+        let progress: Vec<Option<f64>> = records.iter().map(|r| r.progress).collect();
+        let score: Vec<f64> = records.iter().map(|r| r.score).collect();
+        let expected: Vec<f64> = records.iter().map(|r| r.expected).collect();
+        let status: Vec<&str> = records.iter().map(|r| r.status.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO kr_scores (objective, key_result, at, value, progress, score, expected, status) \
+             SELECT $1, $2, * FROM UNNEST($3::timestamptz[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::text[]) \
+             ON CONFLICT (objective, key_result, at) DO UPDATE SET \
+               value = EXCLUDED.value, progress = EXCLUDED.progress, score = EXCLUDED.score, \
+               expected = EXCLUDED.expected, status = EXCLUDED.status",
+        )
+        .bind(objective)
+        .bind(key_result)
+        .bind(at)
+        .bind(value)
+        .bind(progress)
+        .bind(score)
+        .bind(expected)
+        .bind(status)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn score_history(
         &self,
         objective: &str,

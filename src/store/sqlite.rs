@@ -332,6 +332,43 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
+    async fn replace_score_history(
+        &self,
+        objective: &str,
+        key_result: &str,
+        from: Timestamp,
+        records: &[ScoreRecord],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM kr_scores WHERE objective = ? AND key_result = ? AND at >= ?")
+            .bind(objective)
+            .bind(key_result)
+            .bind(from.timestamp_micros())
+            .execute(&mut *tx)
+            .await?;
+        // In-process: one prepared statement per row inside the transaction
+        // costs no round trip.
+        for r in records {
+            sqlx::query(
+                "INSERT OR REPLACE INTO kr_scores \
+                 (objective, key_result, at, value, progress, score, expected, status) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(objective)
+            .bind(key_result)
+            .bind(r.at.timestamp_micros())
+            .bind(r.value)
+            .bind(r.progress)
+            .bind(r.score)
+            .bind(r.expected)
+            .bind(&r.status)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn score_history(
         &self,
         objective: &str,
