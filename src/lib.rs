@@ -14,10 +14,12 @@
 //!   score, status and forecast (SPEC §4).
 //! - [`scorer`]: reads series from the store and runs [`scoring`]; the only
 //!   caller of the scoring functions.
+//! - [`api`]: the HTTP API and the status page.
 //! - [`clock`]: time, injected.
 //! - [`cli`], [`commands`]: the `okrd` command line, one file per command.
 //! - [`telemetry`]: logging setup.
 
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod commands;

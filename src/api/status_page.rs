@@ -1,0 +1,706 @@
+//! The status page at `/`: every objective with its score and, per key
+//! result, a score bar against the expected score, the status, the last
+//! update and a sparkline of the score history.
+//!
+//! A pure renderer: the handler gathers a [`StatusPage`] and [`render`] turns
+//! it into one self-contained HTML5 document (inline CSS and SVG, no
+//! JavaScript, nothing fetched), so it can be tested without a server and
+//! read without a network. It refreshes itself every 30 seconds with a
+//! `<meta http-equiv="refresh">`.
+
+use std::fmt::{self, Write};
+
+use crate::config::objective::Target;
+use crate::model::Timestamp;
+use crate::scoring::Status;
+
+/// Everything the status page shows, gathered at one instant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusPage {
+    /// When the scores were read; relative times ("3 min ago") count from here.
+    pub generated_at: Timestamp,
+    /// Objectives, in the order they are shown.
+    pub objectives: Vec<ObjectiveView>,
+}
+
+/// One objective and its key results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectiveView {
+    /// Objective id.
+    pub id: String,
+    /// The objective's statement (`objective:` in YAML).
+    pub statement: String,
+    /// The owning team.
+    pub team: String,
+    /// The period's label, e.g. `2026-Q4`.
+    pub period: String,
+    /// Weight-averaged KR score in [0, 1].
+    pub score: f64,
+    /// Key results, in the order they are shown.
+    pub key_results: Vec<KrView>,
+}
+
+/// One key result's row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KrView {
+    /// Key result id (unique within its objective).
+    pub id: String,
+    /// The key result's title.
+    pub title: String,
+    /// Its status.
+    pub status: Status,
+    /// Score in [0, 1].
+    pub score: f64,
+    /// Expected score now, in [0, 1]; drawn as a marker on the score bar.
+    pub expected: f64,
+    /// The KR's current value; `None` without data.
+    pub value: Option<f64>,
+    /// The target, or the threshold of a maintain KR.
+    pub target: Target,
+    /// ts of the newest point; `None` when there is none.
+    pub updated_at: Option<Timestamp>,
+    /// Score over time, ascending by time.
+    pub history: Vec<(Timestamp, f64)>,
+    /// Whether a counter metric's guardrail alert is firing.
+    pub alerting: bool,
+}
+
+/// The page's `id` of a key result's row: `kr-{objective}-{kr}`.
+pub fn row_id(objective: &str, kr: &str) -> String {
+    format!("kr-{objective}-{kr}")
+}
+
+/// Renders the page as a complete HTML5 document.
+pub fn render(page: &StatusPage) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    write_page(&mut out, page).expect("writing to a String cannot fail");
+    out
+}
+
+/// Seconds between automatic reloads.
+const REFRESH_SECS: u32 = 30;
+
+/// Sparkline geometry, in SVG user units (= CSS pixels).
+const SPARK_W: f64 = 120.0;
+const SPARK_H: f64 = 30.0;
+const SPARK_PAD: f64 = 3.0;
+
+fn write_page(out: &mut String, page: &StatusPage) -> fmt::Result {
+    write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n\
+         <meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <meta http-equiv=\"refresh\" content=\"{REFRESH_SECS}\">\n\
+         <title>okrd · key results</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+    )?;
+    write_header(out, page)?;
+    out.push_str("<main>\n");
+    if page.objectives.is_empty() {
+        out.push_str(
+            "<p class=\"empty\">No objectives yet: add YAML files under \
+             <code>config/objectives/</code>.</p>\n",
+        );
+    }
+    for objective in &page.objectives {
+        write_objective(out, objective, page.generated_at)?;
+    }
+    out.push_str("</main>\n");
+    write!(
+        out,
+        "<footer>Generated {} by okrd · refreshes every {REFRESH_SECS} s · \
+         <a href=\"/metrics\">/metrics</a> · \
+         <a href=\"/api/v1/key-results\">/api/v1/key-results</a></footer>\n\
+         </body>\n</html>\n",
+        time_element(page.generated_at, &absolute(page.generated_at)),
+    )
+}
+
+/// The page title and a count of key results per status.
+fn write_header(out: &mut String, page: &StatusPage) -> fmt::Result {
+    let krs = || page.objectives.iter().flat_map(|o| &o.key_results);
+    let total = krs().count();
+    write!(
+        out,
+        "<header class=\"top\">\n<h1>okrd <span>key results</span></h1>\n\
+         <ul class=\"summary\">\n<li class=\"total\"><b>{total}</b> key result{}</li>\n",
+        if total == 1 { "" } else { "s" }
+    )?;
+    for status in Status::ALL {
+        let n = krs().filter(|kr| kr.status == status).count();
+        if n > 0 {
+            writeln!(
+                out,
+                "<li class=\"chip s-{}\"><b>{n}</b> {}</li>",
+                status.as_str(),
+                label(status)
+            )?;
+        }
+    }
+    let alerting = krs().filter(|kr| kr.alerting).count();
+    if alerting > 0 {
+        writeln!(
+            out,
+            "<li class=\"chip alerting\"><b>{alerting}</b> guardrail alert{}</li>",
+            if alerting == 1 { "" } else { "s" }
+        )?;
+    }
+    out.push_str("</ul>\n</header>\n");
+    Ok(())
+}
+
+fn write_objective(out: &mut String, o: &ObjectiveView, now: Timestamp) -> fmt::Result {
+    let score = unit(o.score);
+    write!(
+        out,
+        "<section class=\"objective\" id=\"objective-{id}\">\n\
+         <div class=\"ohead\">\n<div>\n<h2>{statement}</h2>\n\
+         <p class=\"meta\"><code>{id}</code> · team <b>{team}</b> · {period}</p>\n</div>\n\
+         <div class=\"oscore\" title=\"objective score: weighted average of its key results\">\
+         <span class=\"num\">{score:.2}</span>\
+         <div class=\"bar\"><div class=\"fill\" style=\"width:{pct:.1}%\"></div></div>\
+         <span class=\"caption\">objective score</span></div>\n</div>\n",
+        id = esc(&o.id),
+        statement = esc(&o.statement),
+        team = esc(&o.team),
+        period = esc(&o.period),
+        pct = score * 100.0,
+    )?;
+    if o.key_results.is_empty() {
+        out.push_str("<p class=\"empty\">No key results.</p>\n</section>\n");
+        return Ok(());
+    }
+    out.push_str(
+        "<div class=\"cols\" aria-hidden=\"true\"><span>Key result · value → target</span>\
+         <span>Score <i class=\"legend\"></i> expected</span><span>Status</span>\
+         <span>Updated</span><span>Score history</span></div>\n<ol class=\"krs\">\n",
+    );
+    for kr in &o.key_results {
+        write_kr(out, &o.id, kr, now)?;
+    }
+    out.push_str("</ol>\n</section>\n");
+    Ok(())
+}
+
+fn write_kr(out: &mut String, objective: &str, kr: &KrView, now: Timestamp) -> fmt::Result {
+    let status = kr.status.as_str();
+    let score = unit(kr.score);
+    let expected = unit(kr.expected);
+    write!(
+        out,
+        "<li class=\"kr s-{status}{alerting}\" id=\"{row}\" data-status=\"{status}\">\n\
+         <div class=\"what\"><div class=\"title\">{title}</div>\
+         <div class=\"sub\"><code>{id}</code> · {value} → {target}{tag}</div></div>\n\
+         <div class=\"score\"><div class=\"bar\" role=\"img\" \
+         aria-label=\"score {score:.2}, expected {expected:.2}\">\
+         <div class=\"fill\" style=\"width:{score_pct:.1}%\"></div>\
+         <div class=\"expected\" style=\"left:{expected_pct:.1}%\" \
+         title=\"expected {expected:.2}\"></div></div>\
+         <span class=\"num\">{score:.2}</span></div>\n\
+         <div><span class=\"badge s-{status}\">{label}</span></div>\n\
+         <div class=\"updated\">{updated}</div>\n<div>",
+        alerting = if kr.alerting { " alerting" } else { "" },
+        row = esc(&row_id(objective, &kr.id)),
+        title = esc(&kr.title),
+        tag = if kr.alerting {
+            " <span class=\"tag-alert\" title=\"a counter metric is degrading while this key \
+             result moves\">⚠ counter metric degraded</span>"
+        } else {
+            ""
+        },
+        id = esc(&kr.id),
+        value = kr.value.map_or_else(|| "—".to_string(), number),
+        target = target(&kr.target),
+        score_pct = score * 100.0,
+        expected_pct = expected * 100.0,
+        label = label(kr.status),
+        updated = match kr.updated_at {
+            Some(at) => format!("updated {}", time_element(at, &relative(at, now))),
+            None => "updated never".to_string(),
+        },
+    )?;
+    write_sparkline(out, &kr.history)?;
+    out.push_str("</div>\n</li>\n");
+    Ok(())
+}
+
+/// An SVG polyline of the score (0 at the bottom, 1 at the top) over time,
+/// or a dashed flat line when there are fewer than two points.
+fn write_sparkline(out: &mut String, history: &[(Timestamp, f64)]) -> fmt::Result {
+    let open = format!(
+        "<svg class=\"spark\" width=\"{SPARK_W}\" height=\"{SPARK_H}\" \
+         viewBox=\"0 0 {SPARK_W} {SPARK_H}\" role=\"img\""
+    );
+    let Some(points) = sparkline_points(history) else {
+        let y = SPARK_H - SPARK_PAD;
+        return write!(
+            out,
+            "{open} aria-label=\"no score history yet\"><title>no score history yet</title>\
+             <line class=\"placeholder\" x1=\"{SPARK_PAD}\" y1=\"{y}\" x2=\"{x2}\" y2=\"{y}\"/></svg>",
+            x2 = SPARK_W - SPARK_PAD,
+        );
+    };
+    let (first, last) = (history[0].1, history[history.len() - 1].1);
+    let summary = format!(
+        "score history: {:.2} → {:.2}, {} changes",
+        unit(first),
+        unit(last),
+        history.len()
+    );
+    let (lx, ly) = points.last().copied().expect("at least two points");
+    let coords: Vec<String> = points
+        .iter()
+        .map(|(x, y)| format!("{x:.1},{y:.1}"))
+        .collect();
+    write!(
+        out,
+        "{open} aria-label=\"{summary}\"><title>{summary}</title>\
+         <line class=\"guide\" x1=\"0\" y1=\"{SPARK_PAD}\" x2=\"{SPARK_W}\" y2=\"{SPARK_PAD}\"/>\
+         <line class=\"guide\" x1=\"0\" y1=\"{bottom}\" x2=\"{SPARK_W}\" y2=\"{bottom}\"/>\
+         <polyline points=\"{points}\"/><circle cx=\"{lx:.1}\" cy=\"{ly:.1}\" r=\"2.5\"/></svg>",
+        bottom = SPARK_H - SPARK_PAD,
+        points = coords.join(" "),
+    )
+}
+
+/// The sparkline's vertices in SVG coordinates, ordered by time; `None` with
+/// fewer than two points. Points sharing one timestamp are spread evenly.
+fn sparkline_points(history: &[(Timestamp, f64)]) -> Option<Vec<(f64, f64)>> {
+    if history.len() < 2 {
+        return None;
+    }
+    let mut sorted: Vec<(Timestamp, f64)> = history.to_vec();
+    sorted.sort_by_key(|&(ts, _)| ts);
+    let t0 = sorted[0].0;
+    let span = (sorted[sorted.len() - 1].0 - t0).num_milliseconds() as f64;
+    let last = (sorted.len() - 1) as f64;
+    let inner_w = SPARK_W - 2.0 * SPARK_PAD;
+    let inner_h = SPARK_H - 2.0 * SPARK_PAD;
+    Some(
+        sorted
+            .iter()
+            .enumerate()
+            .map(|(i, &(ts, score))| {
+                let frac = if span > 0.0 {
+                    (ts - t0).num_milliseconds() as f64 / span
+                } else {
+                    i as f64 / last
+                };
+                (
+                    SPARK_PAD + frac * inner_w,
+                    SPARK_PAD + (1.0 - unit(score)) * inner_h,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// A status as people read it.
+fn label(status: Status) -> &'static str {
+    match status {
+        Status::OnTrack => "on track",
+        Status::AtRisk => "at risk",
+        Status::OffTrack => "off track",
+        Status::Stale => "stale",
+        Status::NoData => "no data",
+    }
+}
+
+/// Where the KR is heading: the target, or `≤ x` / `≥ x` for maintain KRs.
+fn target(target: &Target) -> String {
+    match *target {
+        Target::Value(v) => number(v),
+        Target::AtMost(v) => format!("≤ {}", number(v)),
+        Target::AtLeast(v) => format!("≥ {}", number(v)),
+    }
+}
+
+/// A value with as many decimals as its size warrants, without trailing zeros.
+fn number(v: f64) -> String {
+    if !v.is_finite() {
+        return "—".to_string();
+    }
+    let a = v.abs();
+    let decimals = match a {
+        _ if a >= 10_000.0 => 0,
+        _ if a >= 100.0 => 1,
+        _ if a >= 1.0 => 2,
+        _ => 3,
+    };
+    let s = format!("{v:.decimals$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &s
+    };
+    if s == "-0" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// A `<time>` element showing `text`, with the exact instant as its
+/// machine-readable value and tooltip.
+fn time_element(at: Timestamp, text: &str) -> String {
+    let iso = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    format!("<time datetime=\"{iso}\" title=\"{iso}\">{text}</time>")
+}
+
+/// "3 min ago" for recent instants, the date and time for older (or
+/// future) ones.
+fn relative(at: Timestamp, now: Timestamp) -> String {
+    let secs = (now - at).num_seconds();
+    match secs {
+        -59..=59 => "just now".to_string(),
+        60..=3_599 => format!("{} min ago", secs / 60),
+        3_600..=86_399 => format!("{} h ago", secs / 3_600),
+        86_400..=1_209_599 => {
+            let days = secs / 86_400;
+            format!("{days} day{} ago", if days == 1 { "" } else { "s" })
+        }
+        _ => absolute(at),
+    }
+}
+
+fn absolute(at: Timestamp) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// Clamps to [0, 1]; NaN counts as 0.
+fn unit(v: f64) -> f64 {
+    if v.is_nan() {
+        0.0
+    } else {
+        v.clamp(0.0, 1.0)
+    }
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The whole stylesheet. Each status sets `--c`, which the row's stripe,
+/// score bar, badge and sparkline all use.
+const CSS: &str = r#"
+:root { color-scheme: light; --fg: #1f2328; --muted: #59636e; --line: #d1d9e0;
+  --bg: #f6f8fa; --card: #ffffff; --track: #e6eaef;
+  --on: #1a7f37; --risk: #d99a00; --off: #cf222e; --stale: #6e7781; --none: #afb8c1; }
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--bg); color: var(--fg); font-size: 14px; line-height: 1.4;
+  font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "Liberation Sans",
+  "Helvetica Neue", Arial, sans-serif; }
+code { font-family: ui-monospace, SFMono-Regular, "DejaVu Sans Mono", Menlo, Consolas, monospace;
+  font-size: 12px; }
+.top { display: flex; align-items: center; justify-content: space-between; gap: 16px;
+  max-width: 1240px; margin: 0 auto; padding: 16px 24px 8px; }
+h1 { margin: 0; font-size: 20px; letter-spacing: -0.01em; }
+h1 span { color: var(--muted); font-weight: 400; }
+.summary { display: flex; flex-wrap: wrap; gap: 8px; margin: 0; padding: 0; list-style: none; }
+.summary li { padding: 3px 10px; border-radius: 999px; background: var(--card);
+  border: 1px solid var(--line); font-size: 13px; }
+.summary .chip::before { content: ""; display: inline-block; width: 8px; height: 8px;
+  margin-right: 6px; border-radius: 50%; background: var(--c); vertical-align: 1px; }
+.summary .alerting { --c: var(--off); border-color: #ff8182; background: #ffebe9; color: #82071e; }
+main { max-width: 1240px; margin: 0 auto; padding: 8px 24px; }
+.objective { background: var(--card); border: 1px solid var(--line); border-radius: 8px;
+  margin-bottom: 16px; overflow: hidden; }
+.ohead { display: flex; justify-content: space-between; align-items: center; gap: 24px;
+  padding: 12px 16px; border-bottom: 1px solid var(--line); }
+h2 { margin: 0; font-size: 16px; }
+.meta { margin: 2px 0 0; color: var(--muted); font-size: 12px; }
+.meta b { color: var(--fg); font-weight: 600; }
+.oscore { display: grid; grid-template-columns: auto 120px; align-items: center; column-gap: 10px;
+  flex: none; }
+.oscore .num { font-size: 24px; font-weight: 650; font-variant-numeric: tabular-nums; }
+.oscore .caption { grid-column: 1 / 3; color: var(--muted); font-size: 11px; text-align: right; }
+.cols, .kr { display: grid; grid-template-columns: minmax(0, 1fr) 280px 96px 128px 124px;
+  gap: 16px; align-items: center; padding: 8px 16px 8px 12px; }
+.cols { padding-top: 6px; padding-bottom: 4px; border-left: 4px solid transparent;
+  color: var(--muted); font-size: 11px; text-transform: uppercase; letter-spacing: 0.04em; }
+.legend { display: inline-block; width: 2px; height: 11px; margin: 0 3px -1px;
+  background: var(--fg); }
+.krs { margin: 0; padding: 0; list-style: none; }
+.kr { border-top: 1px solid var(--line); border-left: 4px solid var(--c); }
+.s-on_track { --c: var(--on); } .s-at_risk { --c: var(--risk); }
+.s-off_track { --c: var(--off); } .s-stale { --c: var(--stale); } .s-no_data { --c: var(--none); }
+.title { font-weight: 600; }
+.sub { color: var(--muted); font-size: 12px; margin-top: 1px; font-variant-numeric: tabular-nums; }
+.tag-alert { display: inline-block; margin-left: 6px; padding: 0 7px; border-radius: 999px;
+  border: 1px solid #ff8182; background: #ffebe9; color: #82071e; font-size: 11px;
+  font-weight: 600; vertical-align: 1px; }
+.kr.alerting { background: #fffafa; }
+.score { display: flex; align-items: center; gap: 10px; }
+.bar { position: relative; flex: 1; height: 10px; border-radius: 5px; background: var(--track); }
+.bar .fill { height: 100%; border-radius: 5px; background: var(--c); min-width: 2px; }
+.bar .expected { position: absolute; top: -4px; bottom: -4px; width: 2px; margin-left: -1px;
+  background: var(--fg); border-radius: 1px; }
+.s-no_data .bar { background: repeating-linear-gradient(135deg, #eef1f4 0 4px, #dde2e7 4px 8px); }
+.s-no_data .bar .fill { display: none; }
+.oscore .bar .fill { background: #0969da; }
+.score .num { width: 36px; text-align: right; font-weight: 600; font-variant-numeric: tabular-nums; }
+.badge { display: inline-block; min-width: 84px; padding: 2px 10px; border-radius: 999px;
+  text-align: center; font-size: 12px; font-weight: 600; color: #fff; background: var(--c); }
+.badge.s-at_risk { color: #2b1d00; }
+.badge.s-no_data { color: #32383f;
+  background: repeating-linear-gradient(135deg, #eaeef2 0 4px, #cdd3da 4px 8px); }
+.updated { color: var(--muted); font-size: 12px; }
+.spark { display: block; }
+.spark polyline { fill: none; stroke: var(--c); stroke-width: 1.75; stroke-linejoin: round;
+  stroke-linecap: round; }
+.spark circle { fill: var(--c); }
+.spark .guide { stroke: var(--track); stroke-width: 1; }
+.spark .placeholder { stroke: var(--none); stroke-width: 1.5; stroke-dasharray: 3 3; }
+.empty { color: var(--muted); padding: 12px 16px; margin: 0; }
+footer { max-width: 1240px; margin: 0 auto; padding: 4px 24px 24px; color: var(--muted);
+  font-size: 12px; }
+footer a { color: #0969da; }
+"#;
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, TimeZone, Utc};
+
+    use super::*;
+
+    fn now() -> Timestamp {
+        Utc.with_ymd_and_hms(2026, 11, 15, 12, 0, 0).unwrap()
+    }
+
+    fn kr(id: &str, status: Status) -> KrView {
+        KrView {
+            id: id.into(),
+            title: format!("Key result {id}"),
+            status,
+            score: 0.4,
+            expected: 0.5,
+            value: Some(0.41),
+            target: Target::Value(0.45),
+            updated_at: Some(now() - TimeDelta::minutes(3)),
+            history: Vec::new(),
+            alerting: false,
+        }
+    }
+
+    fn page(krs: Vec<KrView>) -> StatusPage {
+        StatusPage {
+            generated_at: now(),
+            objectives: vec![ObjectiveView {
+                id: "onboarding".into(),
+                statement: "Make onboarding effortless".into(),
+                team: "growth".into(),
+                period: "2026-Q4".into(),
+                score: 0.5,
+                key_results: krs,
+            }],
+        }
+    }
+
+    /// The `<li>` of one key result.
+    fn row<'a>(html: &'a str, kr: &str) -> &'a str {
+        let start = html
+            .find(&format!("id=\"kr-onboarding-{kr}\""))
+            .expect("row present");
+        let end = start + html[start..].find("</li>").expect("row closed");
+        &html[start..end]
+    }
+
+    #[test]
+    fn is_a_complete_document_without_script_or_external_resources() {
+        let html = render(&page(vec![kr("a", Status::OnTrack)]));
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(html.contains("<meta http-equiv=\"refresh\" content=\"30\">"));
+        assert!(html.contains("<title>okrd · key results</title>"));
+        assert!(html.contains("<a href=\"/metrics\">"));
+        assert!(html.contains("<a href=\"/api/v1/key-results\">"));
+        assert!(html.trim_end().ends_with("</html>"));
+        let lower = html.to_lowercase();
+        for forbidden in ["<script", "src=", "url(", "@import", "<link"] {
+            assert!(!lower.contains(forbidden), "{forbidden} in page");
+        }
+    }
+
+    #[test]
+    fn escapes_every_user_string() {
+        let mut evil = kr("x\"><b", Status::OnTrack);
+        evil.title = "<script>alert('hi') & \"bye\"</script>".into();
+        let mut p = page(vec![evil]);
+        p.objectives[0].statement = "Grow <b>fast</b>".into();
+        p.objectives[0].team = "a&b".into();
+        p.objectives[0].period = "'q'".into();
+        let html = render(&p);
+        assert!(!html.contains("<script"));
+        assert!(!html.contains("<b>fast"));
+        assert!(
+            html.contains("&lt;script&gt;alert(&#39;hi&#39;) &amp; &quot;bye&quot;&lt;/script&gt;")
+        );
+        assert!(html.contains("Grow &lt;b&gt;fast&lt;/b&gt;"));
+        assert!(html.contains("<b>a&amp;b</b>"));
+        assert!(html.contains("&#39;q&#39;"));
+        assert!(html.contains("id=\"kr-onboarding-x&quot;&gt;&lt;b\""));
+    }
+
+    #[test]
+    fn every_status_renders_its_badge() {
+        let krs = Status::ALL
+            .iter()
+            .map(|&s| kr(s.as_str(), s))
+            .collect::<Vec<_>>();
+        let html = render(&page(krs));
+        for (status, text) in [
+            (Status::OnTrack, "on track"),
+            (Status::AtRisk, "at risk"),
+            (Status::OffTrack, "off track"),
+            (Status::Stale, "stale"),
+            (Status::NoData, "no data"),
+        ] {
+            let name = status.as_str();
+            let row = row(&html, name);
+            assert!(row.contains(&format!("data-status=\"{name}\"")), "{row}");
+            assert!(
+                row.contains(&format!("<span class=\"badge s-{name}\">{text}</span>")),
+                "{row}"
+            );
+            // Each status has its own colour rule.
+            assert!(CSS.contains(&format!(".s-{name} {{ --c:")), "{name}");
+        }
+    }
+
+    #[test]
+    fn expected_marker_and_fill_sit_at_their_fractions() {
+        let mut a = kr("a", Status::AtRisk);
+        a.score = 0.25;
+        a.expected = 0.5;
+        let mut b = kr("b", Status::OnTrack);
+        b.score = 1.7; // clamped
+        b.expected = -0.2; // clamped
+        let html = render(&page(vec![a, b]));
+        let a = row(&html, "a");
+        assert!(
+            a.contains("<div class=\"expected\" style=\"left:50.0%\""),
+            "{a}"
+        );
+        assert!(
+            a.contains("<div class=\"fill\" style=\"width:25.0%\">"),
+            "{a}"
+        );
+        assert!(a.contains("<span class=\"num\">0.25</span>"), "{a}");
+        let b = row(&html, "b");
+        assert!(b.contains("style=\"left:0.0%\""), "{b}");
+        assert!(b.contains("style=\"width:100.0%\""), "{b}");
+    }
+
+    #[test]
+    fn sparkline_scales_score_to_height_and_time_to_width() {
+        let t0 = now() - TimeDelta::days(4);
+        let history = vec![
+            (t0, 0.0),
+            (t0 + TimeDelta::days(1), 0.5),
+            (t0 + TimeDelta::days(4), 1.0),
+        ];
+        // x: 3 + fraction of the time span × 114; y: 3 + (1 - score) × 24.
+        assert_eq!(
+            sparkline_points(&history).unwrap(),
+            vec![(3.0, 27.0), (31.5, 15.0), (117.0, 3.0)]
+        );
+        let mut k = kr("a", Status::OnTrack);
+        k.history = history;
+        let html = render(&page(vec![k]));
+        assert!(html.contains("<polyline points=\"3.0,27.0 31.5,15.0 117.0,3.0\"/>"));
+        assert!(html.contains("<circle cx=\"117.0\" cy=\"3.0\""));
+    }
+
+    #[test]
+    fn sparkline_with_fewer_than_two_points_is_a_placeholder() {
+        let mut one = kr("one", Status::OnTrack);
+        one.history = vec![(now(), 0.3)];
+        let none = kr("none", Status::NoData);
+        let html = render(&page(vec![one, none]));
+        for id in ["one", "none"] {
+            let row = row(&html, id);
+            assert!(row.contains("<title>no score history yet</title>"), "{row}");
+            assert!(row.contains("class=\"placeholder\""), "{row}");
+            assert!(!row.contains("<polyline"), "{row}");
+        }
+    }
+
+    #[test]
+    fn sparkline_spreads_points_sharing_a_timestamp() {
+        let pts = sparkline_points(&[(now(), 0.0), (now(), 1.0)]).unwrap();
+        assert_eq!(pts, vec![(3.0, 27.0), (117.0, 3.0)]);
+    }
+
+    #[test]
+    fn updated_is_relative_to_generation_time() {
+        let at = |d: TimeDelta| relative(now() - d, now());
+        assert_eq!(at(TimeDelta::seconds(20)), "just now");
+        assert_eq!(at(TimeDelta::minutes(3)), "3 min ago");
+        assert_eq!(at(TimeDelta::hours(5)), "5 h ago");
+        assert_eq!(at(TimeDelta::days(1)), "1 day ago");
+        assert_eq!(at(TimeDelta::days(3)), "3 days ago");
+        assert_eq!(at(TimeDelta::days(30)), "2026-10-16 12:00 UTC");
+        assert_eq!(at(TimeDelta::hours(-2)), "2026-11-15 14:00 UTC");
+
+        let mut never = kr("never", Status::NoData);
+        never.updated_at = None;
+        let html = render(&page(vec![kr("recent", Status::OnTrack), never]));
+        assert!(row(&html, "recent").contains(
+            "updated <time datetime=\"2026-11-15T11:57:00Z\" \
+             title=\"2026-11-15T11:57:00Z\">3 min ago</time>"
+        ));
+        assert!(row(&html, "never").contains("updated never"));
+    }
+
+    #[test]
+    fn value_and_target_read_naturally() {
+        assert_eq!(number(0.41), "0.41");
+        assert_eq!(number(325.73), "325.7");
+        assert_eq!(number(300.0), "300");
+        assert_eq!(number(0.123456), "0.123");
+        assert_eq!(number(-0.0001), "0");
+        assert_eq!(number(125_000.4), "125000");
+        let mut maintain = kr("p99", Status::OffTrack);
+        maintain.value = Some(325.7);
+        maintain.target = Target::AtMost(300.0);
+        let mut empty = kr("empty", Status::NoData);
+        empty.value = None;
+        let html = render(&page(vec![kr("a", Status::OnTrack), maintain, empty]));
+        assert!(row(&html, "a").contains("<code>a</code> · 0.41 → 0.45"));
+        assert!(row(&html, "p99").contains("· 325.7 → ≤ 300"));
+        assert!(row(&html, "empty").contains("· — → 0.45"));
+    }
+
+    #[test]
+    fn alerting_key_results_are_flagged() {
+        let mut a = kr("a", Status::OnTrack);
+        a.alerting = true;
+        let html = render(&page(vec![a, kr("b", Status::OnTrack)]));
+        assert!(row(&html, "a").contains("counter metric degraded"));
+        assert!(row(&html, "a").starts_with("id=\"kr-onboarding-a\""));
+        assert!(html.contains("class=\"kr s-on_track alerting\""));
+        assert!(!row(&html, "b").contains("counter metric degraded"));
+        assert!(html.contains("<b>1</b> guardrail alert</li>"));
+    }
+
+    #[test]
+    fn empty_page_says_what_to_do() {
+        let html = render(&StatusPage {
+            generated_at: now(),
+            objectives: Vec::new(),
+        });
+        assert!(html.contains("No objectives yet"));
+        assert!(html.contains("<b>0</b> key results"));
+    }
+}
