@@ -7,6 +7,7 @@
 //!   parsed strictly into typed values with file:line:column errors; lints.
 //! - [`ingest`]: outside data (JSON point objects, CSV / JSON-lines files)
 //!   into validated [`model::Point`]s.
+//! - [`connectors`]: where points come from: the `synthetic` demo series.
 //! - [`model`]: series keys, points, samples, timestamps.
 //! - [`store`]: the [`store::Store`] trait over SQLite and PostgreSQL:
 //!   idempotent batched point writes, series reads, score history.
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod connectors;
 pub mod ingest;
 pub mod model;
 pub mod scorer;

@@ -62,9 +62,10 @@ pub const SYNTHETIC_METRICS: &[&str] = &[
     "activation_rate",
     "support_tickets_per_100_users",
     "onboarding_p99_ms",
-    "retention_d30",
     "weekly_active_teams",
     "churn_rate",
+    "checkout_conversion_rate",
+    "refund_rate",
 ];
 
 impl Connector {

@@ -1,0 +1,3 @@
+//! Connectors: where points come from.
+
+pub mod synthetic;
