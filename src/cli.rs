@@ -22,6 +22,8 @@ pub struct Cli {
 /// okrd's commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run everything: the HTTP API, continuous scoring, /metrics, connectors.
+    Serve,
     /// Validate all YAML and lint the OKRs; errors exit 1, warnings exit 0.
     Check {
         /// Make lint warnings fail too.
@@ -65,6 +67,13 @@ fn parse_at(text: &str) -> Result<crate::model::Timestamp, String> {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = cli.config.as_deref();
     match cli.command {
+        Command::Serve => {
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            crate::app::cancel_on_signals(shutdown.clone());
+            let env = crate::config::process_env();
+            crate::app::serve(cli.config.clone(), env, shutdown).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { strict } => commands::check::run(config, strict).await,
         Command::Score { at, format } => commands::score::run(config, at, format).await,
         Command::Ingest { file } => commands::ingest::run(config, &file).await,

@@ -21,13 +21,17 @@
 //! - [`telemetry`]: logging setup.
 
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod connectors;
 pub mod ingest;
+pub mod live;
+pub mod metrics;
 pub mod model;
+pub mod reload;
 pub mod scorer;
 pub mod scoring;
 pub mod store;

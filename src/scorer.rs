@@ -1,15 +1,31 @@
 //! The scorer: reads each key result's series from the store and runs the
 //! pure scoring functions over them. The one place scores are computed.
+//!
+//! [`score_all`] serves `okrd score`; [`run`] is `okrd serve`'s task, which
+//! recomputes the KRs whose series got points (promptly, coalescing bursts)
+//! and every KR once per `scoring.interval` (time alone moves expected
+//! scores and windows), records score history, and re-scores history when
+//! late or corrected points arrive.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::TimeDelta;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
-use crate::config::Objective;
-use crate::model::{SeriesKey, Timestamp};
+use crate::clock::Clock;
+use crate::config::{Config, KeyResult, Objective};
+use crate::live::Live;
+use crate::metrics::Metrics;
+use crate::model::{Sample, SeriesKey, Timestamp};
+use crate::scoring::guardrail::{counter_data_from, counter_state, CounterState};
 use crate::scoring::{self, KrScore, Margins};
-use crate::store::{Store, StoreError};
+use crate::store::{ScoreRecord, Store, StoreError};
 
 /// Every objective's and key result's score at one instant.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Scorecard {
     /// Objective scores, in config order.
     pub objectives: Vec<ObjectiveRow>,
@@ -24,6 +40,9 @@ pub struct ObjectiveRow {
     pub id: String,
     /// Weight-averaged KR score.
     pub score: f64,
+    /// The owning team.
+    #[serde(skip)]
+    pub team: String,
 }
 
 /// A key result's score, as `okrd score --format json` prints it; `None`
@@ -50,9 +69,111 @@ pub struct KeyResultRow {
     pub status: &'static str,
     /// Forecast score at period end.
     pub forecast: Option<f64>,
+    /// The owning team.
+    #[serde(skip)]
+    pub team: String,
+    /// The KR's title.
+    #[serde(skip)]
+    pub title: String,
+    /// The objective's period, as written.
+    #[serde(skip)]
+    pub period: String,
     /// The full evaluation, for explanations.
     #[serde(skip)]
     pub detail: KrScore,
+    /// Each counter metric's guardrail state.
+    #[serde(skip)]
+    pub counters: Vec<CounterState>,
+}
+
+/// A KR's evaluation together with the samples it was computed from.
+pub struct Evaluation {
+    /// The row.
+    pub row: KeyResultRow,
+    /// The KR's samples, as loaded.
+    pub samples: Vec<Sample>,
+}
+
+/// The status margins of `config`.
+pub fn margins(config: &Config) -> Margins {
+    Margins {
+        at_risk: config.service.at_risk_margin,
+        off_track: config.service.off_track_margin,
+    }
+}
+
+fn minus(t: Timestamp, d: Duration) -> Timestamp {
+    TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_sub_signed(d))
+        .unwrap_or(Timestamp::MIN_UTC)
+}
+
+/// Evaluates one KR at `now`: its score, and each counter metric's state.
+pub async fn evaluate(
+    store: &dyn Store,
+    objective: &Objective,
+    kr: &KeyResult,
+    now: Timestamp,
+    margins: Margins,
+) -> Result<Evaluation, StoreError> {
+    let period = &objective.period;
+    let at = scoring::evaluation_time(period, now);
+    // The score at t − W (for "the KR moves") needs data one W earlier.
+    let longest_w = kr
+        .counter_metrics
+        .iter()
+        .map(|c| c.window)
+        .max()
+        .unwrap_or_default();
+    let from = scoring::data_from(kr, period)
+        .min(minus(minus(at, longest_w), kr.window.unwrap_or_default()));
+    let key = SeriesKey::new(kr.metric.clone(), kr.labels.clone());
+    let samples = store.load_series(&key, from, at).await?;
+    let s = scoring::score_key_result(kr, period, &samples, now, margins);
+
+    let mut counters = Vec::with_capacity(kr.counter_metrics.len());
+    for cm in &kr.counter_metrics {
+        let then = scoring::score_key_result_without_forecast(
+            kr,
+            period,
+            &samples,
+            minus(at, cm.window),
+            margins,
+        );
+        let ckey = SeriesKey::new(cm.metric.clone(), cm.labels.clone());
+        let csamples = store
+            .load_series(&ckey, counter_data_from(cm, at), at)
+            .await?;
+        counters.push(counter_state(cm, &csamples, at, s.score, then.score));
+    }
+    let row = KeyResultRow {
+        objective: objective.id.clone(),
+        key_result: kr.id.clone(),
+        value: s.value,
+        baseline: s.baseline,
+        target: s.target,
+        progress: s.progress,
+        score: s.score,
+        expected: s.expected,
+        status: s.status.as_str(),
+        forecast: s.forecast,
+        team: objective.team.clone(),
+        title: kr.title.clone(),
+        period: period.label.clone(),
+        detail: s,
+        counters,
+    };
+    Ok(Evaluation { row, samples })
+}
+
+fn objective_row(objective: &Objective, rows: &[&KeyResultRow]) -> ObjectiveRow {
+    let scores: Vec<KrScore> = rows.iter().map(|r| r.detail.clone()).collect();
+    ObjectiveRow {
+        id: objective.id.clone(),
+        score: scoring::objective_score(objective, &scores),
+        team: objective.team.clone(),
+    }
 }
 
 /// Scores every key result of `objectives` at `now`.
@@ -62,37 +183,224 @@ pub async fn score_all(
     now: Timestamp,
     margins: Margins,
 ) -> Result<Scorecard, StoreError> {
-    let mut card = Scorecard {
-        objectives: Vec::with_capacity(objectives.len()),
-        key_results: Vec::new(),
-    };
+    let mut card = Scorecard::default();
     for objective in objectives {
-        let mut scores = Vec::with_capacity(objective.key_results.len());
+        let first = card.key_results.len();
         for kr in &objective.key_results {
-            let key = SeriesKey::new(kr.metric.clone(), kr.labels.clone());
-            let from = scoring::data_from(kr, &objective.period);
-            let to = scoring::evaluation_time(&objective.period, now);
-            let samples = store.load_series(&key, from, to).await?;
-            let s = scoring::score_key_result(kr, &objective.period, &samples, now, margins);
-            card.key_results.push(KeyResultRow {
-                objective: objective.id.clone(),
-                key_result: kr.id.clone(),
-                value: s.value,
-                baseline: s.baseline,
-                target: s.target,
-                progress: s.progress,
-                score: s.score,
-                expected: s.expected,
-                status: s.status.as_str(),
-                forecast: s.forecast,
-                detail: s.clone(),
-            });
-            scores.push(s);
+            card.key_results
+                .push(evaluate(store, objective, kr, now, margins).await?.row);
         }
-        card.objectives.push(ObjectiveRow {
-            id: objective.id.clone(),
-            score: scoring::objective_score(objective, &scores),
-        });
+        let rows: Vec<&KeyResultRow> = card.key_results[first..].iter().collect();
+        card.objectives.push(objective_row(objective, &rows));
     }
     Ok(card)
+}
+
+/// Bursts of writes within this long are scored once.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// The most instants one history rebuild evaluates; beyond it, evenly
+/// spaced points stand for the rest.
+const MAX_HISTORY_EVALUATIONS: usize = 5_000;
+
+/// Runs until `shutdown`: recomputes dirty KRs promptly and all KRs every
+/// `scoring.interval`, publishing the scorecard to `live`.
+pub async fn run(
+    live: Arc<Live>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    let mut scorer = Scorer {
+        store,
+        clock,
+        rows: HashMap::new(),
+        history_ready: HashSet::new(),
+    };
+    let mut next_full = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = live.changed() => tokio::time::sleep(DEBOUNCE).await,
+            _ = tokio::time::sleep_until(next_full) => {
+                live.mark_all();
+                next_full = tokio::time::Instant::now() + live.config().service.scoring_interval;
+            }
+        }
+        let started = std::time::Instant::now();
+        match scorer.recompute(&live).await {
+            Ok(()) => metrics
+                .recompute_duration
+                .observe(started.elapsed().as_secs_f64()),
+            Err(e) => {
+                tracing::error!(error = %e, "recompute failed; retrying on the next change or tick");
+                live.mark_all();
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+}
+
+type KrKey = (String, String);
+
+struct Scorer {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    rows: HashMap<KrKey, KeyResultRow>,
+    /// KRs whose stored history has been checked (and built if missing)
+    /// since this process started.
+    history_ready: HashSet<KrKey>,
+}
+
+impl Scorer {
+    async fn recompute(&mut self, live: &Live) -> Result<(), StoreError> {
+        let config = live.config();
+        let dirty = live.take_dirty();
+        let now = self.clock.now();
+        let margins = margins(&config);
+        let mut card = Scorecard::default();
+        let mut kept = HashSet::new();
+        for objective in &config.objectives {
+            for kr in &objective.key_results {
+                let key = (objective.id.clone(), kr.id.clone());
+                let late_from = dirty.metrics.get(&kr.metric).copied();
+                let touched = dirty.all
+                    || late_from.is_some()
+                    || kr
+                        .counter_metrics
+                        .iter()
+                        .any(|c| dirty.metrics.contains_key(&c.metric))
+                    || !self.rows.contains_key(&key);
+                if touched {
+                    if let Err(e) = self
+                        .rescore(objective, kr, &key, late_from, now, margins)
+                        .await
+                    {
+                        // Put the work back, so nothing is lost if the store
+                        // is briefly away.
+                        live.mark_all();
+                        return Err(e);
+                    }
+                }
+                kept.insert(key.clone());
+                card.key_results.push(self.rows[&key].clone());
+            }
+            let rows: Vec<&KeyResultRow> = card
+                .key_results
+                .iter()
+                .filter(|r| r.objective == objective.id)
+                .collect();
+            card.objectives.push(objective_row(objective, &rows));
+        }
+        self.rows.retain(|k, _| kept.contains(k));
+        self.history_ready.retain(|k| kept.contains(k));
+        live.set_card(card);
+        Ok(())
+    }
+
+    async fn rescore(
+        &mut self,
+        objective: &Objective,
+        kr: &KeyResult,
+        key: &KrKey,
+        late_from: Option<Timestamp>,
+        now: Timestamp,
+        margins: Margins,
+    ) -> Result<(), StoreError> {
+        let eval = evaluate(self.store.as_ref(), objective, kr, now, margins).await?;
+        let at = eval.row.detail.at;
+        let rebuild_from = if self.history_ready.contains(key) {
+            late_from.filter(|ts| *ts < at)
+        } else {
+            let period = &objective.period;
+            let existing = self
+                .store
+                .score_history(
+                    &objective.id,
+                    &kr.id,
+                    minus(period.start, Duration::from_micros(1)),
+                    at,
+                )
+                .await?;
+            self.history_ready.insert(key.clone());
+            if existing.is_empty() {
+                Some(period.start)
+            } else {
+                late_from.filter(|ts| *ts < at)
+            }
+        };
+        match rebuild_from {
+            Some(from) => {
+                let from = from.max(objective.period.start);
+                let records = history(objective, kr, &eval.samples, from, at, margins);
+                self.store
+                    .replace_score_history(&objective.id, &kr.id, from, &records)
+                    .await?;
+            }
+            None => {
+                self.store
+                    .record_score(&record(objective, kr, &eval.row.detail))
+                    .await?;
+            }
+        }
+        self.rows.insert(key.clone(), eval.row);
+        Ok(())
+    }
+}
+
+fn record(objective: &Objective, kr: &KeyResult, s: &KrScore) -> ScoreRecord {
+    ScoreRecord {
+        objective: objective.id.clone(),
+        key_result: kr.id.clone(),
+        at: s.at,
+        value: s.value,
+        progress: s.progress,
+        score: s.score,
+        expected: s.expected,
+        status: s.status.as_str().to_string(),
+    }
+}
+
+/// The KR's history in [from, at]: evaluated at each point's ts (the
+/// instants its data changed) and at `at`, keeping only changes.
+fn history(
+    objective: &Objective,
+    kr: &KeyResult,
+    samples: &[Sample],
+    from: Timestamp,
+    at: Timestamp,
+    margins: Margins,
+) -> Vec<ScoreRecord> {
+    let mut times: Vec<Timestamp> = samples
+        .iter()
+        .map(|s| s.ts)
+        .filter(|ts| *ts >= from && *ts <= at)
+        .collect();
+    if times.len() > MAX_HISTORY_EVALUATIONS {
+        let step = times.len().div_ceil(MAX_HISTORY_EVALUATIONS);
+        times = times.into_iter().step_by(step).collect();
+    }
+    if times.last() != Some(&at) {
+        times.push(at);
+    }
+    let mut out: Vec<ScoreRecord> = Vec::with_capacity(times.len());
+    for t in times {
+        let s =
+            scoring::score_key_result_without_forecast(kr, &objective.period, samples, t, margins);
+        let r = record(objective, kr, &s);
+        let same = out.last().is_some_and(|p| {
+            p.value == r.value
+                && p.progress == r.progress
+                && p.score == r.score
+                && p.status == r.status
+        });
+        if !same {
+            out.push(r);
+        }
+    }
+    out
 }

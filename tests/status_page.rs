@@ -172,21 +172,6 @@ fn count_near(pixels: &[[u8; 3]], colour: [u8; 3]) -> usize {
         .count()
 }
 
-fn decode(png_bytes: &[u8]) -> (u32, u32, Vec<[u8; 3]>) {
-    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
-    decoder.set_transformations(png::Transformations::normalize_to_color8());
-    let mut reader = decoder.read_info().expect("a PNG");
-    let mut buf = vec![0; reader.output_buffer_size().expect("buffer size")];
-    let info = reader.next_frame(&mut buf).expect("a frame");
-    let channels = info.color_type.samples();
-    assert!(channels >= 3, "expected a colour screenshot, got {info:?}");
-    let pixels = buf[..info.buffer_size()]
-        .chunks_exact(channels)
-        .map(|p| [p[0], p[1], p[2]])
-        .collect();
-    (info.width, info.height, pixels)
-}
-
 /// Where a human can look at the screenshot after the test.
 fn kept_screenshot() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -233,7 +218,7 @@ fn status_page_shows_every_key_result_in_a_browser() {
     let kept = kept_screenshot();
     std::fs::create_dir_all(kept.parent().unwrap()).unwrap();
     std::fs::write(&kept, &bytes).expect("keep screenshot");
-    let (width, height, pixels) = decode(&bytes);
+    let (width, height, pixels) = browser::decode_png(&bytes);
     assert_eq!((width, height), (browser::WIDTH, browser::HEIGHT));
 
     let mut distinct: Vec<[u8; 3]> = pixels.iter().map(|p| p.map(|c| c >> 4)).collect();

@@ -1,3 +1,4 @@
 //! Connectors: where points come from.
 
+pub mod runner;
 pub mod synthetic;

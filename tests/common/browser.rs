@@ -171,3 +171,19 @@ fn run(chromium: &Path, dir: &Path, name: &str, args: &[&str], stdout: &Path) {
         None => panic!("chromium ({name}) did not finish within {TIMEOUT:?}:\n{stderr}"),
     }
 }
+
+/// Decodes a PNG into its width, height and RGB pixels.
+pub fn decode_png(png_bytes: &[u8]) -> (u32, u32, Vec<[u8; 3]>) {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size().expect("buffer size")];
+    let info = reader.next_frame(&mut buf).expect("a frame");
+    let channels = info.color_type.samples();
+    assert!(channels >= 3, "expected a colour screenshot, got {info:?}");
+    let pixels = buf[..info.buffer_size()]
+        .chunks_exact(channels)
+        .map(|p| [p[0], p[1], p[2]])
+        .collect();
+    (info.width, info.height, pixels)
+}

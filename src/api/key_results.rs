@@ -1,0 +1,247 @@
+//! `GET /api/v1/key-results` and `GET /api/v1/key-results/{objective}/{kr}`:
+//! scores, and for one KR its history and how its score was computed.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use chrono::TimeDelta;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::AppState;
+use crate::config::objective::{Better, Target};
+use crate::config::types::{format_duration, Tolerance};
+use crate::config::{KeyResult, Objective};
+use crate::model::{SeriesKey, Timestamp};
+use crate::scorer::{self, Evaluation, KeyResultRow};
+use crate::scoring::{BaselineSource, Margins, Status};
+
+/// Points listed in an explanation at most (the most recent).
+const MAX_EXPLAINED_POINTS: usize = 1_000;
+
+/// A KR's fields as `okrd score --format json` prints them, plus team, title
+/// and `updated_at` (the ts of the newest point the score saw).
+pub fn kr_json(row: &KeyResultRow) -> Value {
+    let mut v = serde_json::to_value(row).expect("a row serializes");
+    v["team"] = json!(row.team);
+    v["title"] = json!(row.title);
+    v["updated_at"] = json!(row.detail.newest_point);
+    v
+}
+
+/// Every KR of the latest scorecard.
+pub async fn list(State(app): State<AppState>) -> Json<Value> {
+    let card = app.live.card();
+    let krs: Vec<Value> = card.key_results.iter().map(kr_json).collect();
+    Json(json!({ "key_results": krs }))
+}
+
+/// One KR, evaluated now, with its score history and an explanation.
+pub async fn detail(
+    State(app): State<AppState>,
+    Path((objective_id, kr_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let config = app.live.config();
+    let Some(objective) = config.objectives.iter().find(|o| o.id == objective_id) else {
+        return Err(ApiError::not_found(format!(
+            "no objective {objective_id:?}"
+        )));
+    };
+    let Some(kr) = objective.key_results.iter().find(|k| k.id == kr_id) else {
+        return Err(ApiError::not_found(format!(
+            "objective {objective_id:?} has no key result {kr_id:?}"
+        )));
+    };
+    let now = app.clock.now();
+    let margins = scorer::margins(&config);
+    let eval = scorer::evaluate(app.store.as_ref(), objective, kr, now, margins).await?;
+    let since = objective.period.start - TimeDelta::microseconds(1);
+    let history = app
+        .store
+        .score_history(&objective.id, &kr.id, since, now)
+        .await?;
+    let mut body = kr_json(&eval.row);
+    body["history"] = history
+        .iter()
+        .map(|h| {
+            json!({"at": h.at, "value": h.value, "progress": h.progress, "score": h.score,
+                   "expected": h.expected, "status": h.status})
+        })
+        .collect();
+    body["explanation"] = explain(objective, kr, &eval, margins);
+    Ok(Json(body))
+}
+
+fn num(x: f64) -> String {
+    let s = format!("{x:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+fn minus(t: Timestamp, d: Duration) -> Timestamp {
+    TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_sub_signed(d))
+        .unwrap_or(Timestamp::MIN_UTC)
+}
+
+/// How the score was computed: the series and points used, the aggregate,
+/// the baseline and where it came from, and the formulas with numbers.
+fn explain(objective: &Objective, kr: &KeyResult, eval: &Evaluation, margins: Margins) -> Value {
+    let s = &eval.row.detail;
+    let at = s.at;
+    let used: Vec<Value> = match kr.window {
+        None => eval
+            .samples
+            .iter()
+            .rev()
+            .find(|p| p.ts <= at)
+            .into_iter()
+            .map(point)
+            .collect(),
+        Some(w) => {
+            let from = minus(at, w);
+            let mut v: Vec<Value> = eval
+                .samples
+                .iter()
+                .rev()
+                .filter(|p| p.ts > from && p.ts <= at)
+                .take(MAX_EXPLAINED_POINTS)
+                .map(point)
+                .collect();
+            v.reverse();
+            v
+        }
+    };
+    let baseline_source = match s.baseline_source {
+        BaselineSource::Configured => "configured".to_string(),
+        BaselineSource::PeriodStart => format!(
+            "the {} at the period start ({})",
+            kr.aggregate.as_str(),
+            objective.period.start.to_rfc3339()
+        ),
+        BaselineSource::EarliestInPeriod(ts) => format!(
+            "no value at the period start: the {} at the earliest point in the period ({})",
+            kr.aggregate.as_str(),
+            ts.to_rfc3339()
+        ),
+        BaselineSource::NotApplicable => {
+            "not applicable: a maintain key result has no baseline".into()
+        }
+        BaselineSource::Unavailable => "unavailable: no data to derive it from".into(),
+    };
+    let formula = match (s.value, kr.target) {
+        (None, _) => "no usable point: score = 0".to_string(),
+        (Some(v), Target::AtMost(t)) => format!(
+            "maintain: value {} <= {}? {}: score = {}",
+            num(v),
+            num(t),
+            if v <= t { "yes" } else { "no" },
+            num(s.score)
+        ),
+        (Some(v), Target::AtLeast(t)) => format!(
+            "maintain: value {} >= {}? {}: score = {}",
+            num(v),
+            num(t),
+            if v >= t { "yes" } else { "no" },
+            num(s.score)
+        ),
+        (Some(v), Target::Value(t)) => match s.baseline {
+            None => "no baseline: score = 0".to_string(),
+            Some(b) => {
+                let worse_start = match kr.better {
+                    Better::Higher => b < t,
+                    Better::Lower => b > t,
+                };
+                if worse_start {
+                    format!(
+                        "progress = (value - baseline) / (target - baseline) = ({} - {}) / ({} - {}) = {}; score = clamp(progress, 0, 1) = {}",
+                        num(v), num(b), num(t), num(b), num(s.progress.unwrap_or_default()), num(s.score)
+                    )
+                } else {
+                    format!(
+                        "the derived baseline {} is already at or past the target {}: score = 1 when the value meets the target, else 0; value {} gives {}",
+                        num(b), num(t), num(v), num(s.score)
+                    )
+                }
+            }
+        },
+    };
+    let period = &objective.period;
+    let days = |d: TimeDelta| d.as_seconds_f64() / 86_400.0;
+    let expected = format!(
+        "expected = elapsed fraction of {} ({:.1} of {:.1} days){} = {}",
+        period.label,
+        days((at - period.start).max(TimeDelta::zero())).min(days(period.end - period.start)),
+        days(period.end - period.start),
+        if s.expected > 0.0 && matches!(kr.kind, crate::config::objective::KrType::Aspirational) {
+            " x 0.7 (aspirational)"
+        } else {
+            ""
+        },
+        num(s.expected)
+    );
+    let status = match s.status {
+        Status::NoData => "no_data: no usable point".to_string(),
+        Status::Stale => format!(
+            "stale: the newest point ({}) is older than stale_after ({})",
+            s.newest_point.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            kr.stale_after.map(format_duration).unwrap_or_default()
+        ),
+        Status::OnTrack => format!(
+            "on_track: score {} >= expected {} - at_risk_margin {}",
+            num(s.score),
+            num(s.expected),
+            num(margins.at_risk)
+        ),
+        Status::AtRisk => format!(
+            "at_risk: score {} >= expected {} - off_track_margin {}",
+            num(s.score),
+            num(s.expected),
+            num(margins.off_track)
+        ),
+        Status::OffTrack => format!(
+            "off_track: score {} < expected {} - off_track_margin {}",
+            num(s.score),
+            num(s.expected),
+            num(margins.off_track)
+        ),
+    };
+    let counters: Vec<Value> = kr
+        .counter_metrics
+        .iter()
+        .zip(&eval.row.counters)
+        .map(|(cm, c)| {
+            json!({
+                "metric": c.metric,
+                "series": SeriesKey::new(cm.metric.clone(), cm.labels.clone()).to_string(),
+                "window": format_duration(cm.window),
+                "better": if cm.better == Better::Higher { "higher" } else { "lower" },
+                "tolerance": match cm.tolerance { Tolerance::Relative(r) => format!("{}%", num(r * 100.0)), Tolerance::Absolute(a) => num(a) },
+                "value": c.value,
+                "reference": c.reference,
+                "delta": c.delta(),
+                "kr_score_delta": c.kr_score_delta,
+                "kr_moved": c.kr_moved,
+                "degraded": c.degraded,
+            })
+        })
+        .collect();
+    json!({
+        "evaluated_at": at,
+        "series": SeriesKey::new(kr.metric.clone(), kr.labels.clone()).to_string(),
+        "aggregate": kr.aggregate.as_str(),
+        "window": kr.window.map(format_duration),
+        "points_used": used,
+        "baseline": { "value": s.baseline, "source": baseline_source },
+        "formula": formula,
+        "expected": expected,
+        "status": status,
+        "counter_metrics": counters,
+    })
+}
+
+fn point(p: &crate::model::Sample) -> Value {
+    json!({ "ts": p.ts, "value": p.value })
+}

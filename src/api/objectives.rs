@@ -1,0 +1,34 @@
+//! `GET /api/v1/objectives`.
+
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::AppState;
+
+/// Every objective with its period, team, score and key result ids.
+pub async fn list(State(app): State<AppState>) -> Json<Value> {
+    let config = app.live.config();
+    let card = app.live.card();
+    let objectives: Vec<Value> = config
+        .objectives
+        .iter()
+        .map(|o| {
+            let score = card
+                .objectives
+                .iter()
+                .find(|r| r.id == o.id)
+                .map(|r| r.score);
+            json!({
+                "id": o.id,
+                "objective": o.objective,
+                "team": o.team,
+                "period": { "label": o.period.label, "start": o.period.start, "end": o.period.end },
+                "aligns_to": o.aligns_to,
+                "score": score,
+                "key_results": o.key_results.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Json(json!({ "objectives": objectives }))
+}

@@ -1,0 +1,75 @@
+//! `POST /api/v1/points`: pushed points. A request is stored whole or
+//! rejected whole: any bad item gets 400 with every bad item's index and
+//! reason, and nothing is stored.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::{require_token, AppState};
+use crate::ingest::{point_from_json, Interner};
+use crate::metrics::PUSH_CONNECTOR;
+use crate::store::no_progress;
+
+/// Stores `{"points": [...]}`; answers `{"stored": n}` once durably written.
+pub async fn push(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    require_token(&app, &headers)?;
+    let doc: Value = serde_json::from_slice(&body).map_err(|e| {
+        reject_all(&app, "invalid_json");
+        ApiError::bad_request(format!("invalid JSON: {e}"))
+    })?;
+    let Some(items) = doc.get("points").and_then(Value::as_array) else {
+        reject_all(&app, "invalid_shape");
+        return Err(ApiError::bad_request(
+            r#"expected a JSON object {"points": [...]}"#,
+        ));
+    };
+    let mut interner = Interner::default();
+    let mut points = Vec::with_capacity(items.len());
+    let mut rejected = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        match point_from_json(item, &mut interner) {
+            Ok(p) => points.push(p),
+            Err(e) => rejected.push((index, e)),
+        }
+    }
+    if !rejected.is_empty() {
+        for (_, e) in &rejected {
+            app.metrics
+                .points_rejected
+                .with_label_values(&[PUSH_CONNECTOR, e.reason.as_str()])
+                .inc();
+        }
+        let list: Vec<Value> = rejected
+            .iter()
+            .map(|(i, e)| json!({"index": i, "reason": e.reason.as_str(), "message": e.message}))
+            .collect();
+        return Err(ApiError::bad_request(format!(
+            "{} of {} points are invalid; nothing was stored",
+            rejected.len(),
+            items.len()
+        ))
+        .with("rejected", Value::Array(list)));
+    }
+    let stored = app.store.write_points(&points, &no_progress).await?;
+    app.metrics
+        .points_ingested
+        .with_label_values(&[PUSH_CONNECTOR])
+        .inc_by(points.len() as u64);
+    app.live.points_written(&points);
+    Ok(Json(json!({ "stored": stored })))
+}
+
+fn reject_all(app: &AppState, reason: &str) {
+    app.metrics
+        .points_rejected
+        .with_label_values(&[PUSH_CONNECTOR, reason])
+        .inc();
+}

@@ -1,0 +1,129 @@
+//! Runs the connectors of the current config. Today: `synthetic` (the
+//! quickstart's demo data); the pull and stream types join here.
+//!
+//! A connector never writes SQL: it produces points, the store writes them,
+//! and the live state is told so the scorer recomputes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::SubsecRound;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::config::connector::{Connector, ConnectorKind};
+use crate::config::types::Schedule;
+use crate::ingest::Interner;
+use crate::live::Live;
+use crate::metrics::Metrics;
+use crate::model::{Point, Timestamp};
+use crate::store::{no_progress, Store};
+
+use super::synthetic;
+
+/// Step of the synthetic connector's backfill of the period so far.
+const BACKFILL_STEP: Duration = Duration::from_secs(3600);
+
+/// What a connector task needs.
+#[derive(Clone)]
+pub struct Context {
+    /// Shared state, to report writes.
+    pub live: Arc<Live>,
+    /// Where points go.
+    pub store: Arc<dyn Store>,
+    /// Health metrics.
+    pub metrics: Arc<Metrics>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Runs `connectors` until `generation` is cancelled (at shutdown, or when
+/// a reload replaces the connector set).
+pub async fn run_all(ctx: Context, connectors: Vec<Connector>, generation: CancellationToken) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in connectors {
+        match &c.kind {
+            ConnectorKind::Synthetic => {
+                tasks.spawn(run_synthetic(ctx.clone(), c, generation.clone()));
+            }
+            other => tracing::warn!(
+                connector = %c.name,
+                r#type = other.type_name(),
+                "this connector type does not run yet; its points can be pushed to POST /api/v1/points meanwhile"
+            ),
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Sleeps until the schedule's next tick after `now`; false on shutdown.
+async fn wait_tick(schedule: &Schedule, now: Timestamp, shutdown: &CancellationToken) -> bool {
+    let wait = match schedule {
+        Schedule::Every(d) => *d,
+        Schedule::Cron(s) => s
+            .after(&now)
+            .next()
+            .and_then(|next| (next - now).to_std().ok())
+            .unwrap_or(Duration::from_secs(60)),
+    };
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(wait) => true,
+    }
+}
+
+async fn write(ctx: &Context, name: &str, points: &[Point]) {
+    match ctx.store.write_points(points, &no_progress).await {
+        Ok(_) => {
+            ctx.metrics
+                .points_ingested
+                .with_label_values(&[name])
+                .inc_by(points.len() as u64);
+            ctx.metrics
+                .connector_last_success
+                .with_label_values(&[name])
+                .set(ctx.clock.now().timestamp_millis() as f64 / 1000.0);
+            ctx.live.points_written(points);
+        }
+        Err(e) => {
+            tracing::warn!(connector = name, error = %e, "writing points failed");
+            ctx.metrics
+                .connector_errors
+                .with_label_values(&[name, "store"])
+                .inc();
+        }
+    }
+}
+
+/// The demo connector: backfills the objectives' periods so far at an
+/// hourly step (idempotent: the same instants give the same points), then
+/// writes the scenario's current point on every tick.
+async fn run_synthetic(ctx: Context, c: Connector, shutdown: CancellationToken) {
+    let schedule = c
+        .schedule
+        .clone()
+        .unwrap_or(Schedule::Every(Duration::from_secs(15)));
+    let mut interner = Interner::default();
+    let now = ctx.clock.now();
+    let start = ctx
+        .live
+        .config()
+        .objectives
+        .iter()
+        .map(|o| o.period.start)
+        .min();
+    if let Some(start) = start.filter(|s| *s < now) {
+        let points = synthetic::backfill(start, now, BACKFILL_STEP, &mut interner);
+        tracing::info!(connector = %c.name, points = points.len(), "synthetic backfill");
+        write(&ctx, &c.name, &points).await;
+    }
+    loop {
+        let now = ctx.clock.now();
+        // Whole seconds: live demo points land on tidy timestamps.
+        let t = now.trunc_subsecs(0);
+        write(&ctx, &c.name, &synthetic::points_at(t, &mut interner)).await;
+        if !wait_tick(&schedule, now, &shutdown).await {
+            return;
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The live state of a running okrd, shared by the API, the scorer, the
+//! reloader and the connectors: the current config, the latest scorecard,
+//! and which metrics have new points since the last recompute.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use tokio::sync::{watch, Notify};
+
+use crate::config::Config;
+use crate::model::{Point, Timestamp};
+use crate::scorer::Scorecard;
+
+/// What the scorer must recompute.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Dirty {
+    /// Everything (interval tick, reload, start).
+    pub all: bool,
+    /// Metrics with new points, each with the earliest ts written: history
+    /// from there on is re-scored.
+    pub metrics: HashMap<String, Timestamp>,
+}
+
+/// Shared state; cheap to read, written by few.
+pub struct Live {
+    config: watch::Sender<Arc<Config>>,
+    card: RwLock<Arc<Scorecard>>,
+    dirty: Mutex<Dirty>,
+    wake: Notify,
+}
+
+impl Live {
+    /// Live state for `config`, with an empty scorecard and everything dirty.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config: watch::Sender::new(Arc::new(config)),
+            card: RwLock::new(Arc::new(Scorecard::default())),
+            dirty: Mutex::new(Dirty {
+                all: true,
+                metrics: HashMap::new(),
+            }),
+            wake: Notify::new(),
+        }
+    }
+
+    /// The current config.
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.config.borrow())
+    }
+
+    /// Replaces the config and has everything recomputed.
+    pub fn set_config(&self, config: Config) {
+        self.config.send_replace(Arc::new(config));
+        self.mark_all();
+    }
+
+    /// Sees every config change.
+    pub fn watch_config(&self) -> watch::Receiver<Arc<Config>> {
+        self.config.subscribe()
+    }
+
+    /// The latest scorecard.
+    pub fn card(&self) -> Arc<Scorecard> {
+        Arc::clone(&self.card.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Publishes a new scorecard.
+    pub fn set_card(&self, card: Scorecard) {
+        *self.card.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(card);
+    }
+
+    /// Records that `points` were durably written, and wakes the scorer.
+    pub fn points_written(&self, points: &[Point]) {
+        if points.is_empty() {
+            return;
+        }
+        {
+            let mut dirty = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
+            for p in points {
+                dirty
+                    .metrics
+                    .entry(p.series.metric.clone())
+                    .and_modify(|ts| *ts = (*ts).min(p.ts))
+                    .or_insert(p.ts);
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// Has every KR recomputed, and wakes the scorer.
+    pub fn mark_all(&self) {
+        self.dirty
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .all = true;
+        self.wake.notify_one();
+    }
+
+    /// Takes what is dirty, leaving nothing dirty.
+    pub fn take_dirty(&self) -> Dirty {
+        std::mem::take(&mut *self.dirty.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Resolves when something became dirty since the last wait.
+    pub async fn changed(&self) {
+        self.wake.notified().await;
+    }
+}

@@ -1,0 +1,220 @@
+//! Every Prometheus metric okrd exports, declared in this one module (SPEC
+//! §5). Service-health metrics live in a registry and are updated where
+//! things happen; key-result metrics are rendered from the latest
+//! scorecard at scrape time, so a KR removed by a reload leaves no stale
+//! series behind. Label values come from bounded sets (config ids, fixed
+//! reasons and outcomes).
+
+use prometheus::core::Collector;
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::scorer::Scorecard;
+use crate::scoring::Status;
+
+/// Connector name used for points pushed over HTTP.
+pub const PUSH_CONNECTOR: &str = "push";
+
+/// okrd's service-health metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// `okrd_points_ingested_total{connector}`.
+    pub points_ingested: IntCounterVec,
+    /// `okrd_points_rejected_total{connector,reason}`.
+    pub points_rejected: IntCounterVec,
+    /// `okrd_connector_last_success_timestamp_seconds{connector}`.
+    pub connector_last_success: GaugeVec,
+    /// `okrd_connector_errors_total{connector,reason}`.
+    pub connector_errors: IntCounterVec,
+    /// `okrd_kafka_consumer_lag{connector,partition}`.
+    pub kafka_consumer_lag: IntGaugeVec,
+    /// `okrd_recompute_duration_seconds`.
+    pub recompute_duration: Histogram,
+    /// `okrd_notifications_total{notifier,outcome}`.
+    pub notifications: IntCounterVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn register<C: Collector + Clone + 'static>(registry: &Registry, c: C) -> C {
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric names are unique");
+    c
+}
+
+impl Metrics {
+    /// Declares and registers every service-health metric.
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                &r,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        Self {
+            points_ingested: counter(
+                "okrd_points_ingested_total",
+                "Points written to the store, by connector (push: the HTTP API).",
+                &["connector"],
+            ),
+            points_rejected: counter(
+                "okrd_points_rejected_total",
+                "Points rejected as invalid, by connector and reason.",
+                &["connector", "reason"],
+            ),
+            connector_last_success: register(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "okrd_connector_last_success_timestamp_seconds",
+                        "Unix time of the connector's last successful run.",
+                    ),
+                    &["connector"],
+                )
+                .expect("valid metric"),
+            ),
+            connector_errors: counter(
+                "okrd_connector_errors_total",
+                "Failed connector runs, by connector and reason.",
+                &["connector", "reason"],
+            ),
+            kafka_consumer_lag: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "okrd_kafka_consumer_lag",
+                        "Messages between the consumer's position and the partition's end.",
+                    ),
+                    &["connector", "partition"],
+                )
+                .expect("valid metric"),
+            ),
+            recompute_duration: register(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "okrd_recompute_duration_seconds",
+                        "Time one recompute of the scorecard took.",
+                    )
+                    .buckets(vec![
+                        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    ]),
+                )
+                .expect("valid metric"),
+            ),
+            notifications: counter(
+                "okrd_notifications_total",
+                "Alert notifications, by notifier and outcome.",
+                &["notifier", "outcome"],
+            ),
+            registry: r,
+        }
+    }
+
+    /// The Prometheus text exposition: service health plus the KR and
+    /// objective metrics of `card`.
+    pub fn render(&self, card: &Scorecard) -> String {
+        let mut families = self.registry.gather();
+        families.extend(scorecard_families(card));
+        families.sort_by(|a, b| a.name().cmp(b.name()));
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&families, &mut out)
+            .expect("encoding to memory cannot fail");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+fn gauge(name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    GaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
+}
+
+/// The KR and objective gauges of one scorecard.
+fn scorecard_families(card: &Scorecard) -> Vec<prometheus::proto::MetricFamily> {
+    const KR: &[&str] = &["objective", "key_result"];
+    let score = gauge("okrd_key_result_score", "Key result score, 0.0 to 1.0.", KR);
+    let progress = gauge(
+        "okrd_key_result_progress",
+        "Key result progress from baseline to target, unclamped (1 = target reached).",
+        KR,
+    );
+    let value = gauge(
+        "okrd_key_result_value",
+        "The key result's current aggregate value.",
+        KR,
+    );
+    let target = gauge(
+        "okrd_key_result_target",
+        "The key result's target (threshold for maintain KRs).",
+        KR,
+    );
+    let expected = gauge(
+        "okrd_key_result_expected_score",
+        "The score expected by now: elapsed fraction of the period (x0.7 for aspirational KRs).",
+        KR,
+    );
+    let status = gauge(
+        "okrd_key_result_status",
+        "1 for the key result's current status, 0 for the others.",
+        &["objective", "key_result", "status"],
+    );
+    let info = gauge(
+        "okrd_key_result_info",
+        "Key result metadata; always 1.",
+        &["objective", "key_result", "team", "title", "period"],
+    );
+    let objective = gauge(
+        "okrd_objective_score",
+        "Objective score: weighted average of its key results' scores.",
+        &["objective", "team"],
+    );
+    let degraded = gauge(
+        "okrd_counter_metric_degraded",
+        "1 while the counter metric is worse than W ago by more than its tolerance.",
+        &["objective", "key_result", "counter_metric"],
+    );
+    for r in &card.key_results {
+        let kr = [r.objective.as_str(), r.key_result.as_str()];
+        score.with_label_values(&kr).set(r.score);
+        if let Some(p) = r.progress {
+            progress.with_label_values(&kr).set(p);
+        }
+        if let Some(v) = r.value {
+            value.with_label_values(&kr).set(v);
+        }
+        target.with_label_values(&kr).set(r.target);
+        expected.with_label_values(&kr).set(r.expected);
+        for s in Status::ALL {
+            let on = if s.as_str() == r.status { 1.0 } else { 0.0 };
+            status
+                .with_label_values(&[kr[0], kr[1], s.as_str()])
+                .set(on);
+        }
+        info.with_label_values(&[kr[0], kr[1], &r.team, &r.title, &r.period])
+            .set(1.0);
+        for c in &r.counters {
+            let on = if c.degraded { 1.0 } else { 0.0 };
+            degraded
+                .with_label_values(&[kr[0], kr[1], &c.metric])
+                .set(on);
+        }
+    }
+    for o in &card.objectives {
+        objective.with_label_values(&[&o.id, &o.team]).set(o.score);
+    }
+    [
+        score, progress, value, target, expected, status, info, objective, degraded,
+    ]
+    .iter()
+    .flat_map(|g| g.collect())
+    .filter(|f| !f.get_metric().is_empty())
+    .collect()
+}

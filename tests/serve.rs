@@ -1,0 +1,638 @@
+//! `okrd serve` end to end: the real binary on port 0, against SQLite and
+//! the real PostgreSQL. Pushed points become scores in the API and in
+//! /metrics; bad pushes are rejected with nothing stored; auth is enforced;
+//! a valid reload is applied and an invalid one refused; SIGTERM loses no
+//! accepted point; promtool accepts /metrics; the status page renders in
+//! headless Chromium.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use chrono::{SubsecRound, TimeDelta, Utc};
+use common::server::{eventually, objective_yaml, service_yaml, signal, Server};
+use serde_json::{json, Value};
+
+macro_rules! both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(None).await;
+                }
+            )*
+        }
+        mod postgres {
+            use crate::common::pg;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    if pg::skip() {
+                        return;
+                    }
+                    let db = pg::fresh_database().await;
+                    super::$case(Some(db.url().to_string())).await;
+                }
+            )*
+        }
+    };
+}
+
+both_stores!(
+    pushed_points_become_scores_in_the_api_and_metrics,
+    a_bad_push_is_rejected_whole,
+    sigterm_loses_no_accepted_point,
+);
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+async fn get_json(url: &str) -> Value {
+    let r = client().get(url).send().await.unwrap();
+    assert!(r.status().is_success(), "GET {url}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+async fn get_text(url: &str) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of one series in Prometheus text output.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn kr<'a>(list: &'a Value, objective: &str) -> Option<&'a Value> {
+    list["key_results"]
+        .as_array()?
+        .iter()
+        .find(|k| k["objective"] == objective)
+}
+
+fn start(db: Option<&str>) -> Server {
+    let objectives = [(
+        "growth.yaml",
+        objective_yaml("growth", "activation_rate", Utc::now()),
+    )];
+    Server::start(&service_yaml(""), &objectives, db, &[])
+}
+
+async fn pushed_points_become_scores_in_the_api_and_metrics(db: Option<String>) {
+    let server = start(db.as_deref());
+    // Before any point: no data.
+    let list = eventually(Duration::from_secs(10), "the first scorecard", || async {
+        let l = get_json(&server.url("/api/v1/key-results")).await;
+        kr(&l, "growth").is_some().then_some(l)
+    })
+    .await;
+    assert_eq!(kr(&list, "growth").unwrap()["status"], "no_data");
+
+    let ts = Utc::now().trunc_subsecs(0) - TimeDelta::seconds(5);
+    let body = json!({"points": [
+        {"metric": "activation_rate", "ts": (ts - TimeDelta::seconds(60)).to_rfc3339(), "value": 0.35},
+        {"metric": "activation_rate", "ts": ts.to_rfc3339(), "value": 0.40},
+        {"metric": "tickets", "ts": ts.to_rfc3339(), "value": 3.0},
+    ]});
+    let pushed = Instant::now();
+    let r = client()
+        .post(server.url("/api/v1/points"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"stored": 3}));
+
+    let row = eventually(
+        Duration::from_secs(5),
+        "the pushed value in the API",
+        || async {
+            let l = get_json(&server.url("/api/v1/key-results")).await;
+            let row = kr(&l, "growth")?.clone();
+            (row["value"] == json!(0.40)).then_some(row)
+        },
+    )
+    .await;
+    eprintln!(
+        "pushed point visible in the API after {:?}",
+        pushed.elapsed()
+    );
+    assert!(
+        (row["progress"].as_f64().unwrap() - 0.5).abs() < 1e-9,
+        "{row}"
+    );
+    assert_eq!(row["score"], row["progress"]);
+    assert_eq!(row["team"], "growth");
+    assert_eq!(row["title"], "Raise activation_rate from 30% to 50%");
+    assert_eq!(row["updated_at"], json!(ts));
+
+    let metrics = get_text(&server.url("/metrics")).await;
+    for (series, expected) in [
+        (
+            r#"okrd_key_result_value{key_result="kr",objective="growth"}"#,
+            0.4,
+        ),
+        (
+            r#"okrd_key_result_score{key_result="kr",objective="growth"}"#,
+            0.5,
+        ),
+        (
+            r#"okrd_key_result_target{key_result="kr",objective="growth"}"#,
+            0.5,
+        ),
+        (
+            r#"okrd_key_result_status{key_result="kr",objective="growth",status="on_track"}"#,
+            1.0,
+        ),
+        (
+            r#"okrd_key_result_status{key_result="kr",objective="growth",status="no_data"}"#,
+            0.0,
+        ),
+        (r#"okrd_points_ingested_total{connector="push"}"#, 3.0),
+    ] {
+        let got = metric(&metrics, series).unwrap_or_else(|| panic!("no {series} in\n{metrics}"));
+        assert!(
+            (got - expected).abs() < 1e-9,
+            "{series} = {got}, expected {expected}"
+        );
+    }
+
+    // The detail explains the score and has the history.
+    let detail = get_json(&server.url("/api/v1/key-results/growth/kr")).await;
+    let ex = &detail["explanation"];
+    assert_eq!(ex["series"], "activation_rate");
+    assert_eq!(ex["baseline"]["source"], "configured");
+    assert_eq!(ex["points_used"], json!([{"ts": ts, "value": 0.4}]));
+    assert!(
+        ex["formula"]
+            .as_str()
+            .unwrap()
+            .contains("(0.4 - 0.3) / (0.5 - 0.3) = 0.5"),
+        "{ex}"
+    );
+    let history = detail["history"].as_array().unwrap();
+    assert!(history.iter().any(|h| h["value"] == json!(0.4)), "{detail}");
+    // The history was re-scored from the earliest pushed point on.
+    assert!(
+        history.iter().any(|h| h["value"] == json!(0.35)),
+        "{detail}"
+    );
+
+    // A late point, before everything stored: re-scores the past.
+    let late = ts - TimeDelta::days(1);
+    let body =
+        json!({"points": [{"metric": "activation_rate", "ts": late.to_rfc3339(), "value": 0.31}]});
+    assert_eq!(
+        client()
+            .post(server.url("/api/v1/points"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    eventually(
+        Duration::from_secs(5),
+        "history re-scored with the late point",
+        || async {
+            let d = get_json(&server.url("/api/v1/key-results/growth/kr")).await;
+            d["history"]
+                .as_array()?
+                .iter()
+                .any(|h| h["at"] == json!(late) && h["value"] == json!(0.31))
+                .then_some(())
+        },
+    )
+    .await;
+
+    assert_eq!(get_text(&server.url("/healthz")).await, "ok\n");
+    assert_eq!(get_text(&server.url("/readyz")).await, "ready\n");
+    let objectives = get_json(&server.url("/api/v1/objectives")).await;
+    assert_eq!(objectives["objectives"][0]["id"], "growth");
+    assert!((objectives["objectives"][0]["score"].as_f64().unwrap() - 0.5).abs() < 1e-9);
+}
+
+async fn a_bad_push_is_rejected_whole(db: Option<String>) {
+    let server = Server::start(
+        &service_yaml("  max_body: 4KiB\n"),
+        &[(
+            "growth.yaml",
+            objective_yaml("growth", "activation_rate", Utc::now()),
+        )],
+        db.as_deref(),
+        &[],
+    );
+    let now = Utc::now().trunc_subsecs(0);
+    let body = json!({"points": [
+        {"metric": "activation_rate", "ts": now.to_rfc3339(), "value": 0.4},
+        {"metric": "activation_rate", "ts": "yesterday", "value": 0.4},
+        {"metric": "activation_rate", "ts": now.to_rfc3339(), "value": "high"},
+    ]});
+    let r = client()
+        .post(server.url("/api/v1/points"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(
+        err["error"],
+        "2 of 3 points are invalid; nothing was stored"
+    );
+    let reasons: Vec<(u64, &str)> = err["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["index"].as_u64().unwrap(), r["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(reasons, vec![(1, "invalid_ts"), (2, "invalid_value")]);
+
+    let r = client()
+        .post(server.url("/api/v1/points"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let big = json!({"points": (0..200).map(|i| json!({"metric": "m", "ts": i, "value": i})).collect::<Vec<_>>()});
+    let r = client()
+        .post(server.url("/api/v1/points"))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413, "a body over http.max_body");
+
+    // Nothing from the rejected requests was stored: after recomputes, still no data.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let list = get_json(&server.url("/api/v1/key-results")).await;
+    assert_eq!(kr(&list, "growth").unwrap()["status"], "no_data");
+    let store = okrd::store::open(&server.database_url).await.unwrap();
+    assert!(store.metrics_with_points().await.unwrap().is_empty());
+    let metrics = get_text(&server.url("/metrics")).await;
+    assert!(
+        metrics.contains(r#"okrd_points_rejected_total{connector="push",reason="invalid_ts"} 1"#),
+        "{metrics}"
+    );
+}
+
+async fn sigterm_loses_no_accepted_point(db: Option<String>) {
+    let mut server = start(db.as_deref());
+    let base = Utc::now().trunc_subsecs(0) - TimeDelta::days(1);
+    let url = server.url("/api/v1/points");
+    const BATCH: i64 = 500;
+    // Four clients push batches with distinct timestamps until the server
+    // goes away; each remembers the batches it got a 200 for.
+    let mut clients = Vec::new();
+    for c in 0..4i64 {
+        let url = url.clone();
+        clients.push(tokio::spawn(async move {
+            let http = client();
+            let mut accepted = Vec::new();
+            for b in 0..10_000i64 {
+                let first = (c * 10_000 + b) * BATCH;
+                let points: Vec<Value> = (first..first + BATCH)
+                    .map(|i| json!({"metric": "activation_rate", "ts": (base + TimeDelta::milliseconds(i)).to_rfc3339(), "value": i}))
+                    .collect();
+                match http.post(&url).json(&json!({"points": points})).send().await {
+                    Ok(r) if r.status() == 200 => accepted.push(first),
+                    _ => break,
+                }
+            }
+            accepted
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    signal(server.pid(), "TERM");
+    let mut accepted = Vec::new();
+    for c in clients {
+        accepted.extend(c.await.unwrap());
+    }
+    let clean_exit = tokio::task::block_in_place(|| server.wait_exit());
+    assert!(
+        clean_exit,
+        "okrd serve exited with an error after SIGTERM:\n{}",
+        server.log()
+    );
+    assert!(
+        accepted.len() >= 4,
+        "too few batches got in before SIGTERM: {}",
+        accepted.len()
+    );
+
+    // Every point of every acknowledged batch is in the store.
+    let store = okrd::store::open(&server.database_url).await.unwrap();
+    let key = okrd::model::SeriesKey::new("activation_rate", Default::default());
+    let stored = store
+        .load_series(
+            &key,
+            base - TimeDelta::seconds(1),
+            base + TimeDelta::days(1),
+        )
+        .await
+        .unwrap();
+    let stored: std::collections::HashSet<i64> = stored
+        .iter()
+        .map(|s| (s.ts - base).num_milliseconds())
+        .collect();
+    for first in &accepted {
+        for i in *first..first + BATCH {
+            assert!(
+                stored.contains(&i),
+                "acknowledged point {i} is missing after SIGTERM"
+            );
+        }
+    }
+    eprintln!(
+        "{} acknowledged batches ({} points) all present after SIGTERM; {} points stored in all",
+        accepted.len(),
+        accepted.len() as i64 * BATCH,
+        stored.len()
+    );
+}
+
+async fn push(server: &Server, points: Value, token: Option<&str>) -> reqwest::Response {
+    let mut req = client()
+        .post(server.url("/api/v1/points"))
+        .json(&json!({ "points": points }));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap()
+}
+
+fn one_point(value: f64) -> Value {
+    json!([{"metric": "activation_rate", "ts": Utc::now().trunc_subsecs(0).to_rfc3339(), "value": value}])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_need_the_token_when_one_is_set() {
+    let objectives = [(
+        "growth.yaml",
+        objective_yaml("growth", "activation_rate", Utc::now()),
+    )];
+    // The token comes from the environment, as a deployment would set it.
+    let server = Server::start(
+        &service_yaml("  token: ${TEST_TOKEN}\n"),
+        &objectives,
+        None,
+        &[("TEST_TOKEN", "s3cret")],
+    );
+    assert_eq!(push(&server, one_point(0.4), None).await.status(), 401);
+    assert_eq!(
+        push(&server, one_point(0.4), Some("s3cre")).await.status(),
+        401
+    );
+    assert_eq!(
+        push(&server, one_point(0.4), Some("s3cret-and-more"))
+            .await
+            .status(),
+        401
+    );
+    let ok = push(&server, one_point(0.4), Some("s3cret")).await;
+    assert_eq!(ok.status(), 200);
+    // Reads stay open.
+    let r = client()
+        .get(server.url("/api/v1/key-results"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_reload_is_applied_and_an_invalid_one_refused() {
+    let server = start(None);
+    let ids = || async {
+        let o = get_json(&server.url("/api/v1/objectives")).await;
+        o["objectives"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids().await, ["growth"]);
+
+    // A new objective file is picked up.
+    let dir = server.file("config/objectives");
+    std::fs::write(
+        dir.join("retention.yaml"),
+        objective_yaml("retention", "retention_rate", Utc::now()),
+    )
+    .unwrap();
+    eventually(Duration::from_secs(10), "the new objective", || async {
+        (ids().await == ["growth", "retention"]).then_some(())
+    })
+    .await;
+    let krs = eventually(
+        Duration::from_secs(5),
+        "the new objective's KR scored",
+        || async {
+            let l = get_json(&server.url("/api/v1/key-results")).await;
+            kr(&l, "retention").is_some().then_some(l)
+        },
+    )
+    .await;
+    assert_eq!(kr(&krs, "retention").unwrap()["status"], "no_data");
+
+    // An invalid edit is refused with its errors logged; the previous set keeps running.
+    let broken = objective_yaml("broken", "m", Utc::now())
+        .replace("team: growth", "team: growth\nowner: bob");
+    std::fs::write(dir.join("broken.yaml"), broken).unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the rejected reload in the log",
+        || async {
+            server
+                .log()
+                .contains("configuration reload rejected")
+                .then_some(())
+        },
+    )
+    .await;
+    let log = server.log();
+    assert!(
+        log.contains("config/objectives/broken.yaml:4:1: error: owner: unknown field `owner`"),
+        "{log}"
+    );
+    assert_eq!(ids().await, ["growth", "retention"]);
+
+    // Fixing it applies it; SIGHUP reloads on demand.
+    std::fs::remove_file(dir.join("broken.yaml")).unwrap();
+    std::fs::remove_file(dir.join("retention.yaml")).unwrap();
+    eventually(Duration::from_secs(10), "the objective removed", || async {
+        (ids().await == ["growth"]).then_some(())
+    })
+    .await;
+    signal(server.pid(), "HUP");
+    eventually(Duration::from_secs(10), "a SIGHUP reload", || async {
+        server.log().contains("SIGHUP: reloading").then_some(())
+    })
+    .await;
+    // A removed KR leaves no series behind, once the scorer has run.
+    eventually(
+        Duration::from_secs(5),
+        "the removed KR gone from /metrics",
+        || async {
+            (!get_text(&server.url("/metrics"))
+                .await
+                .contains("retention"))
+            .then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promtool_finds_nothing_wrong_with_metrics() {
+    let server = start(None);
+    assert_eq!(push(&server, one_point(0.4), None).await.status(), 200);
+    let bad = json!([{"metric": "activation_rate", "ts": "never", "value": 1}]);
+    assert_eq!(push(&server, bad, None).await.status(), 400);
+    eventually(Duration::from_secs(5), "the score in /metrics", || async {
+        let m = get_text(&server.url("/metrics")).await;
+        m.contains(r#"okrd_key_result_value{key_result="kr",objective="growth"} 0.4"#)
+            .then_some(())
+    })
+    .await;
+    let text = get_text(&server.url("/metrics")).await;
+    for name in [
+        "okrd_key_result_score",
+        "okrd_key_result_progress",
+        "okrd_key_result_value",
+        "okrd_key_result_target",
+        "okrd_key_result_expected_score",
+        "okrd_key_result_status",
+        "okrd_key_result_info",
+        "okrd_objective_score",
+        "okrd_counter_metric_degraded",
+        "okrd_points_ingested_total",
+        "okrd_points_rejected_total",
+        "okrd_recompute_duration_seconds",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "{name} missing from /metrics:\n{text}"
+        );
+    }
+    let promtool = which("promtool");
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // SPEC §5 names the metric okrd_counter_metric_degraded, and promtool's
+    // linter rejects any name containing "_counter_". The SPEC name is the
+    // contract dashboards and alerts use, so that one finding is expected
+    // (README, "Choices where the spec is silent"); anything else fails.
+    const KNOWN: &str =
+        "okrd_counter_metric_degraded metric name should not include type 'counter'";
+    let other: Vec<&str> = said
+        .lines()
+        .filter(|l| !l.trim().is_empty() && l.trim() != KNOWN)
+        .collect();
+    assert!(
+        other.is_empty(),
+        "promtool check metrics:\n{said}\n--- input\n{text}"
+    );
+    assert!(
+        said.contains(KNOWN),
+        "promtool's output changed; revisit the known finding:\n{said}"
+    );
+}
+
+/// A command from PATH; fails naming the install script when missing.
+fn which(cmd: &str) -> std::path::PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(cmd))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("`{cmd}` is not installed: run scripts/install-test-deps.sh"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_shows_the_key_results_in_chromium() {
+    let objectives = [
+        (
+            "growth.yaml",
+            objective_yaml("growth", "activation_rate", Utc::now()),
+        ),
+        (
+            "retention.yaml",
+            objective_yaml("retention", "retention_rate", Utc::now()),
+        ),
+    ];
+    let server = Server::start(&service_yaml(""), &objectives, None, &[]);
+    let now = Utc::now().trunc_subsecs(0);
+    let points: Vec<Value> = (0..10)
+        .map(|i| json!({"metric": "activation_rate", "ts": (now - TimeDelta::days(10 - i)).to_rfc3339(), "value": 0.30 + 0.01 * i as f64}))
+        .collect();
+    assert_eq!(
+        push(&server, Value::Array(points), None).await.status(),
+        200
+    );
+    eventually(Duration::from_secs(5), "the scored KR", || async {
+        let l = get_json(&server.url("/api/v1/key-results")).await;
+        (kr(&l, "growth")?["status"] != "no_data").then_some(())
+    })
+    .await;
+    let Some(page) = common::browser::load_async(server.url("/")).await else {
+        return;
+    };
+    for needle in [
+        r#"id="kr-growth-kr""#,
+        r#"id="kr-retention-kr""#,
+        "Raise activation_rate from 30% to 50%",
+        "Raise retention_rate from 30% to 50%",
+        "Test objective growth",
+    ] {
+        assert!(
+            page.dom.contains(needle),
+            "{needle} not on the page:\n{}",
+            page.dom
+        );
+    }
+    let png = std::fs::read(&page.screenshot).unwrap();
+    let (width, height, pixels) = common::browser::decode_png(&png);
+    assert_eq!(
+        (width, height),
+        (common::browser::WIDTH, common::browser::HEIGHT)
+    );
+    let distinct: std::collections::HashSet<[u8; 3]> = pixels.iter().copied().collect();
+    assert!(
+        distinct.len() > 50,
+        "the screenshot looks blank ({} colours)",
+        distinct.len()
+    );
+}
