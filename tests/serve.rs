@@ -43,6 +43,8 @@ both_stores!(
     pushed_points_become_scores_in_the_api_and_metrics,
     a_bad_push_is_rejected_whole,
     sigterm_loses_no_accepted_point,
+    writes_need_the_token_when_one_is_set,
+    a_valid_reload_is_applied_and_an_invalid_one_refused,
 );
 
 fn client() -> reqwest::Client {
@@ -380,8 +382,7 @@ fn one_point(value: f64) -> Value {
     json!([{"metric": "activation_rate", "ts": Utc::now().trunc_subsecs(0).to_rfc3339(), "value": value}])
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_need_the_token_when_one_is_set() {
+async fn writes_need_the_token_when_one_is_set(db: Option<String>) {
     let objectives = [(
         "growth.yaml",
         objective_yaml("growth", "activation_rate", Utc::now()),
@@ -415,9 +416,8 @@ async fn writes_need_the_token_when_one_is_set() {
     assert_eq!(r.status(), 200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_valid_reload_is_applied_and_an_invalid_one_refused() {
-    let server = start(None);
+async fn a_valid_reload_is_applied_and_an_invalid_one_refused(db: Option<String>) {
+    let server = start(db.as_deref());
     let ids = || async {
         let o = get_json(&server.url("/api/v1/objectives")).await;
         o["objectives"]
@@ -635,4 +635,43 @@ async fn the_status_page_shows_the_key_results_in_chromium() {
         "the screenshot looks blank ({} colours)",
         distinct.len()
     );
+}
+
+/// `/readyz` answers 503 while the store is unreachable, and recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_follows_the_store() {
+    use sqlx::Connection;
+    if common::pg::skip() {
+        return;
+    }
+    let db = common::pg::fresh_database().await;
+    let server = start(Some(db.url()));
+    assert_eq!(get_text(&server.url("/readyz")).await, "ready\n");
+    let mut admin = sqlx::PgConnection::connect(&common::pg::admin_url())
+        .await
+        .unwrap();
+    let cut = format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false", db.name());
+    sqlx::query(&cut).execute(&mut admin).await.unwrap();
+    let kick = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()";
+    sqlx::query(kick)
+        .bind(db.name())
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "/readyz to report the store gone",
+        || async {
+            let r = client().get(server.url("/readyz")).send().await.ok()?;
+            (r.status() == 503).then_some(())
+        },
+    )
+    .await;
+    let restore = format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", db.name());
+    sqlx::query(&restore).execute(&mut admin).await.unwrap();
+    eventually(Duration::from_secs(15), "/readyz to recover", || async {
+        let r = client().get(server.url("/readyz")).send().await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
 }
