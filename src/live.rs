@@ -11,6 +11,20 @@ use crate::config::Config;
 use crate::model::{Point, Timestamp};
 use crate::scorer::Scorecard;
 
+/// The services every part of a running okrd shares: the API's state and
+/// each connector's context.
+#[derive(Clone)]
+pub struct Services {
+    /// Config, scorecard, what is dirty.
+    pub live: Arc<Live>,
+    /// Where points are stored.
+    pub store: Arc<dyn crate::store::Store>,
+    /// Service-health metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Time.
+    pub clock: Arc<dyn crate::clock::Clock>,
+}
+
 /// What the scorer must recompute.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Dirty {

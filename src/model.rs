@@ -85,6 +85,15 @@ impl Sample {
     }
 }
 
+/// `t - d`, saturating at the earliest representable instant (a window
+/// longer than history means "everything").
+pub fn minus(t: Timestamp, d: std::time::Duration) -> Timestamp {
+    chrono::TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_sub_signed(d))
+        .unwrap_or(Timestamp::MIN_UTC)
+}
+
 /// Whether `name` is a valid metric name (`[a-zA-Z_][a-zA-Z0-9_]*`).
 pub fn is_valid_metric_name(name: &str) -> bool {
     let mut chars = name.chars();

@@ -11,7 +11,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::TimeDelta;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -19,7 +18,7 @@ use crate::clock::Clock;
 use crate::config::{Config, KeyResult, Objective};
 use crate::live::Live;
 use crate::metrics::Metrics;
-use crate::model::{Sample, SeriesKey, Timestamp};
+use crate::model::{minus, Sample, SeriesKey, Timestamp};
 use crate::scoring::guardrail::{counter_data_from, counter_state, CounterState};
 use crate::scoring::{self, KrScore, Margins};
 use crate::store::{ScoreRecord, Store, StoreError};
@@ -100,13 +99,6 @@ pub fn margins(config: &Config) -> Margins {
         at_risk: config.service.at_risk_margin,
         off_track: config.service.off_track_margin,
     }
-}
-
-fn minus(t: Timestamp, d: Duration) -> Timestamp {
-    TimeDelta::from_std(d)
-        .ok()
-        .and_then(|d| t.checked_sub_signed(d))
-        .unwrap_or(Timestamp::MIN_UTC)
 }
 
 /// Evaluates one KR at `now`: its score, and each counter metric's state.

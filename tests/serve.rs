@@ -391,7 +391,7 @@ async fn writes_need_the_token_when_one_is_set(db: Option<String>) {
     let server = Server::start(
         &service_yaml("  token: ${TEST_TOKEN}\n"),
         &objectives,
-        None,
+        db.as_deref(),
         &[("TEST_TOKEN", "s3cret")],
     );
     assert_eq!(push(&server, one_point(0.4), None).await.status(), 401);

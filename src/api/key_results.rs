@@ -1,8 +1,6 @@
 //! `GET /api/v1/key-results` and `GET /api/v1/key-results/{objective}/{kr}`:
 //! scores, and for one KR its history and how its score was computed.
 
-use std::time::Duration;
-
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::TimeDelta;
@@ -13,7 +11,7 @@ use super::AppState;
 use crate::config::objective::{Better, Target};
 use crate::config::types::{format_duration, Tolerance};
 use crate::config::{KeyResult, Objective};
-use crate::model::{SeriesKey, Timestamp};
+use crate::model::{minus, SeriesKey};
 use crate::scorer::{self, Evaluation, KeyResultRow};
 use crate::scoring::{BaselineSource, Margins, Status};
 
@@ -77,13 +75,6 @@ fn num(x: f64) -> String {
     let s = format!("{x:.4}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     s.to_string()
-}
-
-fn minus(t: Timestamp, d: Duration) -> Timestamp {
-    TimeDelta::from_std(d)
-        .ok()
-        .and_then(|d| t.checked_sub_signed(d))
-        .unwrap_or(Timestamp::MIN_UTC)
 }
 
 /// How the score was computed: the series and points used, the aggregate,

@@ -13,7 +13,6 @@ mod objectives;
 mod points;
 pub mod status_page;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -25,24 +24,10 @@ use chrono::TimeDelta;
 
 pub use error::ApiError;
 
-use crate::clock::Clock;
-use crate::live::Live;
-use crate::metrics::Metrics;
-use crate::store::Store;
 use status_page::{KrView, ObjectiveView, StatusPage};
 
 /// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    /// Config and the latest scorecard.
-    pub live: Arc<Live>,
-    /// The store.
-    pub store: Arc<dyn Store>,
-    /// Service metrics.
-    pub metrics: Arc<Metrics>,
-    /// Time.
-    pub clock: Arc<dyn Clock>,
-}
+pub type AppState = crate::live::Services;
 
 /// The router. `max_body` bounds request bodies (413 beyond it).
 pub fn router(state: AppState, max_body: usize) -> Router {

@@ -4,20 +4,16 @@
 //! A connector never writes SQL: it produces points, the store writes them,
 //! and the live state is told so the scorer recomputes.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::SubsecRound;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::Clock;
 use crate::config::connector::{Connector, ConnectorKind};
 use crate::config::types::Schedule;
 use crate::ingest::Interner;
-use crate::live::Live;
-use crate::metrics::Metrics;
 use crate::model::{Point, Timestamp};
-use crate::store::{no_progress, Store};
+use crate::store::no_progress;
 
 use super::synthetic;
 
@@ -25,17 +21,7 @@ use super::synthetic;
 const BACKFILL_STEP: Duration = Duration::from_secs(3600);
 
 /// What a connector task needs.
-#[derive(Clone)]
-pub struct Context {
-    /// Shared state, to report writes.
-    pub live: Arc<Live>,
-    /// Where points go.
-    pub store: Arc<dyn Store>,
-    /// Health metrics.
-    pub metrics: Arc<Metrics>,
-    /// Time.
-    pub clock: Arc<dyn Clock>,
-}
+pub type Context = crate::live::Services;
 
 /// Runs `connectors` until `generation` is cancelled (at shutdown, or when
 /// a reload replaces the connector set).

@@ -3,11 +3,9 @@
 //! comparison window W, and did its counter metric degrade beyond its
 //! tolerance over the same window?
 
-use chrono::TimeDelta;
-
 use crate::config::objective::{Better, CounterMetric};
 use crate::config::types::Tolerance;
-use crate::model::{Sample, Timestamp};
+use crate::model::{minus, Sample, Timestamp};
 
 use super::aggregate::aggregate;
 
@@ -42,13 +40,6 @@ impl CounterState {
     pub fn firing(&self) -> bool {
         self.kr_moved && self.degraded
     }
-}
-
-fn minus(t: Timestamp, d: std::time::Duration) -> Timestamp {
-    TimeDelta::from_std(d)
-        .ok()
-        .and_then(|d| t.checked_sub_signed(d))
-        .unwrap_or(Timestamp::MIN_UTC)
 }
 
 /// The `from` for `Store::load_series` so the samples cover the counter
@@ -103,6 +94,7 @@ pub fn counter_state(
 mod tests {
     use super::*;
     use crate::config::objective::Aggregate;
+    use chrono::TimeDelta;
     use chrono::{TimeZone, Utc};
     use std::time::Duration;
 

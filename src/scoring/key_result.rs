@@ -5,7 +5,7 @@ use chrono::TimeDelta;
 
 use crate::config::objective::{Better, KeyResult, KrType, Target};
 use crate::config::types::Period;
-use crate::model::{Sample, Timestamp};
+use crate::model::{minus, Sample, Timestamp};
 
 use super::aggregate::{aggregate, feeding, fold};
 use super::forecast::forecast_value;
@@ -33,10 +33,7 @@ pub fn evaluation_time(period: &Period, now: Timestamp) -> Timestamp {
 pub fn data_from(kr: &KeyResult, period: &Period) -> Timestamp {
     match kr.window {
         None => period.start,
-        Some(window) => TimeDelta::from_std(window)
-            .ok()
-            .and_then(|w| period.start.checked_sub_signed(w))
-            .unwrap_or(Timestamp::MIN_UTC),
+        Some(window) => minus(period.start, window),
     }
 }
 
