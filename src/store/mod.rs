@@ -8,7 +8,9 @@
 //! - writes are batched: no round trip per point;
 //! - migrations are applied by [`open`] before the store is returned.
 
+mod alerts;
 mod batch;
+mod connectors;
 mod migrations;
 mod postgres;
 mod sqlite;
@@ -20,6 +22,8 @@ use async_trait::async_trait;
 
 use crate::model::{Point, Sample, SeriesKey, Timestamp};
 
+pub use alerts::AlertStore;
+pub use connectors::ConnectorStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -74,7 +78,7 @@ pub fn no_progress(_: usize) {}
 
 /// The time-series store.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: ConnectorStore + AlertStore + Send + Sync {
     /// Writes `points` idempotently, in one transaction, in batches; calls
     /// `progress` with the running count of points written. Returns how many
     /// distinct (series, ts) points the call stored.

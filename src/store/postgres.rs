@@ -47,7 +47,7 @@ const ANY_STORED: &str = "SELECT coalesce(bool_or(EXISTS ( \
 
 /// A store in a PostgreSQL database.
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
     series: SeriesCache,
 }
 

@@ -39,7 +39,7 @@ static SERIES_FULL: LazyLock<String> = LazyLock::new(|| series_sql(SERIES_CHUNK)
 
 /// A store in a SQLite database file (or in memory, for tests).
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
     series: SeriesCache,
 }
 
@@ -99,7 +99,7 @@ impl SqliteStore {
     /// Starts a write transaction that holds the write lock from its first
     /// statement: a deferred one that reads first could fail with SQLITE_BUSY
     /// when it upgrades, without waiting for the busy timeout.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+    pub(super) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
