@@ -64,6 +64,15 @@ pub async fn serve(
         metrics: metrics.clone(),
         clock: clock.clone(),
     };
+    tasks.spawn(crate::alerts::outbox::run(
+        ctx.clone(),
+        ctx.live.outbox_signal(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(crate::alerts::outbox::refresh_alertmanager(
+        ctx.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(supervise_connectors(ctx, shutdown.clone()));
 
     let state = AppState {

@@ -20,6 +20,7 @@
 //! - [`cli`], [`commands`]: the `okrd` command line, one file per command.
 //! - [`telemetry`]: logging setup.
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod cli;

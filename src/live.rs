@@ -41,6 +41,7 @@ pub struct Live {
     card: RwLock<Arc<Scorecard>>,
     dirty: Mutex<Dirty>,
     wake: Notify,
+    outbox: Arc<Notify>,
 }
 
 impl Live {
@@ -54,6 +55,7 @@ impl Live {
                 metrics: HashMap::new(),
             }),
             wake: Notify::new(),
+            outbox: Arc::new(Notify::new()),
         }
     }
 
@@ -113,6 +115,11 @@ impl Live {
     /// Takes what is dirty, leaving nothing dirty.
     pub fn take_dirty(&self) -> Dirty {
         std::mem::take(&mut *self.dirty.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Notified when alert transitions queued deliveries.
+    pub fn outbox_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.outbox)
     }
 
     /// Resolves when something became dirty since the last wait.

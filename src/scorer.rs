@@ -210,6 +210,7 @@ pub async fn run(
         rows: HashMap::new(),
         history_ready: HashSet::new(),
     };
+    let alerts = crate::alerts::Engine;
     let mut next_full = tokio::time::Instant::now();
     loop {
         tokio::select! {
@@ -222,9 +223,22 @@ pub async fn run(
         }
         let started = std::time::Instant::now();
         match scorer.recompute(&live).await {
-            Ok(()) => metrics
-                .recompute_duration
-                .observe(started.elapsed().as_secs_f64()),
+            Ok(()) => {
+                metrics
+                    .recompute_duration
+                    .observe(started.elapsed().as_secs_f64());
+                let (config, card) = (live.config(), live.card());
+                match alerts
+                    .evaluate(scorer.store.as_ref(), &config, &card, scorer.clock.now())
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(_) => live.outbox_signal().notify_one(),
+                    Err(e) => {
+                        tracing::error!(error = %e, "evaluating alerts failed; retrying on the next recompute")
+                    }
+                }
+            }
             Err(e) => {
                 tracing::error!(error = %e, "recompute failed; retrying on the next change or tick");
                 live.mark_all();

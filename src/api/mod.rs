@@ -3,10 +3,12 @@
 //!
 //! - `points.rs`: `POST /api/v1/points`
 //! - `objectives.rs`: `GET /api/v1/objectives`
+//! - `alerts.rs`: `GET /api/v1/alerts`
 //! - `key_results.rs`: `GET /api/v1/key-results[/{objective}/{kr}]`
 //! - `status_page.rs`: the HTML status page at `/` (a pure renderer)
 //! - this file: the router, `/metrics`, `/healthz`, `/readyz`, the page handler
 
+mod alerts;
 mod error;
 mod key_results;
 mod objectives;
@@ -35,6 +37,7 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/", get(page))
         .route("/api/v1/points", post(points::push))
         .route("/api/v1/objectives", get(objectives::list))
+        .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/key-results", get(key_results::list))
         .route(
             "/api/v1/key-results/{objective}/{kr}",

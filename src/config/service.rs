@@ -36,6 +36,14 @@ pub struct ServiceConfig {
     pub teams: BTreeMap<String, Team>,
     /// Declared notifiers by name.
     pub notifiers: BTreeMap<String, Notifier>,
+    /// Base URL of this okrd as its users reach it, for links in alerts.
+    pub external_url: String,
+    /// While an alert fires, it is re-sent this often.
+    pub repeat_interval: Duration,
+    /// Firing alerts are re-posted to Alertmanager this often.
+    pub alertmanager_resend: Duration,
+    /// Delivery attempts before a notification is marked failed.
+    pub max_attempts: u32,
 }
 
 /// A team that owns objectives.
@@ -92,6 +100,10 @@ impl Default for ServiceConfig {
             off_track_margin: 0.25,
             teams: BTreeMap::new(),
             notifiers: BTreeMap::new(),
+            external_url: "http://127.0.0.1:9464".into(),
+            repeat_interval: Duration::from_secs(4 * 3600),
+            alertmanager_resend: Duration::from_secs(60),
+            max_attempts: 10,
         }
     }
 }
@@ -113,8 +125,17 @@ struct RawPaths {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     listen: Option<String>,
+    external_url: Option<String>,
     token: Option<String>,
     max_body: Option<ByteSize>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    repeat_interval: Option<HumanDuration>,
+    alertmanager_resend: Option<HumanDuration>,
+    max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -164,8 +185,15 @@ struct RawAlertmanager {
 /// The top-level keys of the service config: only `OKRD_*` variables under
 /// these are overrides (so `OKRD_API_TOKEN`, referenced as `${OKRD_API_TOKEN}`,
 /// is not mistaken for one).
-pub(super) const SECTIONS: [&str; 6] =
-    ["database", "paths", "http", "scoring", "teams", "notifiers"];
+pub(super) const SECTIONS: [&str; 7] = [
+    "database",
+    "paths",
+    "http",
+    "scoring",
+    "alerts",
+    "teams",
+    "notifiers",
+];
 
 /// Validates the service config document (already expanded and overridden).
 pub(super) fn load_service(node: &Node, diags: &mut Diagnostics) -> Option<ServiceConfig> {
@@ -198,6 +226,7 @@ pub(super) fn load_service(node: &Node, diags: &mut Diagnostics) -> Option<Servi
     let paths: RawPaths = section(node, "paths", diags);
     let http: RawHttp = section(node, "http", diags);
     let scoring: RawScoring = section(node, "scoring", diags);
+    let alerts: RawAlerts = section(node, "alerts", diags);
     let raw_teams: BTreeMap<String, Option<Team>> = section(node, "teams", diags);
     let raw_notifiers: BTreeMap<String, Node> = section(node, "notifiers", diags);
     let d = ServiceConfig::default();
@@ -291,6 +320,15 @@ pub(super) fn load_service(node: &Node, diags: &mut Diagnostics) -> Option<Servi
         listen,
         token: http.token,
         max_body: http.max_body.map_or(d.max_body, |b| b.0),
+        external_url: http
+            .external_url
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| format!("http://{listen}")),
+        repeat_interval: alerts.repeat_interval.map_or(d.repeat_interval, |i| i.0),
+        alertmanager_resend: alerts
+            .alertmanager_resend
+            .map_or(d.alertmanager_resend, |i| i.0),
+        max_attempts: alerts.max_attempts.unwrap_or(d.max_attempts).max(1),
         scoring_interval,
         at_risk_margin,
         off_track_margin,

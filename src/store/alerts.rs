@@ -1,18 +1,650 @@
-//! Alert state and the notification outbox: transitions decided in one transaction, deliveries stored until sent.
+//! Alert state and the notification outbox.
+//!
+//! Every transition (firing, repeat, resolved) is decided by a conditional
+//! update of the alert's row in the same transaction that queues one
+//! delivery per notifier. With several instances on one PostgreSQL, the
+//! row lock makes each transition happen once; after a restart, pending
+//! deliveries are still there, so nothing is lost or sent twice.
 //!
 //! A part of the [`Store`](super::Store), as its own trait implemented for
 //! both backends in this file.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
+use sqlx::Row;
 
-use super::{PostgresStore, SqliteStore};
+use super::{PostgresStore, SqliteStore, StoreError};
+use crate::model::{minus, Timestamp};
 
-/// Alert state and the notification outbox: transitions decided in one transaction, deliveries stored until sent.
+/// Which alert: a KR's counter metric, or (`subject` empty) its stale-data alert.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AlertKey {
+    /// Objective id.
+    pub objective: String,
+    /// Key result id.
+    pub key_result: String,
+    /// The counter metric's name; empty for the stale-data alert.
+    pub subject: String,
+}
+
+/// What a transition does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransitionOp {
+    /// Start firing (a new episode), unless already firing.
+    Fire {
+        /// The counter metric's value captured as the reference.
+        reference: Option<f64>,
+    },
+    /// Re-send while firing, if the last send is at least `every` old.
+    Repeat {
+        /// `repeat_interval`.
+        every: Duration,
+    },
+    /// Stop firing, if firing.
+    Resolve,
+}
+
+/// A transition to apply, with the deliveries it queues.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    /// Which alert.
+    pub key: AlertKey,
+    /// `counter_metric` or `stale_data`.
+    pub kind: &'static str,
+    /// The owning team.
+    pub team: String,
+    /// When it happens.
+    pub at: Timestamp,
+    /// What happens.
+    pub op: TransitionOp,
+    /// The event as JSON (`AlertEvent`), stored and delivered.
+    pub payload: String,
+    /// Notifier names to deliver to.
+    pub notifiers: Vec<String>,
+}
+
+/// An alert's stored state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRecord {
+    /// Which alert.
+    pub key: AlertKey,
+    /// `counter_metric` or `stale_data`.
+    pub kind: String,
+    /// The owning team.
+    pub team: String,
+    /// `firing` or `resolved`.
+    pub state: String,
+    /// How many times it has fired.
+    pub episode: i64,
+    /// The reference captured at firing.
+    pub reference: Option<f64>,
+    /// When the current (or last) episode fired.
+    pub fired_at: Timestamp,
+    /// When it resolved, if it has.
+    pub resolved_at: Option<Timestamp>,
+    /// When deliveries were last queued for it.
+    pub last_sent_at: Timestamp,
+    /// Repeats in the current episode.
+    pub repeats: i64,
+    /// The latest event as JSON.
+    pub details: String,
+}
+
+/// One queued notification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// Unique id; also the receiver's idempotency key.
+    pub id: i64,
+    /// Which alert.
+    pub key: AlertKey,
+    /// The alert's episode.
+    pub episode: i64,
+    /// `firing`, `repeat` or `resolved`.
+    pub event: String,
+    /// The repeat's number; 0 otherwise.
+    pub seq: i64,
+    /// The notifier's name.
+    pub notifier: String,
+    /// The event as JSON.
+    pub payload: String,
+    /// `pending`, `sent` or `failed`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// The last failure's reason.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: Timestamp,
+    /// When it was delivered.
+    pub sent_at: Option<Timestamp>,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryOutcome {
+    /// Delivered.
+    Sent,
+    /// Failed; try again at `at`.
+    Retry {
+        /// The next attempt.
+        at: Timestamp,
+        /// Why it failed.
+        error: String,
+    },
+    /// Failed for good.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+/// Alert state and the notification outbox.
 #[async_trait]
-pub trait AlertStore: Send + Sync {}
+pub trait AlertStore: Send + Sync {
+    /// Applies `t` if its condition holds (see [`TransitionOp`]), queuing
+    /// its deliveries in the same transaction. Returns whether it applied.
+    async fn apply_transition(&self, t: &Transition) -> Result<bool, StoreError>;
+
+    /// Alerts firing now, or resolved at or after `since`.
+    async fn alerts(&self, since: Timestamp) -> Result<Vec<AlertRecord>, StoreError>;
+
+    /// Claims up to `limit` pending deliveries due at `now` for `lease`
+    /// (another claimant skips them until it ends), oldest first.
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Records an attempt's outcome.
+    async fn finish_delivery(
+        &self,
+        id: i64,
+        now: Timestamp,
+        outcome: &DeliveryOutcome,
+    ) -> Result<(), StoreError>;
+
+    /// Every delivery of an alert, oldest first.
+    async fn deliveries(&self, key: &AlertKey) -> Result<Vec<Delivery>, StoreError>;
+}
+
+/// The event name and the state update of a transition, given the row's
+/// current state; `None` when its condition does not hold.
+fn decide(
+    op: &TransitionOp,
+    at: Timestamp,
+    state: &str,
+    last_sent_at: Timestamp,
+    repeats: i64,
+) -> Option<(&'static str, i64)> {
+    match op {
+        TransitionOp::Fire { .. } if state != "firing" => Some(("firing", 0)),
+        TransitionOp::Resolve if state == "firing" => Some(("resolved", 0)),
+        TransitionOp::Repeat { every }
+            if state == "firing" && last_sent_at <= minus(at, *every) =>
+        {
+            Some(("repeat", repeats + 1))
+        }
+        _ => None,
+    }
+}
+
+fn ts(micros: i64) -> Timestamp {
+    Timestamp::from_timestamp_micros(micros).unwrap_or(Timestamp::MIN_UTC)
+}
+
+fn key_of(row: &impl KeyColumns) -> AlertKey {
+    AlertKey {
+        objective: row.text("objective"),
+        key_result: row.text("key_result"),
+        subject: row.text("subject"),
+    }
+}
+
+/// Column access shared by both backends' rows.
+trait KeyColumns {
+    fn text(&self, column: &str) -> String;
+}
+
+impl KeyColumns for sqlx::sqlite::SqliteRow {
+    fn text(&self, column: &str) -> String {
+        self.get(column)
+    }
+}
+
+impl KeyColumns for sqlx::postgres::PgRow {
+    fn text(&self, column: &str) -> String {
+        self.get(column)
+    }
+}
+
+const ALERT_COLUMNS: &str =
+    "objective, key_result, subject, kind, team, state, episode, reference, \
+     fired_at, resolved_at, last_sent_at, repeats, details";
+const DELIVERY_COLUMNS: &str =
+    "id, objective, key_result, subject, episode, event, seq, notifier, payload, \
+     status, attempts, last_error, created_at, sent_at";
+
+// ---------------------------------------------------------------------------
+// SQLite: timestamps are µs integers; BEGIN IMMEDIATE serializes writers.
+
+fn sqlite_alert(r: &sqlx::sqlite::SqliteRow) -> AlertRecord {
+    AlertRecord {
+        key: key_of(r),
+        kind: r.get("kind"),
+        team: r.get("team"),
+        state: r.get("state"),
+        episode: r.get("episode"),
+        reference: r.get("reference"),
+        fired_at: ts(r.get("fired_at")),
+        resolved_at: r.get::<Option<i64>, _>("resolved_at").map(ts),
+        last_sent_at: ts(r.get("last_sent_at")),
+        repeats: r.get("repeats"),
+        details: r.get("details"),
+    }
+}
+
+fn sqlite_delivery(r: &sqlx::sqlite::SqliteRow) -> Delivery {
+    Delivery {
+        id: r.get("id"),
+        key: key_of(r),
+        episode: r.get("episode"),
+        event: r.get("event"),
+        seq: r.get("seq"),
+        notifier: r.get("notifier"),
+        payload: r.get("payload"),
+        status: r.get("status"),
+        attempts: r.get("attempts"),
+        last_error: r.get("last_error"),
+        created_at: ts(r.get("created_at")),
+        sent_at: r.get::<Option<i64>, _>("sent_at").map(ts),
+    }
+}
 
 #[async_trait]
-impl AlertStore for SqliteStore {}
+impl AlertStore for SqliteStore {
+    async fn apply_transition(&self, t: &Transition) -> Result<bool, StoreError> {
+        let at = t.at.timestamp_micros();
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT state, last_sent_at, repeats FROM alerts WHERE objective = ? AND key_result = ? AND subject = ?")
+            .bind(&t.key.objective)
+            .bind(&t.key.key_result)
+            .bind(&t.key.subject)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (state, last_sent, repeats) = match &row {
+            Some(r) => (
+                r.get::<String, _>("state"),
+                ts(r.get("last_sent_at")),
+                r.get::<i64, _>("repeats"),
+            ),
+            None => ("inactive".to_string(), Timestamp::MIN_UTC, 0),
+        };
+        let Some((event, seq)) = decide(&t.op, t.at, &state, last_sent, repeats) else {
+            return Ok(false);
+        };
+        match &t.op {
+            TransitionOp::Fire { reference } => {
+                sqlx::query(
+                    "INSERT INTO alerts (objective, key_result, subject, kind, team, state, episode, reference, \
+                       fired_at, resolved_at, last_sent_at, repeats, details) \
+                     VALUES (?, ?, ?, ?, ?, 'firing', 1, ?, ?, NULL, ?, 0, ?) \
+                     ON CONFLICT (objective, key_result, subject) DO UPDATE SET \
+                       kind = excluded.kind, team = excluded.team, state = 'firing', episode = alerts.episode + 1, \
+                       reference = excluded.reference, fired_at = excluded.fired_at, resolved_at = NULL, \
+                       last_sent_at = excluded.last_sent_at, repeats = 0, details = excluded.details",
+                )
+                .bind(&t.key.objective)
+                .bind(&t.key.key_result)
+                .bind(&t.key.subject)
+                .bind(t.kind)
+                .bind(&t.team)
+                .bind(reference)
+                .bind(at)
+                .bind(at)
+                .bind(&t.payload)
+                .execute(&mut *tx)
+                .await?;
+            }
+            TransitionOp::Resolve => {
+                sqlx::query("UPDATE alerts SET state = 'resolved', resolved_at = ?, details = ? WHERE objective = ? AND key_result = ? AND subject = ?")
+                    .bind(at)
+                    .bind(&t.payload)
+                    .bind(&t.key.objective)
+                    .bind(&t.key.key_result)
+                    .bind(&t.key.subject)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            TransitionOp::Repeat { .. } => {
+                sqlx::query("UPDATE alerts SET last_sent_at = ?, repeats = ?, details = ? WHERE objective = ? AND key_result = ? AND subject = ?")
+                    .bind(at)
+                    .bind(seq)
+                    .bind(&t.payload)
+                    .bind(&t.key.objective)
+                    .bind(&t.key.key_result)
+                    .bind(&t.key.subject)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        for notifier in &t.notifiers {
+            sqlx::query(
+                "INSERT INTO deliveries (objective, key_result, subject, episode, event, seq, notifier, payload, \
+                   status, attempts, next_attempt_at, created_at) \
+                 SELECT objective, key_result, subject, episode, ?, ?, ?, ?, 'pending', 0, ?, ? FROM alerts \
+                 WHERE objective = ? AND key_result = ? AND subject = ? \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(event)
+            .bind(seq)
+            .bind(notifier)
+            .bind(&t.payload)
+            .bind(at)
+            .bind(at)
+            .bind(&t.key.objective)
+            .bind(&t.key.key_result)
+            .bind(&t.key.subject)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn alerts(&self, since: Timestamp) -> Result<Vec<AlertRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'firing' OR resolved_at >= ? \
+             ORDER BY fired_at DESC, objective, key_result, subject"
+        ))
+        .bind(since.timestamp_micros())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(sqlite_alert).collect())
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let now_us = now.timestamp_micros();
+        let until = now_us.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(&format!(
+            "UPDATE deliveries SET claimed_until = ? WHERE id IN ( \
+               SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? \
+                 AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?) \
+             RETURNING {DELIVERY_COLUMNS}"
+        ))
+        .bind(until)
+        .bind(now_us)
+        .bind(now_us)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut out: Vec<Delivery> = rows.iter().map(sqlite_delivery).collect();
+        out.sort_by_key(|d| d.id);
+        Ok(out)
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: i64,
+        now: Timestamp,
+        outcome: &DeliveryOutcome,
+    ) -> Result<(), StoreError> {
+        let now = now.timestamp_micros();
+        let q = match outcome {
+            DeliveryOutcome::Sent => sqlx::query(
+                "UPDATE deliveries SET status = 'sent', sent_at = ?, attempts = attempts + 1, claimed_until = NULL WHERE id = ?",
+            )
+            .bind(now)
+            .bind(id),
+            DeliveryOutcome::Retry { at, error } => sqlx::query(
+                "UPDATE deliveries SET next_attempt_at = ?, last_error = ?, attempts = attempts + 1, claimed_until = NULL WHERE id = ?",
+            )
+            .bind(at.timestamp_micros())
+            .bind(error.clone())
+            .bind(id),
+            DeliveryOutcome::Failed { error } => sqlx::query(
+                "UPDATE deliveries SET status = 'failed', last_error = ?, attempts = attempts + 1, claimed_until = NULL WHERE id = ?",
+            )
+            .bind(error.clone())
+            .bind(id),
+        };
+        let mut tx = self.begin_write().await?;
+        q.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn deliveries(&self, key: &AlertKey) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE objective = ? AND key_result = ? AND subject = ? ORDER BY id"
+        ))
+        .bind(&key.objective)
+        .bind(&key.key_result)
+        .bind(&key.subject)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(sqlite_delivery).collect())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL: timestamptz; the alert row is locked for the transition, and
+// deliveries are claimed with SKIP LOCKED so instances share the outbox.
+
+fn pg_alert(r: &sqlx::postgres::PgRow) -> AlertRecord {
+    AlertRecord {
+        key: key_of(r),
+        kind: r.get("kind"),
+        team: r.get("team"),
+        state: r.get("state"),
+        episode: r.get::<i32, _>("episode").into(),
+        reference: r.get("reference"),
+        fired_at: r.get("fired_at"),
+        resolved_at: r.get("resolved_at"),
+        last_sent_at: r.get("last_sent_at"),
+        repeats: r.get::<i32, _>("repeats").into(),
+        details: r.get("details"),
+    }
+}
+
+fn pg_delivery(r: &sqlx::postgres::PgRow) -> Delivery {
+    Delivery {
+        id: r.get("id"),
+        key: key_of(r),
+        episode: r.get::<i32, _>("episode").into(),
+        event: r.get("event"),
+        seq: r.get::<i32, _>("seq").into(),
+        notifier: r.get("notifier"),
+        payload: r.get("payload"),
+        status: r.get("status"),
+        attempts: r.get::<i32, _>("attempts").into(),
+        last_error: r.get("last_error"),
+        created_at: r.get("created_at"),
+        sent_at: r.get("sent_at"),
+    }
+}
 
 #[async_trait]
-impl AlertStore for PostgresStore {}
+impl AlertStore for PostgresStore {
+    async fn apply_transition(&self, t: &Transition) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "SELECT state, last_sent_at, repeats FROM alerts \
+             WHERE objective = $1 AND key_result = $2 AND subject = $3 FOR UPDATE",
+        )
+        .bind(&t.key.objective)
+        .bind(&t.key.key_result)
+        .bind(&t.key.subject)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (state, last_sent, repeats) = match &row {
+            Some(r) => (
+                r.get::<String, _>("state"),
+                r.get::<Timestamp, _>("last_sent_at"),
+                i64::from(r.get::<i32, _>("repeats")),
+            ),
+            None => ("inactive".to_string(), Timestamp::MIN_UTC, 0),
+        };
+        let Some((event, seq)) = decide(&t.op, t.at, &state, last_sent, repeats) else {
+            return Ok(false);
+        };
+        let seq = i32::try_from(seq).unwrap_or(i32::MAX);
+        let applied = match &t.op {
+            // Two instances may both see no row: the conflict clause makes
+            // the second one's insert a no-op that returns nothing.
+            TransitionOp::Fire { reference } => sqlx::query(
+                "INSERT INTO alerts (objective, key_result, subject, kind, team, state, episode, reference, \
+                   fired_at, resolved_at, last_sent_at, repeats, details) \
+                 VALUES ($1, $2, $3, $4, $5, 'firing', 1, $6, $7, NULL, $7, 0, $8) \
+                 ON CONFLICT (objective, key_result, subject) DO UPDATE SET \
+                   kind = EXCLUDED.kind, team = EXCLUDED.team, state = 'firing', episode = alerts.episode + 1, \
+                   reference = EXCLUDED.reference, fired_at = EXCLUDED.fired_at, resolved_at = NULL, \
+                   last_sent_at = EXCLUDED.last_sent_at, repeats = 0, details = EXCLUDED.details \
+                 WHERE alerts.state <> 'firing'",
+            )
+            .bind(&t.key.objective)
+            .bind(&t.key.key_result)
+            .bind(&t.key.subject)
+            .bind(t.kind)
+            .bind(&t.team)
+            .bind(reference)
+            .bind(t.at)
+            .bind(&t.payload)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+            TransitionOp::Resolve => sqlx::query(
+                "UPDATE alerts SET state = 'resolved', resolved_at = $1, details = $2 \
+                 WHERE objective = $3 AND key_result = $4 AND subject = $5 AND state = 'firing'",
+            )
+            .bind(t.at)
+            .bind(&t.payload)
+            .bind(&t.key.objective)
+            .bind(&t.key.key_result)
+            .bind(&t.key.subject)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+            TransitionOp::Repeat { .. } => sqlx::query(
+                "UPDATE alerts SET last_sent_at = $1, repeats = $2, details = $3 \
+                 WHERE objective = $4 AND key_result = $5 AND subject = $6 AND state = 'firing'",
+            )
+            .bind(t.at)
+            .bind(seq)
+            .bind(&t.payload)
+            .bind(&t.key.objective)
+            .bind(&t.key.key_result)
+            .bind(&t.key.subject)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+        };
+        if applied == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO deliveries (objective, key_result, subject, episode, event, seq, notifier, payload, \
+               status, attempts, next_attempt_at, created_at) \
+             SELECT a.objective, a.key_result, a.subject, a.episode, $1, $2, n, $3, 'pending', 0, $4, $4 \
+             FROM alerts a, UNNEST($5::text[]) AS n \
+             WHERE a.objective = $6 AND a.key_result = $7 AND a.subject = $8 \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(event)
+        .bind(seq)
+        .bind(&t.payload)
+        .bind(t.at)
+        .bind(&t.notifiers)
+        .bind(&t.key.objective)
+        .bind(&t.key.key_result)
+        .bind(&t.key.subject)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn alerts(&self, since: Timestamp) -> Result<Vec<AlertRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'firing' OR resolved_at >= $1 \
+             ORDER BY fired_at DESC, objective, key_result, subject"
+        ))
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(pg_alert).collect())
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let until = now + chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::zero());
+        let rows = sqlx::query(&format!(
+            "UPDATE deliveries SET claimed_until = $1 WHERE id IN ( \
+               SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $2 \
+                 AND (claimed_until IS NULL OR claimed_until < $2) \
+               ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING {DELIVERY_COLUMNS}"
+        ))
+        .bind(until)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<Delivery> = rows.iter().map(pg_delivery).collect();
+        out.sort_by_key(|d| d.id);
+        Ok(out)
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: i64,
+        now: Timestamp,
+        outcome: &DeliveryOutcome,
+    ) -> Result<(), StoreError> {
+        let q = match outcome {
+            DeliveryOutcome::Sent => sqlx::query(
+                "UPDATE deliveries SET status = 'sent', sent_at = $1, attempts = attempts + 1, claimed_until = NULL WHERE id = $2",
+            )
+            .bind(now)
+            .bind(id),
+            DeliveryOutcome::Retry { at, error } => sqlx::query(
+                "UPDATE deliveries SET next_attempt_at = $1, last_error = $2, attempts = attempts + 1, claimed_until = NULL WHERE id = $3",
+            )
+            .bind(*at)
+            .bind(error.clone())
+            .bind(id),
+            DeliveryOutcome::Failed { error } => sqlx::query(
+                "UPDATE deliveries SET status = 'failed', last_error = $1, attempts = attempts + 1, claimed_until = NULL WHERE id = $2",
+            )
+            .bind(error.clone())
+            .bind(id),
+        };
+        q.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn deliveries(&self, key: &AlertKey) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE objective = $1 AND key_result = $2 AND subject = $3 ORDER BY id"
+        ))
+        .bind(&key.objective)
+        .bind(&key.key_result)
+        .bind(&key.subject)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(pg_delivery).collect())
+    }
+}

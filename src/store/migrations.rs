@@ -19,18 +19,32 @@ use super::StoreError;
 type Embedded = (i64, &'static str, &'static str);
 
 /// The SQLite migrations, in version order.
-pub(super) const SQLITE: &[Embedded] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+pub(super) const SQLITE: &[Embedded] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        3,
+        "alerts",
+        include_str!("../../migrations/sqlite/0003_alerts.sql"),
+    ),
+];
 
 /// The PostgreSQL migrations, in version order.
-pub(super) const POSTGRES: &[Embedded] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+pub(super) const POSTGRES: &[Embedded] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        3,
+        "alerts",
+        include_str!("../../migrations/postgres/0003_alerts.sql"),
+    ),
+];
 
 /// Adapts an embedded list to sqlx's runtime migrator; `sqlx::migrate!` would
 /// do the same at compile time but needs sqlx's `macros` feature.

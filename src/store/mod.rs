@@ -22,7 +22,9 @@ use async_trait::async_trait;
 
 use crate::model::{Point, Sample, SeriesKey, Timestamp};
 
-pub use alerts::AlertStore;
+pub use alerts::{
+    AlertKey, AlertRecord, AlertStore, Delivery, DeliveryOutcome, Transition, TransitionOp,
+};
 pub use connectors::ConnectorStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

@@ -1,0 +1,317 @@
+//! Alerts (SPEC §4 "Counter-metric alert"): decide transitions from each
+//! recompute's scorecard, store them with their deliveries (the outbox),
+//! and deliver them to the owning team's notifiers.
+//!
+//! - `mod.rs`: the [`Engine`] that turns a scorecard into transitions;
+//! - `event.rs`: what a notification says (the versioned webhook body);
+//! - `outbox.rs`: the delivery worker (retries with backoff and jitter) and
+//!   the Alertmanager refresher;
+//! - `notifiers/`: webhook, Slack, email, Alertmanager.
+//!
+//! A counter-metric alert fires when the KR moved toward its target
+//! (score rose ≥ 0.01 over W) while the counter metric degraded beyond its
+//! tolerance; it stays firing while the counter metric is worse than the
+//! reference captured at firing by more than the tolerance, and resolves
+//! when it recovers. A stale-data alert fires when a KR that had data turns
+//! `stale` or `no_data`, and resolves when data flows again. While firing,
+//! an alert is re-sent every `alerts.repeat_interval`.
+
+pub mod event;
+pub mod notifiers;
+pub mod outbox;
+
+use std::collections::HashMap;
+
+use crate::config::objective::{Better, CounterMetric};
+use crate::config::types::{format_duration, Tolerance};
+use crate::config::{Config, KeyResult, Objective};
+use crate::model::Timestamp;
+use crate::scorer::{KeyResultRow, Scorecard};
+use crate::scoring::guardrail::{worse_than, CounterState};
+use crate::scoring::Status;
+use crate::store::{AlertKey, AlertRecord, Store, StoreError, Transition, TransitionOp};
+
+use event::{AlertEvent, CounterInfo, KeyResultInfo, Links, ObjectiveInfo};
+
+/// `kind` of a counter-metric alert.
+pub const COUNTER_METRIC: &str = "counter_metric";
+/// `kind` of a stale-data alert.
+pub const STALE_DATA: &str = "stale_data";
+
+/// Decides alert transitions. Stateless between calls: the alert state
+/// lives in the store, so several instances and restarts agree.
+#[derive(Debug, Default)]
+pub struct Engine;
+
+impl Engine {
+    /// Evaluates every KR of `card` at `now` and applies the transitions
+    /// due. Returns how many applied.
+    pub async fn evaluate(
+        &self,
+        store: &dyn Store,
+        config: &Config,
+        card: &Scorecard,
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
+        let firing: HashMap<AlertKey, AlertRecord> = store
+            .alerts(now)
+            .await?
+            .into_iter()
+            .filter(|a| a.state == "firing")
+            .map(|a| (a.key.clone(), a))
+            .collect();
+        let mut applied = 0;
+        for row in &card.key_results {
+            let Some(objective) = config.objectives.iter().find(|o| o.id == row.objective) else {
+                continue;
+            };
+            let Some(kr) = objective
+                .key_results
+                .iter()
+                .find(|k| k.id == row.key_result)
+            else {
+                continue;
+            };
+            let notifiers = config
+                .service
+                .teams
+                .get(&objective.team)
+                .map(|t| t.notify.clone())
+                .unwrap_or_default();
+            let mut transitions = Vec::new();
+            for (cm, state) in kr.counter_metrics.iter().zip(&row.counters) {
+                let key = AlertKey {
+                    objective: objective.id.clone(),
+                    key_result: kr.id.clone(),
+                    subject: cm.metric.clone(),
+                };
+                let current = firing.get(&key);
+                let op = match current {
+                    None if state.firing() => Some(TransitionOp::Fire {
+                        reference: state.reference,
+                    }),
+                    None => None,
+                    Some(rec) => {
+                        // Without a value now (a gap in the data) it cannot
+                        // be said to have recovered.
+                        let still_worse = match (rec.reference, state.value) {
+                            (Some(r), Some(v)) => worse_than(cm, r, v),
+                            _ => true,
+                        };
+                        Some(if still_worse {
+                            TransitionOp::Repeat {
+                                every: config.service.repeat_interval,
+                            }
+                        } else {
+                            TransitionOp::Resolve
+                        })
+                    }
+                };
+                if let Some(op) = op {
+                    let reference = match &op {
+                        TransitionOp::Fire { reference } => *reference,
+                        _ => current.and_then(|r| r.reference),
+                    };
+                    let fired_at = current.map_or(now, |r| r.fired_at);
+                    let event = counter_event(
+                        config, objective, kr, row, cm, state, reference, &op, fired_at, now,
+                    );
+                    transitions.push((key, COUNTER_METRIC, op, event));
+                }
+            }
+            let key = AlertKey {
+                objective: objective.id.clone(),
+                key_result: kr.id.clone(),
+                subject: String::new(),
+            };
+            let stale = matches!(row.detail.status, Status::Stale | Status::NoData)
+                && row.detail.newest_point.is_some();
+            let current = firing.get(&key);
+            let op = match (current, stale) {
+                (None, true) => Some(TransitionOp::Fire { reference: None }),
+                (Some(_), true) => Some(TransitionOp::Repeat {
+                    every: config.service.repeat_interval,
+                }),
+                (Some(_), false) => Some(TransitionOp::Resolve),
+                (None, false) => None,
+            };
+            if let Some(op) = op {
+                let fired_at = current.map_or(now, |r| r.fired_at);
+                let event = stale_event(config, objective, kr, row, &op, fired_at, now);
+                transitions.push((key, STALE_DATA, op, event));
+            }
+            for (key, kind, op, event) in transitions {
+                let t = Transition {
+                    key,
+                    kind,
+                    team: objective.team.clone(),
+                    at: now,
+                    op,
+                    payload: serde_json::to_string(&event).expect("an event serializes"),
+                    notifiers: notifiers.clone(),
+                };
+                if store.apply_transition(&t).await? {
+                    tracing::info!(
+                        objective = %t.key.objective,
+                        key_result = %t.key.key_result,
+                        subject = %t.key.subject,
+                        event = %event.event,
+                        "alert {}", event.summary
+                    );
+                    applied += 1;
+                }
+            }
+        }
+        Ok(applied)
+    }
+}
+
+fn event_name(op: &TransitionOp) -> (&'static str, &'static str) {
+    match op {
+        TransitionOp::Fire { .. } => ("firing", "firing"),
+        TransitionOp::Repeat { .. } => ("repeat", "firing"),
+        TransitionOp::Resolve => ("resolved", "resolved"),
+    }
+}
+
+fn links(config: &Config, objective: &Objective, kr: &KeyResult) -> Links {
+    let base = &config.service.external_url;
+    Links {
+        api: format!("{base}/api/v1/key-results/{}/{}", objective.id, kr.id),
+        status_page: format!("{base}/#kr-{}-{}", objective.id, kr.id),
+    }
+}
+
+fn kr_info(kr: &KeyResult, row: &KeyResultRow, score_delta: Option<f64>) -> KeyResultInfo {
+    KeyResultInfo {
+        id: kr.id.clone(),
+        title: kr.title.clone(),
+        metric: kr.metric.clone(),
+        value: row.value,
+        score: row.score,
+        score_delta,
+        status: row.status.to_string(),
+        updated_at: row.detail.newest_point,
+    }
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |v| {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn counter_event(
+    config: &Config,
+    objective: &Objective,
+    kr: &KeyResult,
+    row: &KeyResultRow,
+    cm: &CounterMetric,
+    state: &CounterState,
+    reference: Option<f64>,
+    op: &TransitionOp,
+    fired_at: Timestamp,
+    now: Timestamp,
+) -> AlertEvent {
+    let (event, status) = event_name(op);
+    let delta = state.value.zip(reference).map(|(v, r)| v - r);
+    let summary = match op {
+        TransitionOp::Resolve => format!(
+            "{}/{}: {} recovered to {} (reference {})",
+            objective.id,
+            kr.id,
+            cm.metric,
+            fmt(state.value),
+            fmt(reference)
+        ),
+        _ => format!(
+            "{}/{}: score rose by {} while {} went from {} to {}",
+            objective.id,
+            kr.id,
+            fmt(Some(state.kr_score_delta)),
+            cm.metric,
+            fmt(reference),
+            fmt(state.value)
+        ),
+    };
+    AlertEvent {
+        version: event::VERSION.into(),
+        id: None,
+        event: event.into(),
+        kind: COUNTER_METRIC.into(),
+        status: status.into(),
+        at: now,
+        fired_at,
+        team: objective.team.clone(),
+        summary,
+        objective: ObjectiveInfo {
+            id: objective.id.clone(),
+            title: objective.objective.clone(),
+        },
+        key_result: kr_info(kr, row, Some(state.kr_score_delta)),
+        counter_metric: Some(CounterInfo {
+            metric: cm.metric.clone(),
+            value: state.value,
+            reference,
+            delta,
+            better: if cm.better == Better::Higher {
+                "higher"
+            } else {
+                "lower"
+            }
+            .into(),
+            tolerance: match cm.tolerance {
+                Tolerance::Relative(r) => format!("{}%", fmt(Some(r * 100.0))),
+                Tolerance::Absolute(a) => fmt(Some(a)),
+            },
+            window: format_duration(cm.window),
+        }),
+        links: links(config, objective, kr),
+    }
+}
+
+fn stale_event(
+    config: &Config,
+    objective: &Objective,
+    kr: &KeyResult,
+    row: &KeyResultRow,
+    op: &TransitionOp,
+    fired_at: Timestamp,
+    now: Timestamp,
+) -> AlertEvent {
+    let (event, status) = event_name(op);
+    let newest = row
+        .detail
+        .newest_point
+        .map_or("never".into(), |t| t.to_rfc3339());
+    let summary = match op {
+        TransitionOp::Resolve => format!(
+            "{}/{}: data flows again ({} is {})",
+            objective.id, kr.id, kr.metric, row.status
+        ),
+        _ => format!(
+            "{}/{}: {} is {}: its newest point is from {newest}; check its connector",
+            objective.id, kr.id, kr.metric, row.status
+        ),
+    };
+    AlertEvent {
+        version: event::VERSION.into(),
+        id: None,
+        event: event.into(),
+        kind: STALE_DATA.into(),
+        status: status.into(),
+        at: now,
+        fired_at,
+        team: objective.team.clone(),
+        summary,
+        objective: ObjectiveInfo {
+            id: objective.id.clone(),
+            title: objective.objective.clone(),
+        },
+        key_result: kr_info(kr, row, None),
+        counter_metric: None,
+        links: links(config, objective, kr),
+    }
+}

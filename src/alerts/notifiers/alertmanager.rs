@@ -1,0 +1,116 @@
+//! `type: alertmanager`: `POST /api/v2/alerts` to every configured URL.
+//! Labels are stable (`alertname`, `objective`, `key_result`,
+//! `counter_metric`, `team`, `severity`), values go in annotations. A
+//! firing alert is sent with `endsAt` = now + 4 × the resend interval and
+//! re-sent every interval by the outbox's refresher; a resolution is sent
+//! with `endsAt` = now. A 400 can be a partial success (Alertmanager drops
+//! invalid alerts and keeps the rest), so it is logged, not retried.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::{check_response, SendError};
+use crate::alerts::event::AlertEvent;
+use crate::model::Timestamp;
+
+/// `alertname` of counter-metric alerts.
+pub const COUNTER_ALERTNAME: &str = "KeyResultCounterMetricDegraded";
+/// `alertname` of stale-data alerts.
+pub const STALE_ALERTNAME: &str = "KeyResultDataStale";
+
+fn num(v: Option<f64>) -> String {
+    v.map_or(String::new(), |v| v.to_string())
+}
+
+/// The Alertmanager alert for `e` as of `now`.
+pub fn alert(e: &AlertEvent, now: Timestamp, ends_after: Duration) -> Value {
+    let resolved = e.status == "resolved";
+    let ends_at = if resolved {
+        now
+    } else {
+        now + chrono::TimeDelta::from_std(ends_after).unwrap_or(chrono::TimeDelta::minutes(4))
+    };
+    let (alertname, counter) = match &e.counter_metric {
+        Some(c) => (COUNTER_ALERTNAME, c.metric.as_str()),
+        None => (STALE_ALERTNAME, ""),
+    };
+    let mut labels = json!({
+        "alertname": alertname,
+        "objective": e.objective.id,
+        "key_result": e.key_result.id,
+        "team": e.team,
+        "severity": "warning",
+    });
+    if !counter.is_empty() {
+        labels["counter_metric"] = json!(counter);
+    }
+    let kr = &e.key_result;
+    let mut annotations = json!({
+        "summary": e.summary,
+        "description": format!("{}: {}", e.objective.title, kr.title),
+        "key_result_value": num(kr.value),
+        "key_result_score": num(Some(kr.score)),
+        "key_result_score_delta": num(kr.score_delta),
+        "key_result_status": kr.status,
+    });
+    if let Some(c) = &e.counter_metric {
+        annotations["counter_metric_value"] = json!(num(c.value));
+        annotations["counter_metric_reference"] = json!(num(c.reference));
+        annotations["counter_metric_delta"] = json!(num(c.delta));
+        annotations["tolerance"] = json!(c.tolerance);
+        annotations["window"] = json!(c.window);
+    }
+    json!({
+        "labels": labels,
+        "annotations": annotations,
+        "startsAt": e.fired_at,
+        "endsAt": ends_at,
+        "generatorURL": e.links.api,
+    })
+}
+
+/// Posts `alerts` to every URL; fails (retryable) if any URL fails.
+pub async fn post_alerts(
+    http: &reqwest::Client,
+    urls: &[String],
+    alerts: &[Value],
+) -> Result<(), SendError> {
+    let mut failures = Vec::new();
+    for url in urls {
+        let endpoint = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
+        match check_response(
+            "alertmanager",
+            http.post(&endpoint).json(alerts).send().await,
+        )
+        .await
+        {
+            Ok(_) => {}
+            Err(e) if e.message.contains("HTTP 400") => {
+                tracing::warn!(url = %endpoint, error = %e, "Alertmanager rejected some alerts (a possible partial success)");
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    match failures.len() {
+        0 => Ok(()),
+        _ => Err(SendError {
+            retryable: failures.iter().any(|f| f.retryable),
+            message: failures
+                .iter()
+                .map(|f| f.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        }),
+    }
+}
+
+/// Sends one event.
+pub async fn send(
+    http: &reqwest::Client,
+    urls: &[String],
+    event: &AlertEvent,
+    ends_after: Duration,
+) -> Result<(), SendError> {
+    post_alerts(http, urls, &[alert(event, event.at, ends_after)]).await
+}

@@ -1,0 +1,151 @@
+//! `type: email`: a plain-text and HTML message through SMTP (lettre).
+//! `smtp://host:port` speaks plain SMTP (a local relay); TLS relays are not
+//! supported yet.
+
+use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::{SendError, SEND_TIMEOUT};
+use crate::alerts::event::AlertEvent;
+
+fn num(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |v| {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    })
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The (subject, plain text, HTML) of an event.
+pub fn render(e: &AlertEvent) -> (String, String, String) {
+    let state = if e.status == "resolved" {
+        "RESOLVED"
+    } else {
+        "FIRING"
+    };
+    let subject = format!("[okrd {state}] {}", e.summary);
+    let kr = &e.key_result;
+    let mut rows = vec![
+        ("Team".to_string(), e.team.clone()),
+        (
+            "Objective".to_string(),
+            format!("{} ({})", e.objective.title, e.objective.id),
+        ),
+        (
+            "Key result".to_string(),
+            format!("{} ({})", kr.title, kr.id),
+        ),
+        (
+            kr.metric.clone(),
+            format!(
+                "{} (score {}, change over the window {})",
+                num(kr.value),
+                num(Some(kr.score)),
+                num(kr.score_delta)
+            ),
+        ),
+    ];
+    if let Some(c) = &e.counter_metric {
+        rows.push((
+            c.metric.clone(),
+            format!(
+                "{} (reference {}, change {}; {} is better, tolerance {}, window {})",
+                num(c.value),
+                num(c.reference),
+                num(c.delta),
+                c.better,
+                c.tolerance,
+                c.window
+            ),
+        ));
+    }
+    rows.push(("Since".into(), e.fired_at.to_rfc3339()));
+    let mut text = format!("{}\n\n", e.summary);
+    for (k, v) in &rows {
+        text.push_str(&format!("{k}: {v}\n"));
+    }
+    text.push_str(&format!(
+        "\nKey result: {}\nStatus page: {}\n",
+        e.links.api, e.links.status_page
+    ));
+    let mut html = format!("<p><strong>{}</strong></p><table>", escape(&e.summary));
+    for (k, v) in &rows {
+        html.push_str(&format!(
+            "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
+            escape(k),
+            escape(v)
+        ));
+    }
+    html.push_str(&format!(
+        "</table><p><a href=\"{}\">Key result</a> · <a href=\"{}\">Status page</a></p>",
+        escape(&e.links.api),
+        escape(&e.links.status_page)
+    ));
+    (subject, text, html)
+}
+
+/// Sends one event.
+pub async fn send(
+    smtp: &str,
+    from: &str,
+    to: &[String],
+    event: &AlertEvent,
+) -> Result<(), SendError> {
+    let (subject, text, html) = render(event);
+    let from: Mailbox = from
+        .parse()
+        .map_err(|e| SendError::permanent(format!("email: invalid from {from:?}: {e}")))?;
+    let mut builder = Message::builder().from(from).subject(subject);
+    for addr in to {
+        let mailbox: Mailbox = addr
+            .parse()
+            .map_err(|e| SendError::permanent(format!("email: invalid to {addr:?}: {e}")))?;
+        builder = builder.to(mailbox);
+    }
+    let message = builder
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(text),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(html),
+                ),
+        )
+        .map_err(|e| SendError::permanent(format!("email: {e}")))?;
+    let rest = smtp.strip_prefix("smtp://").ok_or_else(|| {
+        SendError::permanent(format!(
+            "email: unsupported smtp url {smtp:?} (use smtp://host:port)"
+        ))
+    })?;
+    let (host, port) = match rest.trim_end_matches('/').rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse()
+                .map_err(|_| SendError::permanent(format!("email: bad port in {smtp:?}")))?,
+        ),
+        None => (rest.trim_end_matches('/'), 25),
+    };
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+        .port(port)
+        .timeout(Some(SEND_TIMEOUT))
+        .build();
+    transport.send(message).await.map(|_| ()).map_err(|e| {
+        let message = format!("email via {smtp}: {e}");
+        if e.is_permanent() {
+            SendError::permanent(message)
+        } else {
+            SendError::retry(message)
+        }
+    })
+}

@@ -1,0 +1,112 @@
+//! Notifiers: where a team's alerts go. Each turns an [`AlertEvent`] into
+//! its receiver's format and reports whether a failed send is worth
+//! retrying.
+
+mod alertmanager;
+mod email;
+mod slack;
+mod webhook;
+
+use std::time::Duration;
+
+use crate::config::service::Notifier;
+
+use super::event::AlertEvent;
+
+pub use alertmanager::{
+    alert as alertmanager_alert, post_alerts, COUNTER_ALERTNAME, STALE_ALERTNAME,
+};
+
+/// Time allowed for one send.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a send failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    /// Whether trying again later may succeed (timeouts, 5xx, 429,
+    /// connection errors); a 4xx will not.
+    pub retryable: bool,
+    /// What happened.
+    pub message: String,
+}
+
+impl SendError {
+    /// A failure worth retrying.
+    pub fn retry(message: impl Into<String>) -> Self {
+        Self {
+            retryable: true,
+            message: message.into(),
+        }
+    }
+
+    /// A failure that will repeat.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            retryable: false,
+            message: message.into(),
+        }
+    }
+}
+
+/// Settings shared by all sends.
+#[derive(Clone)]
+pub struct Senders {
+    /// The HTTP client (connection pool) for webhook, Slack, Alertmanager.
+    pub http: reqwest::Client,
+    /// How long Alertmanager keeps a firing alert without a resend.
+    pub alertmanager_ends_after: Duration,
+}
+
+impl Senders {
+    /// Clients with the send timeout.
+    pub fn new(alertmanager_resend: Duration) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .timeout(SEND_TIMEOUT)
+                .build()
+                .expect("an HTTP client builds"),
+            alertmanager_ends_after: alertmanager_resend * 4,
+        }
+    }
+
+    /// Sends `event` through `notifier`.
+    pub async fn send(&self, notifier: &Notifier, event: &AlertEvent) -> Result<(), SendError> {
+        match notifier {
+            Notifier::Webhook { url, headers } => {
+                webhook::send(&self.http, url, headers, event).await
+            }
+            Notifier::Slack { url } => slack::send(&self.http, url, event).await,
+            Notifier::Email { to, smtp, from } => email::send(smtp, from, to, event).await,
+            Notifier::Alertmanager { urls } => {
+                alertmanager::send(&self.http, urls, event, self.alertmanager_ends_after).await
+            }
+        }
+    }
+}
+
+/// Classifies an HTTP response: 2xx is success; 408, 429 and 5xx are worth
+/// retrying; other 4xx are not.
+pub(crate) async fn check_response(
+    what: &str,
+    r: Result<reqwest::Response, reqwest::Error>,
+) -> Result<reqwest::Response, SendError> {
+    let r = r.map_err(|e| SendError::retry(format!("{what}: {e}")))?;
+    let status = r.status();
+    if status.is_success() {
+        return Ok(r);
+    }
+    let body: String = r
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect();
+    let message = format!("{what}: HTTP {status}: {body}");
+    if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
+        Err(SendError::retry(message))
+    } else {
+        Err(SendError::permanent(message))
+    }
+}
