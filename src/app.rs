@@ -64,6 +64,10 @@ pub async fn serve(
         metrics: metrics.clone(),
         clock: clock.clone(),
     };
+    tasks.spawn(crate::connectors::scheduler::run(
+        ctx.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(crate::alerts::outbox::run(
         ctx.clone(),
         ctx.live.outbox_signal(),

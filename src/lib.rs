@@ -7,7 +7,8 @@
 //!   parsed strictly into typed values with file:line:column errors; lints.
 //! - [`ingest`]: outside data (JSON point objects, CSV / JSON-lines files)
 //!   into validated [`model::Point`]s.
-//! - [`connectors`]: where points come from: the `synthetic` demo series.
+//! - [`connectors`]: where points come from: pull connectors (`http`,
+//!   `prometheus`, `sql`) run by the scheduler, the `synthetic` demo series.
 //! - [`model`]: series keys, points, samples, timestamps.
 //! - [`store`]: the [`store::Store`] trait over SQLite and PostgreSQL:
 //!   idempotent batched point writes, series reads, score history.

@@ -3,12 +3,14 @@
 //!
 //! - `points.rs`: `POST /api/v1/points`
 //! - `objectives.rs`: `GET /api/v1/objectives`
+//! - `connectors.rs`: `GET/POST /api/v1/connectors`, `GET/DELETE /api/v1/connectors/{name}`
 //! - `alerts.rs`: `GET /api/v1/alerts`
 //! - `key_results.rs`: `GET /api/v1/key-results[/{objective}/{kr}]`
 //! - `status_page.rs`: the HTML status page at `/` (a pure renderer)
 //! - this file: the router, `/metrics`, `/healthz`, `/readyz`, the page handler
 
 mod alerts;
+mod connectors;
 mod error;
 mod key_results;
 mod objectives;
@@ -37,6 +39,14 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/", get(page))
         .route("/api/v1/points", post(points::push))
         .route("/api/v1/objectives", get(objectives::list))
+        .route(
+            "/api/v1/connectors",
+            get(connectors::list).post(connectors::register),
+        )
+        .route(
+            "/api/v1/connectors/{name}",
+            get(connectors::detail).delete(connectors::delete),
+        )
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/key-results", get(key_results::list))
         .route(

@@ -182,6 +182,35 @@ pub fn load(config_path: Option<&Path>, env: &Env) -> Result<Config, Vec<Diagnos
     }
 }
 
+/// Validates one connector given as text, exactly like one in
+/// `connectors/*.yaml` (`${VAR}` expanded from `env`): how a connector
+/// registered over the API (its JSON body, which is YAML) is checked.
+/// `file` names the source in the errors.
+pub fn load_connector_text(
+    text: &str,
+    file: &str,
+    env: &Env,
+) -> Result<Connector, Vec<Diagnostic>> {
+    let mut diags = Diagnostics::new();
+    diags.set_file(file);
+    let Some(mut doc) = parse_single(text, &mut diags) else {
+        return Err(diags.into_sorted());
+    };
+    if !matches!(doc.kind, Kind::Map(_)) {
+        diags.error(
+            &doc,
+            "",
+            "expected one connector: an object with name, type, ...",
+        );
+        return Err(diags.into_sorted());
+    }
+    env::expand(&mut doc, "", env, &mut diags);
+    match connector::load_connector(&doc, "", &mut diags) {
+        Some(c) if diags.error_count() == 0 => Ok(c),
+        _ => Err(diags.into_sorted()),
+    }
+}
+
 /// Parses a file that holds exactly one YAML document.
 fn parse_single(text: &str, diags: &mut Diagnostics) -> Option<Node> {
     let mut docs = parse_all(text, diags)?;

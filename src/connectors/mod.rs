@@ -1,4 +1,10 @@
 //! Connectors: where points come from.
 
+pub mod http;
+pub mod prometheus;
+pub mod pull;
+mod request;
 pub mod runner;
+pub mod scheduler;
+pub mod sql;
 pub mod synthetic;

@@ -32,6 +32,8 @@ pub async fn run_all(ctx: Context, connectors: Vec<Connector>, generation: Cance
             ConnectorKind::Synthetic => {
                 tasks.spawn(run_synthetic(ctx.clone(), c, generation.clone()));
             }
+            // Pull connectors run on their schedules in `scheduler`.
+            ConnectorKind::Http(_) | ConnectorKind::Prometheus(_) | ConnectorKind::Sql(_) => {}
             other => tracing::warn!(
                 connector = %c.name,
                 r#type = other.type_name(),

@@ -26,6 +26,11 @@ pub(super) const SQLITE: &[Embedded] = &[
         include_str!("../../migrations/sqlite/0001_init.sql"),
     ),
     (
+        2,
+        "connectors",
+        include_str!("../../migrations/sqlite/0002_connectors.sql"),
+    ),
+    (
         3,
         "alerts",
         include_str!("../../migrations/sqlite/0003_alerts.sql"),
@@ -38,6 +43,11 @@ pub(super) const POSTGRES: &[Embedded] = &[
         1,
         "init",
         include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "connectors",
+        include_str!("../../migrations/postgres/0002_connectors.sql"),
     ),
     (
         3,

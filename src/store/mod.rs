@@ -25,7 +25,7 @@ use crate::model::{Point, Sample, SeriesKey, Timestamp};
 pub use alerts::{
     AlertKey, AlertRecord, AlertStore, Delivery, DeliveryOutcome, Transition, TransitionOp,
 };
-pub use connectors::ConnectorStore;
+pub use connectors::{ApiConnector, ConnectorState, ConnectorStore, RunOutcome};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 

@@ -1,0 +1,227 @@
+//! `type: prometheus` against the real Prometheus (Debian's `prometheus`,
+//! installed by scripts/install-test-deps.sh), started here on a free port
+//! and scraping the fixture's exporter every second.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::Utc;
+use okrd::connectors::pull::{self, PullError, Pulled, Run};
+use serde_json::{json, Value};
+
+use crate::common::server::eventually;
+use crate::fixture::Fixture;
+use crate::{client, connector, kr_value, objective, Deployment};
+
+/// A Prometheus process, killed on drop.
+struct Prometheus {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts Prometheus scraping `exporter` (host:port) and waits until its
+/// first samples are queryable.
+async fn start_prometheus(exporter: &str) -> Prometheus {
+    let bin = "prometheus";
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {bin}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "the `prometheus` binary is missing: run scripts/install-test-deps.sh (Debian's prometheus package)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{exporter}']\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let child = Command::new(bin)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus");
+    let p = Prometheus {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    };
+    let url = format!("{}/api/v1/query", p.base);
+    eventually(
+        Duration::from_secs(90),
+        "Prometheus to scrape the exporter",
+        || async {
+            let r = client()
+                .get(&url)
+                .query(&[("query", "app_retention_d7_ratio")])
+                .send()
+                .await
+                .ok()?;
+            let v: Value = r.json().await.ok()?;
+            (v["data"]["result"].as_array()?.len() == 2).then_some(())
+        },
+    )
+    .await;
+    p
+}
+
+fn prometheus_yaml(name: &str, url: &str, query: &str, metric: &str) -> String {
+    format!(
+        "name: {name}\ntype: prometheus\nschedule: \"@every 1s\"\nurl: {url}\nquery: '{query}'\nmetric: {metric}\n"
+    )
+}
+
+async fn pull_once(yaml: &str) -> Result<Pulled, PullError> {
+    let c = okrd::config::load_connector_text(yaml, "test.yaml", &Default::default())
+        .unwrap_or_else(|d| panic!("{d:?}"));
+    let mut p = pull::build(&c.kind, c.timeout).unwrap();
+    let run = Run {
+        tick: Utc::now(),
+        watermark: None,
+        timeout: c.timeout,
+        deadline: tokio::time::Instant::now() + c.timeout,
+    };
+    p.pull(&run).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_prometheus_is_queried_by_yaml_and_rest_connectors() {
+    let f = Fixture::start().await;
+    let exporter = f.base.trim_start_matches("http://").to_string();
+    let prom = start_prometheus(&exporter).await;
+
+    // In process: each series a point, its labels kept without __name__.
+    let got = pull_once(&prometheus_yaml(
+        "p",
+        &prom.base,
+        "app_retention_d7_ratio",
+        "retention_d7",
+    ))
+    .await
+    .unwrap();
+    let mut series: Vec<_> = got
+        .points
+        .iter()
+        .map(|p| (p.series.to_string(), p.value))
+        .collect();
+    series.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(series.len(), 2, "{series:?}");
+    assert_eq!(
+        series[0].0,
+        format!("retention_d7{{instance=\"{exporter}\",job=\"app\",plan=\"free\"}}")
+    );
+    assert_eq!(series[0].1, 0.42);
+    // A scalar result is one unlabelled point.
+    let got = pull_once(&prometheus_yaml(
+        "p",
+        &prom.base,
+        "scalar(sum(app_retention_d7_ratio))",
+        "total",
+    ))
+    .await
+    .unwrap();
+    assert!(got.points[0].series.labels.is_empty());
+    assert!((got.points[0].value - 1.04).abs() < 1e-9);
+    // Prometheus's own error text is passed on.
+    let e = pull_once(&prometheus_yaml(
+        "p",
+        &prom.base,
+        "sum(app_retention_d7_ratio",
+        "x",
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(e.reason(), "query");
+    assert!(e.to_string().contains("prometheus: bad_data:"), "{e}");
+    // A range vector is not a point per series.
+    let e = pull_once(&prometheus_yaml(
+        "p",
+        &prom.base,
+        "app_retention_d7_ratio[1m]",
+        "x",
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(e.reason(), "bad_response");
+
+    // End to end: one connector from a file, one over REST.
+    let now = Utc::now();
+    let d = Deployment::new();
+    d.connector_file(
+        "prom",
+        &prometheus_yaml(
+            "prom-file",
+            &prom.base,
+            "avg(app_retention_d7_ratio)",
+            "retention_avg",
+        ),
+    );
+    let server = d.start(
+        None,
+        &[objective("file", "retention_avg", "{}", now)],
+        None,
+        &[],
+    );
+    let v = eventually(
+        Duration::from_secs(30),
+        "the file connector's KR value",
+        || kr_value(&server, "file"),
+    )
+    .await;
+    assert!((v - 0.52).abs() < 1e-9, "{v}");
+
+    let body = json!({
+        "name": "prom-rest",
+        "type": "prometheus",
+        "schedule": "*/2 * * * * *",
+        "url": prom.base,
+        "query": "app_retention_d7_ratio{plan=\"free\"}",
+        "metric": "retention_free"
+    });
+    let r = client()
+        .post(server.url("/api/v1/connectors"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let c = eventually(
+        Duration::from_secs(30),
+        "the REST connector's points",
+        || async {
+            connector(&server, "prom-rest")
+                .await
+                .filter(|c| c["points_ingested"].as_u64() >= Some(1))
+        },
+    )
+    .await;
+    assert_eq!(c["schedule"], "*/2 * * * * *");
+    assert!(c["last_error"].is_null(), "{c}");
+}
