@@ -456,6 +456,13 @@ mod tests {
             error: None,
         };
         store.finish_run("c", "a", &outcome).await.unwrap();
+        assert!(
+            !store
+                .claim_tick("c", t(0), "b", t(12), t(70))
+                .await
+                .unwrap(),
+            "a tick already run is not run again once the lease is released"
+        );
         assert!(store
             .claim_tick("c", t(10), "b", t(12), t(70))
             .await

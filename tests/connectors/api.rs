@@ -128,6 +128,32 @@ async fn connectors_registered_over_rest_run_persist_and_can_be_removed() {
     let file = connector(&server, "from-file").await.unwrap();
     assert_eq!(file["origin"], "yaml");
 
+    // A connector file added while okrd runs is picked up by the reload.
+    d.connector_file(
+        "later",
+        &format!(
+            "name: later\ntype: http\nschedule: \"@every 1s\"\nrequest: {{ url: \"{}\" }}\nextract: {{ items: /rows, metric: later_metric, value: /v }}\n",
+            f.url("/json")
+        ),
+    );
+    eventually(
+        Duration::from_secs(30),
+        "the new file's connector to run",
+        || async {
+            connector(&server, "later")
+                .await
+                .filter(|c| c["origin"] == "yaml" && c["points_ingested"].as_u64() >= Some(1))
+        },
+    )
+    .await;
+    std::fs::remove_file(d.connectors_dir().join("later.yaml")).unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the removed file's connector to go",
+        || async { connector(&server, "later").await.is_none().then_some(()) },
+    )
+    .await;
+
     // Registering the name again replaces it.
     assert_eq!(post(&url, Some(TOKEN), &body).await.0, 200);
 

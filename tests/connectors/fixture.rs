@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
@@ -54,6 +55,7 @@ impl Fixture {
             .route("/gate", get(gate))
             .route("/api/v1/query", get(query))
             .route("/metrics", get(exporter))
+            .route("/echo", post(echo))
             .with_state(seen.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -178,6 +180,25 @@ async fn query(
             {"metric": {"__name__": "up", "job": "fixture"}, "value": [t, "1"]}
         ]}}),
     )
+}
+
+/// Answers a POST with what it got: the JSON body's `x` as `value`, and
+/// the Authorization and Content-Type headers as labels.
+async fn echo(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: String) -> Json<Value> {
+    hit(&seen, "/echo");
+    let doc: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    Json(json!({
+        "value": doc["x"],
+        "auth": header("authorization"),
+        "type": header("content-type"),
+    }))
 }
 
 async fn exporter(State(seen): State<Arc<Seen>>) -> Response {

@@ -28,7 +28,11 @@ fn http_yaml(name: &str, url: &str, timeout: &str) -> String {
 
 /// Runs one connector definition once, in process.
 async fn pull_once(yaml: &str) -> Result<Pulled, PullError> {
-    let c = okrd::config::load_connector_text(yaml, "test.yaml", &Default::default())
+    pull_once_with(yaml, &Default::default()).await
+}
+
+async fn pull_once_with(yaml: &str, env: &okrd::config::Env) -> Result<Pulled, PullError> {
+    let c = okrd::config::load_connector_text(yaml, "test.yaml", env)
         .unwrap_or_else(|d| panic!("{d:?}"));
     let mut p = pull::build(&c.kind, c.timeout).unwrap();
     let run = Run {
@@ -74,6 +78,25 @@ async fn json_items_become_points_and_bad_items_are_rejected() {
         "{:?}",
         got.rejected
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_sends_the_body_and_headers_with_variables_from_the_environment() {
+    let f = Fixture::start().await;
+    let yaml = format!(
+        "name: p\ntype: http\nschedule: \"@every 1m\"\nrequest:\n  method: POST\n  url: {}\n  headers: {{ Authorization: \"Bearer ${{API_TOKEN}}\" }}\n  body: '{{\"x\": ${{X}}}}'\nextract:\n  metric: posted\n  value: /value\n  labels: {{ auth: /auth, type: /type }}\n",
+        f.url("/echo")
+    );
+    let env = [("API_TOKEN", "abc"), ("X", "7.5")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let got = pull_once_with(&yaml, &env).await.unwrap();
+    assert_eq!(got.points.len(), 1);
+    let p = &got.points[0];
+    assert_eq!(p.value, 7.5);
+    assert_eq!(p.series.labels["auth"], "Bearer abc");
+    assert_eq!(p.series.labels["type"], "application/json");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -77,10 +77,12 @@ async fn start_prometheus(exporter: &str) -> Prometheus {
     eventually(
         Duration::from_secs(90),
         "Prometheus to scrape the exporter",
+        // Samples two seconds old, so that a query at any later tick sees them.
         || async {
+            let at = (Utc::now().timestamp() - 2).to_string();
             let r = client()
                 .get(&url)
-                .query(&[("query", "app_retention_d7_ratio")])
+                .query(&[("query", "app_retention_d7_ratio"), ("time", at.as_str())])
                 .send()
                 .await
                 .ok()?;
@@ -98,12 +100,18 @@ fn prometheus_yaml(name: &str, url: &str, query: &str, metric: &str) -> String {
     )
 }
 
+/// The tick `pull_once` evaluates at.
+fn tick() -> chrono::DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(0)
+}
+
 async fn pull_once(yaml: &str) -> Result<Pulled, PullError> {
     let c = okrd::config::load_connector_text(yaml, "test.yaml", &Default::default())
         .unwrap_or_else(|d| panic!("{d:?}"));
     let mut p = pull::build(&c.kind, c.timeout).unwrap();
     let run = Run {
-        tick: Utc::now(),
+        tick: tick(),
         watermark: None,
         timeout: c.timeout,
         deadline: tokio::time::Instant::now() + c.timeout,
@@ -138,6 +146,10 @@ async fn the_real_prometheus_is_queried_by_yaml_and_rest_connectors() {
         format!("retention_d7{{instance=\"{exporter}\",job=\"app\",plan=\"free\"}}")
     );
     assert_eq!(series[0].1, 0.42);
+    // Evaluated at the tick's time: the sample carries it.
+    let t = got.points[0].ts;
+    assert_eq!(t.timestamp_subsec_micros(), 0, "{t}");
+    assert!((Utc::now() - t).num_seconds() <= 60, "{t}");
     // A scalar result is one unlabelled point.
     let got = pull_once(&prometheus_yaml(
         "p",
