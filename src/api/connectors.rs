@@ -7,7 +7,8 @@
 //!   every instance).
 //! - `POST /api/v1/connectors` (token): one connector as JSON, validated
 //!   exactly like one in `connectors/*.yaml` (JSON is YAML; `${VAR}` reads
-//!   the server's environment, and is stored unexpanded). 201 when new, 200
+//!   the server's environment, is stored unexpanded, and is refused unless
+//!   `http.token` is set). 201 when new, 200
 //!   when it replaces an API connector, 409 when a connector file defines
 //!   the name. The scheduler starts it within a second, on every instance.
 //! - `DELETE /api/v1/connectors/{name}` (token): 204; 409 for a connector
@@ -147,6 +148,14 @@ pub async fn register(
         ));
     }
     let text = String::from_utf8_lossy(&body);
+    // `${VAR}` reads the server's environment, secrets included: only a
+    // caller holding the token may use it.
+    if app.live.config().service.token.is_none() && text.contains("${") {
+        return Err(ApiError::bad_request(
+            "${VAR} in a connector registered over the API reads the server's environment, \
+             which needs http.token to be set (writes then need the token)",
+        ));
+    }
     let connector = config::load_connector_text(&text, API_SOURCE, &config::process_env())
         .map_err(|diagnostics| {
             let errors: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();

@@ -107,9 +107,9 @@ pub fn schedule_text(schedule: &Schedule) -> String {
     }
 }
 
-/// This process's name in run leases.
-fn instance_id() -> String {
-    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+/// This process's name in run leases: its pid and start time.
+fn instance_id(started: Timestamp) -> String {
+    let nanos = started.timestamp_nanos_opt().unwrap_or_default();
     format!("{}-{}", std::process::id(), nanos)
 }
 
@@ -124,7 +124,7 @@ struct Running {
 /// those that a reload or a registration changed. A YAML connector shadows
 /// an API connector of the same name.
 pub async fn run(ctx: Context, shutdown: CancellationToken) {
-    let instance: Arc<str> = instance_id().into();
+    let instance: Arc<str> = instance_id(ctx.clock.now()).into();
     let mut configs = ctx.live.watch_config();
     let mut api = ApiConnectors::default();
     let mut running: HashMap<String, Running> = HashMap::new();

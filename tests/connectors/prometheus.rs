@@ -224,6 +224,22 @@ async fn the_real_prometheus_is_queried_by_yaml_and_rest_connectors() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 201);
+    // Without a token, `${VAR}` (the server's environment) is refused.
+    let mut secret = body.clone();
+    secret["name"] = json!("prom-secret");
+    secret["query"] = json!("up{token=\"${HOME}\"}");
+    let r = client()
+        .post(server.url("/api/v1/connectors"))
+        .json(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let answer: Value = r.json().await.unwrap();
+    assert!(
+        answer["error"].as_str().unwrap().contains("http.token"),
+        "{answer}"
+    );
     let c = eventually(
         Duration::from_secs(30),
         "the REST connector's points",
