@@ -30,6 +30,8 @@ pub struct Metrics {
     pub connector_errors: IntCounterVec,
     /// `okrd_kafka_consumer_lag{connector,partition}`.
     pub kafka_consumer_lag: IntGaugeVec,
+    /// `okrd_kafka_in_flight_points{connector}`.
+    pub kafka_in_flight: IntGaugeVec,
     /// `okrd_recompute_duration_seconds`.
     pub recompute_duration: Histogram,
     /// `okrd_notifications_total{notifier,outcome}`.
@@ -91,9 +93,20 @@ impl Metrics {
                 IntGaugeVec::new(
                     Opts::new(
                         "okrd_kafka_consumer_lag",
-                        "Messages between the consumer's position and the partition's end.",
+                        "Messages between the last one okrd durably wrote (its stored offset) and the partition's end; partition is topic/number.",
                     ),
                     &["connector", "partition"],
+                )
+                .expect("valid metric"),
+            ),
+            kafka_in_flight: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "okrd_kafka_in_flight_points",
+                        "Points taken from Kafka and not yet written; consumption pauses at the connector's max_in_flight_points.",
+                    ),
+                    &["connector"],
                 )
                 .expect("valid metric"),
             ),

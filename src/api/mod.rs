@@ -6,11 +6,13 @@
 //! - `connectors.rs`: `GET/POST /api/v1/connectors`, `GET/DELETE /api/v1/connectors/{name}`
 //! - `alerts.rs`: `GET /api/v1/alerts`
 //! - `key_results.rs`: `GET /api/v1/key-results[/{objective}/{kr}]`
+//! - `dead_letters.rs`: `GET /api/v1/dead-letters`
 //! - `status_page.rs`: the HTML status page at `/` (a pure renderer)
 //! - this file: the router, `/metrics`, `/healthz`, `/readyz`, the page handler
 
 mod alerts;
 mod connectors;
+mod dead_letters;
 mod error;
 mod key_results;
 mod objectives;
@@ -39,6 +41,7 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/", get(page))
         .route("/api/v1/points", post(points::push))
         .route("/api/v1/objectives", get(objectives::list))
+        .route("/api/v1/dead-letters", get(dead_letters::list))
         .route(
             "/api/v1/connectors",
             get(connectors::list).post(connectors::register),

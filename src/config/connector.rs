@@ -184,7 +184,30 @@ pub struct KafkaSource {
     pub auto_offset_reset: OffsetReset,
     /// Extra librdkafka properties, passed through.
     pub properties: BTreeMap<String, String>,
+    /// A batch is written once it holds this many points...
+    pub batch_max_points: usize,
+    /// ...or this long after its first message arrived.
+    pub batch_max_wait: Duration,
+    /// Consumption pauses while this many points are taken but unwritten.
+    pub max_in_flight_points: usize,
 }
+
+/// Default `batch_max_points` of a `kafka` connector.
+pub const KAFKA_BATCH_MAX_POINTS: usize = 10_000;
+/// Default `batch_max_wait` of a `kafka` connector.
+pub const KAFKA_BATCH_MAX_WAIT: Duration = Duration::from_millis(100);
+/// Default `max_in_flight_points` of a `kafka` connector.
+pub const KAFKA_MAX_IN_FLIGHT_POINTS: usize = 100_000;
+
+/// librdkafka properties a `kafka` connector's `properties` may not set:
+/// okrd sets them from the connector's own keys, or needs them as they are
+/// (offsets are stored only once their points are written).
+pub const KAFKA_RESERVED_PROPERTIES: &[&str] = &[
+    "bootstrap.servers",
+    "group.id",
+    "auto.offset.reset",
+    "enable.auto.offset.store",
+];
 
 /// Where a Kafka message keeps a point's fields.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -287,6 +310,12 @@ struct RawKafka {
     auto_offset_reset: OffsetReset,
     #[serde(default)]
     properties: BTreeMap<String, String>,
+    #[serde(default)]
+    batch_max_points: Option<usize>,
+    #[serde(default)]
+    batch_max_wait: Option<HumanDuration>,
+    #[serde(default)]
+    max_in_flight_points: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -419,6 +448,34 @@ pub fn load_connector(node: &Node, path: &str, diags: &mut Diagnostics) -> Optio
                     }
                 }
             }
+            for k in r.properties.keys() {
+                if KAFKA_RESERVED_PROPERTIES.contains(&k.as_str()) {
+                    let pnode = at("properties");
+                    diags.error(
+                        pnode.get(k).unwrap_or(pnode),
+                        &key(&format!("properties.{k}")),
+                        format!("{k} cannot be set in properties: okrd sets it (brokers, group and auto_offset_reset are the connector's own keys; offsets are stored once points are written)"),
+                    );
+                }
+            }
+            let batch_max_points = r.batch_max_points.unwrap_or(KAFKA_BATCH_MAX_POINTS);
+            let max_in_flight_points = r
+                .max_in_flight_points
+                .unwrap_or(KAFKA_MAX_IN_FLIGHT_POINTS.max(batch_max_points));
+            if batch_max_points == 0 {
+                diags.error(
+                    at("batch_max_points"),
+                    &key("batch_max_points"),
+                    "batch_max_points must be at least 1",
+                );
+            }
+            if max_in_flight_points < batch_max_points {
+                diags.error(
+                    at("max_in_flight_points"),
+                    &key("max_in_flight_points"),
+                    format!("max_in_flight_points ({max_in_flight_points}) must be at least batch_max_points ({batch_max_points})"),
+                );
+            }
             let source = KafkaSource {
                 brokers: r.brokers,
                 topics: r.topics,
@@ -426,6 +483,9 @@ pub fn load_connector(node: &Node, path: &str, diags: &mut Diagnostics) -> Optio
                 mapping: r.mapping,
                 auto_offset_reset: r.auto_offset_reset,
                 properties: r.properties,
+                batch_max_points,
+                batch_max_wait: r.batch_max_wait.map_or(KAFKA_BATCH_MAX_WAIT, |d| d.0),
+                max_in_flight_points,
             };
             (r.name, None, None, ConnectorKind::Kafka(source))
         }

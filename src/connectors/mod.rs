@@ -1,6 +1,7 @@
 //! Connectors: where points come from.
 
 pub mod http;
+pub mod kafka;
 pub mod prometheus;
 pub mod pull;
 mod request;

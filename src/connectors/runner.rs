@@ -32,13 +32,16 @@ pub async fn run_all(ctx: Context, connectors: Vec<Connector>, generation: Cance
             ConnectorKind::Synthetic => {
                 tasks.spawn(run_synthetic(ctx.clone(), c, generation.clone()));
             }
+            ConnectorKind::Kafka(k) => {
+                tasks.spawn(super::kafka::run(
+                    ctx.clone(),
+                    c.name.clone(),
+                    k.clone(),
+                    generation.clone(),
+                ));
+            }
             // Pull connectors run on their schedules in `scheduler`.
             ConnectorKind::Http(_) | ConnectorKind::Prometheus(_) | ConnectorKind::Sql(_) => {}
-            other => tracing::warn!(
-                connector = %c.name,
-                r#type = other.type_name(),
-                "this connector type does not run yet; its points can be pushed to POST /api/v1/points meanwhile"
-            ),
         }
     }
     while tasks.join_next().await.is_some() {}

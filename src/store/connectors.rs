@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
 use sqlx::Row;
 
+use super::dead_letters::{self, DeadLetter, DeadLetterQuery, StoredDeadLetter};
 use super::{PostgresStore, SqliteStore, StoreError};
 use crate::model::Timestamp;
 
@@ -67,6 +68,17 @@ pub struct RunOutcome {
 /// Connector state: connectors registered over REST, watermarks of incremental pulls, run leases across instances, and Kafka dead letters.
 #[async_trait]
 pub trait ConnectorStore: Send + Sync {
+    /// Writes Kafka dead letters in one transaction; a message already
+    /// dead-lettered (same connector, topic, partition, offset) is kept as
+    /// it was, so a redelivered message is recorded once.
+    async fn write_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StoreError>;
+
+    /// Dead letters, newest first.
+    async fn dead_letters(
+        &self,
+        query: &DeadLetterQuery,
+    ) -> Result<Vec<StoredDeadLetter>, StoreError>;
+
     /// Every connector registered over the API, by name.
     async fn api_connectors(&self) -> Result<Vec<ApiConnector>, StoreError>;
 
@@ -188,6 +200,17 @@ fn pg_state(row: &sqlx::postgres::PgRow) -> Result<ConnectorState, StoreError> {
 
 #[async_trait]
 impl ConnectorStore for SqliteStore {
+    async fn write_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StoreError> {
+        dead_letters::sqlite_write(self, letters).await
+    }
+
+    async fn dead_letters(
+        &self,
+        query: &DeadLetterQuery,
+    ) -> Result<Vec<StoredDeadLetter>, StoreError> {
+        dead_letters::sqlite_list(self, query).await
+    }
+
     async fn api_connectors(&self) -> Result<Vec<ApiConnector>, StoreError> {
         let rows = sqlx::query(
             "SELECT name, definition, created_at, updated_at FROM api_connectors ORDER BY name",
@@ -312,6 +335,17 @@ impl ConnectorStore for SqliteStore {
 
 #[async_trait]
 impl ConnectorStore for PostgresStore {
+    async fn write_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StoreError> {
+        dead_letters::postgres_write(self, letters).await
+    }
+
+    async fn dead_letters(
+        &self,
+        query: &DeadLetterQuery,
+    ) -> Result<Vec<StoredDeadLetter>, StoreError> {
+        dead_letters::postgres_list(self, query).await
+    }
+
     async fn api_connectors(&self) -> Result<Vec<ApiConnector>, StoreError> {
         let rows = sqlx::query(
             "SELECT name, definition, created_at, updated_at FROM api_connectors ORDER BY name",

@@ -35,6 +35,11 @@ pub(super) const SQLITE: &[Embedded] = &[
         "alerts",
         include_str!("../../migrations/sqlite/0003_alerts.sql"),
     ),
+    (
+        4,
+        "dead_letters",
+        include_str!("../../migrations/sqlite/0004_dead_letters.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations, in version order.
@@ -53,6 +58,11 @@ pub(super) const POSTGRES: &[Embedded] = &[
         3,
         "alerts",
         include_str!("../../migrations/postgres/0003_alerts.sql"),
+    ),
+    (
+        4,
+        "dead_letters",
+        include_str!("../../migrations/postgres/0004_dead_letters.sql"),
     ),
 ];
 

@@ -11,6 +11,7 @@
 mod alerts;
 mod batch;
 mod connectors;
+mod dead_letters;
 mod migrations;
 mod postgres;
 mod sqlite;
@@ -26,6 +27,9 @@ pub use alerts::{
     AlertKey, AlertRecord, AlertStore, Delivery, DeliveryOutcome, Transition, TransitionOp,
 };
 pub use connectors::{ApiConnector, ConnectorState, ConnectorStore, RunOutcome};
+pub use dead_letters::{
+    DeadLetter, DeadLetterQuery, StoredDeadLetter, MAX_PAYLOAD as MAX_DEAD_LETTER_PAYLOAD,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 

@@ -4,5 +4,6 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod kafka;
 pub mod pg;
 pub mod server;
