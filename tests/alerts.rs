@@ -565,36 +565,9 @@ async fn email_arrives_as_plain_text_and_html() {
 }
 
 /// The real Alertmanager on a free port.
-struct Alertmanager {
-    child: std::process::Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn alertmanager() -> Alertmanager {
-    let bin = ["prometheus-alertmanager", "alertmanager"]
-        .iter()
-        .find_map(|b| {
-            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-                .map(|d| d.join(b))
-                .find(|p| p.is_file())
-        })
-        .expect("Alertmanager is not installed: run scripts/install-test-deps.sh");
+async fn alertmanager() -> common::process::Daemon {
+    use common::process::{free_port, which, Daemon};
+    let bin = which(&["prometheus-alertmanager", "alertmanager"]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("am.yml"),
@@ -602,20 +575,13 @@ async fn alertmanager() -> Alertmanager {
     )
     .unwrap();
     let port = free_port();
-    // Owned by the guard at once, so the process is reaped whatever happens.
-    let am = Alertmanager {
-        child: std::process::Command::new(bin)
-            .arg(format!("--config.file={}/am.yml", dir.path().display()))
-            .arg(format!("--storage.path={}/data", dir.path().display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
+    let args = [
+        format!("--config.file={}/am.yml", dir.path().display()),
+        format!("--storage.path={}/data", dir.path().display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        "--cluster.listen-address=".to_string(),
+    ];
+    let am = Daemon::spawn(bin, &args, port, dir);
     let http = reqwest::Client::new();
     for _ in 0..100 {
         if http
@@ -739,7 +705,7 @@ fn with_period_around(config: &Config, now: Timestamp) -> Vec<okrd::config::Obje
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_decided_before_a_kill_is_sent_once_after_restart() {
     use common::server::{eventually, Server};
-    let port = free_port(); // the receiver's port: nothing listens yet
+    let port = common::process::free_port(); // the receiver's port: nothing listens yet
     let now = Utc::now();
     let service = format!(
         "http:\n  listen: 127.0.0.1:0\nscoring:\n  interval: 1s\nteams:\n  growth:\n    notify: [hook]\nnotifiers:\n  hook: {{ type: webhook, url: \"http://127.0.0.1:{port}/hook\" }}\n"

@@ -531,7 +531,7 @@ async fn promtool_finds_nothing_wrong_with_metrics() {
             "{name} missing from /metrics:\n{text}"
         );
     }
-    let promtool = which("promtool");
+    let promtool = common::process::which(&["promtool"]);
     let mut child = std::process::Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
@@ -570,15 +570,6 @@ async fn promtool_finds_nothing_wrong_with_metrics() {
         said.contains(KNOWN),
         "promtool's output changed; revisit the known finding:\n{said}"
     );
-}
-
-/// A command from PATH; fails naming the install script when missing.
-fn which(cmd: &str) -> std::path::PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join(cmd))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("`{cmd}` is not installed: run scripts/install-test-deps.sh"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

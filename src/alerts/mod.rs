@@ -78,6 +78,12 @@ impl Engine {
                 .get(&objective.team)
                 .map(|t| t.notify.clone())
                 .unwrap_or_default();
+            let about = About {
+                config,
+                objective,
+                kr,
+                row,
+            };
             let mut transitions = Vec::new();
             for (cm, state) in kr.counter_metrics.iter().zip(&row.counters) {
                 let key = AlertKey {
@@ -113,9 +119,7 @@ impl Engine {
                         _ => current.and_then(|r| r.reference),
                     };
                     let fired_at = current.map_or(now, |r| r.fired_at);
-                    let event = counter_event(
-                        config, objective, kr, row, cm, state, reference, &op, fired_at, now,
-                    );
+                    let event = counter_event(&about, cm, state, reference, &op, fired_at, now);
                     transitions.push((key, COUNTER_METRIC, op, event));
                 }
             }
@@ -137,7 +141,7 @@ impl Engine {
             };
             if let Some(op) = op {
                 let fired_at = current.map_or(now, |r| r.fired_at);
-                let event = stale_event(config, objective, kr, row, &op, fired_at, now);
+                let event = stale_event(&about, &op, fired_at, now);
                 transitions.push((key, STALE_DATA, op, event));
             }
             for (key, kind, op, event) in transitions {
@@ -202,12 +206,58 @@ fn fmt(v: Option<f64>) -> String {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The KR an event is about.
+struct About<'a> {
+    config: &'a Config,
+    objective: &'a Objective,
+    kr: &'a KeyResult,
+    row: &'a KeyResultRow,
+}
+
+/// What differs between the two kinds of events.
+struct Specific {
+    kind: &'static str,
+    summary: String,
+    score_delta: Option<f64>,
+    counter_metric: Option<CounterInfo>,
+}
+
+fn event(
+    about: &About,
+    op: &TransitionOp,
+    fired_at: Timestamp,
+    now: Timestamp,
+    specific: Specific,
+) -> AlertEvent {
+    let About {
+        config,
+        objective,
+        kr,
+        row,
+    } = *about;
+    let (event, status) = event_name(op);
+    AlertEvent {
+        version: event::VERSION.into(),
+        id: None,
+        event: event.into(),
+        kind: specific.kind.into(),
+        status: status.into(),
+        at: now,
+        fired_at,
+        team: objective.team.clone(),
+        summary: specific.summary,
+        objective: ObjectiveInfo {
+            id: objective.id.clone(),
+            title: objective.objective.clone(),
+        },
+        key_result: kr_info(kr, row, specific.score_delta),
+        counter_metric: specific.counter_metric,
+        links: links(config, objective, kr),
+    }
+}
+
 fn counter_event(
-    config: &Config,
-    objective: &Objective,
-    kr: &KeyResult,
-    row: &KeyResultRow,
+    about: &About,
     cm: &CounterMetric,
     state: &CounterState,
     reference: Option<f64>,
@@ -215,8 +265,7 @@ fn counter_event(
     fired_at: Timestamp,
     now: Timestamp,
 ) -> AlertEvent {
-    let (event, status) = event_name(op);
-    let delta = state.value.zip(reference).map(|(v, r)| v - r);
+    let (objective, kr) = (about.objective, about.kr);
     let summary = match op {
         TransitionOp::Resolve => format!(
             "{}/{}: {} recovered to {} (reference {})",
@@ -236,52 +285,41 @@ fn counter_event(
             fmt(state.value)
         ),
     };
-    AlertEvent {
-        version: event::VERSION.into(),
-        id: None,
-        event: event.into(),
-        kind: COUNTER_METRIC.into(),
-        status: status.into(),
-        at: now,
-        fired_at,
-        team: objective.team.clone(),
-        summary,
-        objective: ObjectiveInfo {
-            id: objective.id.clone(),
-            title: objective.objective.clone(),
+    let counter_metric = CounterInfo {
+        metric: cm.metric.clone(),
+        value: state.value,
+        reference,
+        delta: state.value.zip(reference).map(|(v, r)| v - r),
+        better: if cm.better == Better::Higher {
+            "higher"
+        } else {
+            "lower"
+        }
+        .into(),
+        tolerance: match cm.tolerance {
+            Tolerance::Relative(r) => format!("{}%", fmt(Some(r * 100.0))),
+            Tolerance::Absolute(a) => fmt(Some(a)),
         },
-        key_result: kr_info(kr, row, Some(state.kr_score_delta)),
-        counter_metric: Some(CounterInfo {
-            metric: cm.metric.clone(),
-            value: state.value,
-            reference,
-            delta,
-            better: if cm.better == Better::Higher {
-                "higher"
-            } else {
-                "lower"
-            }
-            .into(),
-            tolerance: match cm.tolerance {
-                Tolerance::Relative(r) => format!("{}%", fmt(Some(r * 100.0))),
-                Tolerance::Absolute(a) => fmt(Some(a)),
-            },
-            window: format_duration(cm.window),
-        }),
-        links: links(config, objective, kr),
-    }
+        window: format_duration(cm.window),
+    };
+    let specific = Specific {
+        kind: COUNTER_METRIC,
+        summary,
+        score_delta: Some(state.kr_score_delta),
+        counter_metric: Some(counter_metric),
+    };
+    event(about, op, fired_at, now, specific)
 }
 
 fn stale_event(
-    config: &Config,
-    objective: &Objective,
-    kr: &KeyResult,
-    row: &KeyResultRow,
+    about: &About,
     op: &TransitionOp,
     fired_at: Timestamp,
     now: Timestamp,
 ) -> AlertEvent {
-    let (event, status) = event_name(op);
+    let About {
+        objective, kr, row, ..
+    } = *about;
     let newest = row
         .detail
         .newest_point
@@ -296,22 +334,11 @@ fn stale_event(
             objective.id, kr.id, kr.metric, row.status
         ),
     };
-    AlertEvent {
-        version: event::VERSION.into(),
-        id: None,
-        event: event.into(),
-        kind: STALE_DATA.into(),
-        status: status.into(),
-        at: now,
-        fired_at,
-        team: objective.team.clone(),
+    let specific = Specific {
+        kind: STALE_DATA,
         summary,
-        objective: ObjectiveInfo {
-            id: objective.id.clone(),
-            title: objective.objective.clone(),
-        },
-        key_result: kr_info(kr, row, None),
+        score_delta: None,
         counter_metric: None,
-        links: links(config, objective, kr),
-    }
+    };
+    event(about, op, fired_at, now, specific)
 }

@@ -6,4 +6,5 @@
 pub mod browser;
 pub mod kafka;
 pub mod pg;
+pub mod process;
 pub mod server;

@@ -2,7 +2,7 @@
 //! installed by scripts/install-test-deps.sh), started here on a free port
 //! and scraping the fixture's exporter every second.
 
-use std::process::{Child, Command, Stdio};
+use crate::common::process::{free_port, which, Daemon};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -13,40 +13,10 @@ use crate::common::server::eventually;
 use crate::fixture::Fixture;
 use crate::{client, connector, kr_value, objective, Deployment};
 
-/// A Prometheus process, killed on drop.
-struct Prometheus {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts Prometheus scraping `exporter` (host:port) and waits until its
 /// first samples are queryable.
-async fn start_prometheus(exporter: &str) -> Prometheus {
-    let bin = "prometheus";
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {bin}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "the `prometheus` binary is missing: run scripts/install-test-deps.sh (Debian's prometheus package)"
-    );
+async fn start_prometheus(exporter: &str) -> Daemon {
+    let bin = which(&["prometheus"]);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
@@ -57,23 +27,13 @@ async fn start_prometheus(exporter: &str) -> Prometheus {
     )
     .unwrap();
     let port = free_port();
-    let child = Command::new(bin)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start prometheus");
-    let p = Prometheus {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    let url = format!("{}/api/v1/query", p.base);
+    let args = [
+        format!("--config.file={}", config.display()),
+        format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+    ];
+    let p = Daemon::spawn(bin, &args, port, dir);
+    let url = format!("{}/api/v1/query", p.url);
     eventually(
         Duration::from_secs(90),
         "Prometheus to scrape the exporter",
@@ -128,7 +88,7 @@ async fn the_real_prometheus_is_queried_by_yaml_and_rest_connectors() {
     // In process: each series a point, its labels kept without __name__.
     let got = pull_once(&prometheus_yaml(
         "p",
-        &prom.base,
+        &prom.url,
         "app_retention_d7_ratio",
         "retention_d7",
     ))
@@ -153,7 +113,7 @@ async fn the_real_prometheus_is_queried_by_yaml_and_rest_connectors() {
     // A scalar result is one unlabelled point.
     let got = pull_once(&prometheus_yaml(
         "p",
-        &prom.base,
+        &prom.url,
         "scalar(sum(app_retention_d7_ratio))",
         "total",
     ))
@@ -164,7 +124,7 @@ async fn the_real_prometheus_is_queried_by_yaml_and_rest_connectors() {
     // Prometheus's own error text is passed on.
     let e = pull_once(&prometheus_yaml(
         "p",
-        &prom.base,
+        &prom.url,
         "sum(app_retention_d7_ratio",
         "x",
     ))
@@ -175,7 +135,7 @@ async fn the_real_prometheus_is_queried_by_yaml_and_rest_connectors() {
     // A range vector is not a point per series.
     let e = pull_once(&prometheus_yaml(
         "p",
-        &prom.base,
+        &prom.url,
         "app_retention_d7_ratio[1m]",
         "x",
     ))
@@ -190,7 +150,7 @@ async fn the_real_prometheus_is_queried_by_yaml_and_rest_connectors() {
         "prom",
         &prometheus_yaml(
             "prom-file",
-            &prom.base,
+            &prom.url,
             "avg(app_retention_d7_ratio)",
             "retention_avg",
         ),
@@ -213,7 +173,7 @@ async fn the_real_prometheus_is_queried_by_yaml_and_rest_connectors() {
         "name": "prom-rest",
         "type": "prometheus",
         "schedule": "*/2 * * * * *",
-        "url": prom.base,
+        "url": prom.url,
         "query": "app_retention_d7_ratio{plan=\"free\"}",
         "metric": "retention_free"
     });
