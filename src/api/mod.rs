@@ -3,8 +3,8 @@
 //!
 //! - `points.rs`: `POST /api/v1/points`
 //! - `objectives.rs`: `GET /api/v1/objectives`
-//! - `connectors.rs`: `GET/POST /api/v1/connectors`, `GET/DELETE /api/v1/connectors/{name}`
 //! - `alerts.rs`: `GET /api/v1/alerts`
+//! - `connectors.rs`: `GET/POST /api/v1/connectors`, `GET/DELETE /api/v1/connectors/{name}`
 //! - `key_results.rs`: `GET /api/v1/key-results[/{objective}/{kr}]`
 //! - `dead_letters.rs`: `GET /api/v1/dead-letters`
 //! - `status_page.rs`: the HTML status page at `/` (a pure renderer)
@@ -41,6 +41,7 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/", get(page))
         .route("/api/v1/points", post(points::push))
         .route("/api/v1/objectives", get(objectives::list))
+        .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/dead-letters", get(dead_letters::list))
         .route(
             "/api/v1/connectors",
@@ -50,7 +51,6 @@ pub fn router(state: AppState, max_body: usize) -> Router {
             "/api/v1/connectors/{name}",
             get(connectors::detail).delete(connectors::delete),
         )
-        .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/key-results", get(key_results::list))
         .route(
             "/api/v1/key-results/{objective}/{kr}",

@@ -18,9 +18,11 @@
 //! what was not committed is consumed again, and writing it again changes
 //! nothing, as points and dead letters are idempotent.
 //!
-//! Backpressure: at `max_in_flight_points` taken but unwritten, the assigned
-//! partitions are paused, and resumed below half of it; so an unreachable
-//! store pauses consumption until it is back.
+//! Backpressure: at `max_in_flight_points` taken but unwritten, the
+//! consumer stops taking messages: it waits for the writer, and if the
+//! writer stays behind (the store is slow or unreachable) it pauses the
+//! assigned partitions, and resumes them below half of it; so an
+//! unreachable store pauses consumption until it is back.
 
 mod decode;
 mod offsets;
@@ -54,6 +56,10 @@ pub type Context = crate::live::Services;
 /// partitions' next owner.
 const REVOKE_DRAIN: Duration = Duration::from_secs(15);
 
+/// How long the consumer waits for a writer that is behind before pausing
+/// its partitions.
+const PAUSE_AFTER: Duration = Duration::from_secs(2);
+
 /// How long shutdown waits for the batches taken to be written.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(30);
 
@@ -72,6 +78,9 @@ const RESTART_MAX: Duration = Duration::from_secs(60);
 /// How often librdkafka reports statistics (the consumer lag), unless the
 /// connector's `properties` say otherwise.
 const STATS_INTERVAL_MS: &str = "5000";
+
+/// See [`client_config`].
+const FETCH_QUEUE_BACKOFF_MS: &str = "20";
 
 /// A dead letter's weight against `max_in_flight_points`: one point per
 /// this many payload bytes kept, so held payloads stay bounded too.
@@ -127,19 +136,35 @@ async fn run_consumer(
         name: name.to_string(),
         ctx: ctx.clone(),
         shutdown: shutdown.clone(),
-        pipe: Mutex::new(Pipeline::new(name, source, ctx, batches_tx, acks_rx)),
+        pipe: Mutex::new(Pipeline::new(
+            name, source, ctx, batches_tx, acks_rx, shutdown,
+        )),
     };
     let config = client_config(source);
     let topics = source.topics.clone();
-    let consumed = tokio::task::spawn_blocking(move || consume(config, shared, &topics)).await;
+    // librdkafka's poll loop blocks: it gets a thread of its own.
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name(format!("kafka-{name}").chars().take(15).collect())
+        .spawn(move || {
+            let _ = done_tx.send(consume(config, shared, &topics));
+        });
+    let consumed = match thread {
+        Ok(_) => done_rx.await,
+        Err(e) => {
+            tracing::error!(connector = %name, error = %e, "cannot start the kafka consumer thread");
+            Ok(Err(KafkaError::Canceled))
+        }
+    };
     // The writer ends once the consumer's sender is gone and its queue is
     // written (or at shutdown, when the store fails).
     let _ = writer.await;
     match consumed {
         Ok(result) => result,
-        Err(e) => Err(KafkaError::Canceled).inspect_err(|_| {
-            tracing::error!(connector = %name, error = %e, "kafka consumer thread panicked");
-        }),
+        Err(_) => {
+            tracing::error!(connector = %name, "kafka consumer thread panicked");
+            Err(KafkaError::Canceled)
+        }
     }
 }
 
@@ -150,6 +175,10 @@ pub fn client_config(source: &KafkaSource) -> ClientConfig {
         .set("group.id", &source.group)
         .set("enable.partition.eof", "false")
         .set("statistics.interval.ms", STATS_INTERVAL_MS)
+        // librdkafka waits this long to fetch again once its local queue is
+        // over its thresholds; its default (1 s) caps a busy consumer far
+        // below what it can take. okrd bounds what it holds itself.
+        .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS)
         .set(
             "auto.offset.reset",
             match source.auto_offset_reset {
@@ -213,6 +242,7 @@ async fn write_batches(
     while let Some(batch) = batches.recv().await {
         let mut delay = WRITE_RETRY_MIN;
         let mut failures = 0u32;
+        let started = Instant::now();
         loop {
             match write_batch(&ctx, &batch).await {
                 Ok(()) => break,
@@ -236,6 +266,14 @@ async fn write_batches(
         if failures > 0 {
             tracing::info!(connector = %name, failures, "kafka batch written after the store came back");
         }
+        tracing::debug!(
+            connector = %name,
+            points = batch.points.len(),
+            dead_letters = batch.dead.len(),
+            ms = started.elapsed().as_millis() as u64,
+            queued = batches.len(),
+            "kafka batch written"
+        );
         let m = &ctx.metrics;
         m.points_ingested
             .with_label_values(&[&name])
@@ -290,10 +328,14 @@ fn consume(config: ClientConfig, shared: Shared, topics: &[String]) -> KafkaResu
     consumer.subscribe(&topics)?;
     tracing::info!(connector = %name, topics = ?topics, "kafka consumer started");
     let mut warned: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut timeout = MAX_POLL;
     while !shutdown.is_cancelled() {
-        let timeout = consumer.context().lock().poll_timeout();
-        match consumer.poll(timeout) {
-            Some(Ok(message)) => consumer.context().lock().accept(&message),
+        let polled = consumer.poll(timeout);
+        // One lock per message: librdkafka's callbacks (which take it too)
+        // run only inside `poll`.
+        let mut pipe = consumer.context().lock();
+        match polled {
+            Some(Ok(message)) => pipe.accept(&message),
             Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
                 return Err(KafkaError::MessageConsumptionFatal(code));
             }
@@ -307,11 +349,8 @@ fn consume(config: ClientConfig, shared: Shared, topics: &[String]) -> KafkaResu
             }
             None => {}
         }
-        let mut pipe = consumer.context().lock();
         pipe.take_acks(&consumer);
-        pipe.flush_if_due();
-        pipe.apply_backpressure(&consumer);
-        pipe.in_flight_gauge.set(pipe.in_flight as i64);
+        timeout = pipe.housekeeping(&consumer);
     }
     {
         let mut pipe = consumer.context().lock();
@@ -457,6 +496,7 @@ struct Pipeline {
     opened: Option<Instant>,
     to_writer: Option<mpsc::UnboundedSender<Batch>>,
     acks: sync_mpsc::Receiver<Ack>,
+    shutdown: CancellationToken,
     /// Units taken and not yet written.
     in_flight: usize,
     /// `okrd_kafka_in_flight_points` of this connector.
@@ -477,6 +517,7 @@ impl Pipeline {
         ctx: &Context,
         to_writer: mpsc::UnboundedSender<Batch>,
         acks: sync_mpsc::Receiver<Ack>,
+        shutdown: &CancellationToken,
     ) -> Self {
         Self {
             name: name.to_string(),
@@ -490,6 +531,7 @@ impl Pipeline {
             opened: None,
             to_writer: Some(to_writer),
             acks,
+            shutdown: shutdown.clone(),
             in_flight: 0,
             in_flight_gauge: ctx.metrics.kafka_in_flight.with_label_values(&[name]),
             paused: false,
@@ -499,14 +541,22 @@ impl Pipeline {
         }
     }
 
-    /// How long the next poll may block: until the open batch is due.
-    fn poll_timeout(&self) -> Duration {
-        match self.opened {
-            Some(t) => (t + self.max_wait)
-                .saturating_duration_since(Instant::now())
-                .min(MAX_POLL),
-            None => MAX_POLL,
+    /// Between polls: flushes a batch that is due, applies backpressure,
+    /// and returns how long the next poll may block (until the open batch
+    /// is due). The clock is read only while a batch is open.
+    fn housekeeping(&mut self, consumer: &BaseConsumer<Shared>) -> Duration {
+        let mut timeout = MAX_POLL;
+        if let Some(opened) = self.opened {
+            let left = (opened + self.max_wait).saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.flush();
+            } else {
+                timeout = left.min(MAX_POLL);
+            }
         }
+        self.apply_backpressure(consumer);
+        self.in_flight_gauge.set(self.in_flight as i64);
+        timeout
     }
 
     /// Takes one message into the open batch.
@@ -544,12 +594,6 @@ impl Pipeline {
             self.opened = Some(Instant::now());
         }
         if self.batch.points.len() >= self.max_points || self.batch.units >= self.max_points {
-            self.flush();
-        }
-    }
-
-    fn flush_if_due(&mut self) {
-        if self.opened.is_some_and(|t| t.elapsed() >= self.max_wait) {
             self.flush();
         }
     }
@@ -631,18 +675,44 @@ impl Pipeline {
         }
     }
 
-    /// Pauses the assigned partitions while too much is in flight, and
-    /// resumes them once half of it is written.
+    /// Backpressure. At `max_in_flight`, first waits (not polling) for the
+    /// writer to catch up: that keeps librdkafka's prefetched messages,
+    /// which pausing would drop and fetch again. If the writer stays behind
+    /// for [`PAUSE_AFTER`] (the store is slow or down), pauses the assigned
+    /// partitions, so polling goes on (the group keeps its member) without
+    /// taking messages; resumes them once half of it is written.
     fn apply_backpressure(&mut self, consumer: &BaseConsumer<Shared>) {
-        let pause = !self.paused && self.in_flight >= self.max_in_flight;
-        let resume = self.paused && self.in_flight <= self.max_in_flight / 2;
-        if !(pause || resume) {
+        if self.paused {
+            if self.in_flight <= self.max_in_flight / 2 {
+                self.set_paused(consumer, false);
+            }
+            return;
+        }
+        if self.in_flight < self.max_in_flight {
             return;
         }
         // What was taken must reach the writer before waiting for it.
-        if pause {
-            self.flush();
+        self.flush();
+        let deadline = Instant::now() + PAUSE_AFTER;
+        while self.in_flight >= self.max_in_flight && !self.shutdown.is_cancelled() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.acks.recv_timeout(left.min(MAX_POLL)) {
+                Ok(ack) => self.finish(ack),
+                Err(sync_mpsc::RecvTimeoutError::Timeout) => {}
+                Err(sync_mpsc::RecvTimeoutError::Disconnected) => break,
+            }
         }
+        self.store_offsets(consumer);
+        tracing::debug!(connector = %self.name, waited_ms = (PAUSE_AFTER - deadline.saturating_duration_since(Instant::now())).as_millis() as u64, "kafka consumer waited for the writer");
+        if self.in_flight >= self.max_in_flight {
+            self.set_paused(consumer, true);
+        }
+    }
+
+    fn set_paused(&mut self, consumer: &BaseConsumer<Shared>, pause: bool) {
         let tpl = self.assignment_list(&self.assigned);
         let result = if pause {
             consumer.pause(&tpl)
@@ -652,7 +722,16 @@ impl Pipeline {
         match result {
             Ok(()) => {
                 self.paused = pause;
-                tracing::debug!(connector = %self.name, paused = pause, in_flight = self.in_flight, "kafka backpressure");
+                tracing::info!(
+                    connector = %self.name,
+                    in_flight = self.in_flight,
+                    "{}",
+                    if pause {
+                        "kafka consumption paused: the store is not keeping up"
+                    } else {
+                        "kafka consumption resumed"
+                    }
+                );
             }
             Err(e) => {
                 tracing::warn!(connector = %self.name, error = %e, "pausing or resuming kafka partitions failed")
