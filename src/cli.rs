@@ -46,6 +46,38 @@ pub enum Command {
     },
     /// Apply database migrations.
     Migrate,
+    /// Measure ingest throughput, end-to-end latency, recompute cost and
+    /// memory on PostgreSQL and SQLite against PostgreSQL's binary COPY;
+    /// prints a table and writes the figures as JSON.
+    Bench {
+        /// The PostgreSQL server (databases okrd_bench_* are created and dropped there).
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        postgres: String,
+        /// Kafka bootstrap servers [default: librdkafka's mock cluster].
+        #[arg(long, env = "OKRD_TEST_KAFKA_BROKERS")]
+        kafka_brokers: Option<String>,
+        /// Stores to measure.
+        #[arg(long, value_delimiter = ',', default_value = "postgres,sqlite")]
+        stores: Vec<String>,
+        /// Points in each ingest phase.
+        #[arg(long, default_value_t = 1_000_000)]
+        points: usize,
+        /// Points per Kafka message.
+        #[arg(long, default_value_t = 1)]
+        per_message: usize,
+        /// Key results (and series) in the recompute phase.
+        #[arg(long, default_value_t = 10_000)]
+        krs: usize,
+        /// Latency probes (one every 100 ms).
+        #[arg(long, default_value_t = 200)]
+        probes: usize,
+        /// Background load during the latency probes, points/s.
+        #[arg(long, default_value_t = 10_000)]
+        background: u64,
+        /// Where the JSON figures go.
+        #[arg(long, default_value = "bench/results.json")]
+        out: PathBuf,
+    },
 }
 
 /// Output format of `okrd score`.
@@ -78,5 +110,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Score { at, format } => commands::score::run(config, at, format).await,
         Command::Ingest { file } => commands::ingest::run(config, &file).await,
         Command::Migrate => commands::migrate::run(config).await,
+        Command::Bench {
+            postgres,
+            kafka_brokers,
+            stores,
+            points,
+            per_message,
+            krs,
+            probes,
+            background,
+            out,
+        } => {
+            let options = crate::bench::Options {
+                postgres,
+                kafka_brokers: kafka_brokers.filter(|b| !b.trim().is_empty()),
+                stores,
+                points,
+                per_message: per_message.max(1),
+                krs,
+                probes: probes.max(1),
+                background,
+                out,
+            };
+            crate::bench::run(options).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -8,7 +8,8 @@
 //! - [`ingest`]: outside data (JSON point objects, CSV / JSON-lines files)
 //!   into validated [`model::Point`]s.
 //! - [`connectors`]: where points come from: pull connectors (`http`,
-//!   `prometheus`, `sql`) run by the scheduler, the `synthetic` demo series.
+//!   `prometheus`, `sql`) run by the scheduler, the `kafka` consumer, the
+//!   `synthetic` demo series.
 //! - [`model`]: series keys, points, samples, timestamps.
 //! - [`store`]: the [`store::Store`] trait over SQLite and PostgreSQL:
 //!   idempotent batched point writes, series reads, score history.
@@ -20,10 +21,12 @@
 //! - [`clock`]: time, injected.
 //! - [`cli`], [`commands`]: the `okrd` command line, one file per command.
 //! - [`telemetry`]: logging setup.
+//! - [`bench`]: `okrd bench`, which measures all of the above end to end.
 
 pub mod alerts;
 pub mod api;
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod commands;

@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::model::{minus, Sample, SeriesKey, Timestamp};
 use crate::scoring::guardrail::{counter_data_from, counter_state, CounterState};
 use crate::scoring::{self, KrScore, Margins};
-use crate::store::{ScoreRecord, Store, StoreError};
+use crate::store::{ScoreRecord, SeriesRange, Store, StoreError};
 
 /// Every objective's and key result's score at one instant.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -109,6 +109,13 @@ pub async fn evaluate(
     now: Timestamp,
     margins: Margins,
 ) -> Result<Evaluation, StoreError> {
+    let loaded = store.load_many(&ranges(objective, kr, now)).await?;
+    Ok(evaluate_loaded(objective, kr, now, margins, loaded))
+}
+
+/// What [`evaluate_loaded`] needs from the store: the KR's series first,
+/// then each counter metric's.
+fn ranges(objective: &Objective, kr: &KeyResult, now: Timestamp) -> Vec<SeriesRange> {
     let period = &objective.period;
     let at = scoring::evaluation_time(period, now);
     // The score at t − W (for "the KR moves") needs data one W earlier.
@@ -120,12 +127,38 @@ pub async fn evaluate(
         .unwrap_or_default();
     let from = scoring::data_from(kr, period)
         .min(minus(minus(at, longest_w), kr.window.unwrap_or_default()));
-    let key = SeriesKey::new(kr.metric.clone(), kr.labels.clone());
-    let samples = store.load_series(&key, from, at).await?;
+    let mut out = Vec::with_capacity(1 + kr.counter_metrics.len());
+    out.push(SeriesRange {
+        key: SeriesKey::new(kr.metric.clone(), kr.labels.clone()),
+        from,
+        to: at,
+    });
+    for cm in &kr.counter_metrics {
+        out.push(SeriesRange {
+            key: SeriesKey::new(cm.metric.clone(), cm.labels.clone()),
+            from: counter_data_from(cm, at),
+            to: at,
+        });
+    }
+    out
+}
+
+/// Evaluates one KR from its [`ranges`], loaded.
+fn evaluate_loaded(
+    objective: &Objective,
+    kr: &KeyResult,
+    now: Timestamp,
+    margins: Margins,
+    loaded: Vec<Vec<Sample>>,
+) -> Evaluation {
+    let period = &objective.period;
+    let at = scoring::evaluation_time(period, now);
+    let mut loaded = loaded.into_iter();
+    let samples = loaded.next().unwrap_or_default();
     let s = scoring::score_key_result(kr, period, &samples, now, margins);
 
     let mut counters = Vec::with_capacity(kr.counter_metrics.len());
-    for cm in &kr.counter_metrics {
+    for (cm, csamples) in kr.counter_metrics.iter().zip(loaded) {
         let then = scoring::score_key_result_without_forecast(
             kr,
             period,
@@ -133,10 +166,6 @@ pub async fn evaluate(
             minus(at, cm.window),
             margins,
         );
-        let ckey = SeriesKey::new(cm.metric.clone(), cm.labels.clone());
-        let csamples = store
-            .load_series(&ckey, counter_data_from(cm, at), at)
-            .await?;
         counters.push(counter_state(cm, &csamples, at, s.score, then.score));
     }
     let row = KeyResultRow {
@@ -156,8 +185,46 @@ pub async fn evaluate(
         detail: s,
         counters,
     };
-    Ok(Evaluation { row, samples })
+    Evaluation { row, samples }
 }
+
+/// Evaluates `krs` (an objective and one of its KRs each), loading their
+/// series [`CHUNK`] KRs per store call; calls `each` with every
+/// evaluation, in order.
+async fn evaluate_many<'a, E>(
+    store: &dyn Store,
+    krs: &[(&'a Objective, &'a KeyResult)],
+    now: Timestamp,
+    margins: Margins,
+    mut each: impl FnMut(&'a Objective, &'a KeyResult, Evaluation) -> Result<(), E>,
+) -> Result<(), E>
+where
+    E: From<StoreError>,
+{
+    for chunk in krs.chunks(CHUNK) {
+        let mut all = Vec::new();
+        let mut lens = Vec::with_capacity(chunk.len());
+        for (objective, kr) in chunk {
+            let r = ranges(objective, kr, now);
+            lens.push(r.len());
+            all.extend(r);
+        }
+        let mut loaded = store.load_many(&all).await?.into_iter();
+        for ((objective, kr), n) in chunk.iter().zip(lens) {
+            let mine: Vec<Vec<Sample>> = loaded.by_ref().take(n).collect();
+            each(
+                objective,
+                kr,
+                evaluate_loaded(objective, kr, now, margins, mine),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// KRs whose series one store call loads: enough that round trips do not
+/// matter, few enough that the samples held at once stay small.
+const CHUNK: usize = 200;
 
 fn objective_row(objective: &Objective, rows: &[&KeyResultRow]) -> ObjectiveRow {
     let scores: Vec<KrScore> = rows.iter().map(|r| r.detail.clone()).collect();
@@ -175,17 +242,32 @@ pub async fn score_all(
     now: Timestamp,
     margins: Margins,
 ) -> Result<Scorecard, StoreError> {
+    let krs: Vec<(&Objective, &KeyResult)> = objectives
+        .iter()
+        .flat_map(|o| o.key_results.iter().map(move |kr| (o, kr)))
+        .collect();
     let mut card = Scorecard::default();
-    for objective in objectives {
-        let first = card.key_results.len();
-        for kr in &objective.key_results {
-            card.key_results
-                .push(evaluate(store, objective, kr, now, margins).await?.row);
-        }
-        let rows: Vec<&KeyResultRow> = card.key_results[first..].iter().collect();
-        card.objectives.push(objective_row(objective, &rows));
-    }
+    evaluate_many(store, &krs, now, margins, |_, _, eval| {
+        card.key_results.push(eval.row);
+        Ok::<_, StoreError>(())
+    })
+    .await?;
+    card.objectives = objective_rows(objectives, &card.key_results);
     Ok(card)
+}
+
+/// Each objective's row, from its KRs' rows (in config order).
+fn objective_rows(objectives: &[Objective], rows: &[KeyResultRow]) -> Vec<ObjectiveRow> {
+    let mut first = 0;
+    objectives
+        .iter()
+        .map(|objective| {
+            let n = objective.key_results.len().min(rows.len() - first);
+            let mine: Vec<&KeyResultRow> = rows[first..first + n].iter().collect();
+            first += n;
+            objective_row(objective, &mine)
+        })
+        .collect()
 }
 
 /// Bursts of writes within this long are scored once.
@@ -268,42 +350,55 @@ impl Scorer {
         let dirty = live.take_dirty();
         let now = self.clock.now();
         let margins = margins(&config);
-        let mut card = Scorecard::default();
+        let mut touched = Vec::new();
         let mut kept = HashSet::new();
         for objective in &config.objectives {
             for kr in &objective.key_results {
                 let key = (objective.id.clone(), kr.id.clone());
-                let late_from = dirty.metrics.get(&kr.metric).copied();
-                let touched = dirty.all
-                    || late_from.is_some()
+                let is_touched = dirty.all
+                    || dirty.metrics.contains_key(&kr.metric)
                     || kr
                         .counter_metrics
                         .iter()
                         .any(|c| dirty.metrics.contains_key(&c.metric))
                     || !self.rows.contains_key(&key);
-                if touched {
-                    if let Err(e) = self
-                        .rescore(objective, kr, &key, late_from, now, margins)
-                        .await
-                    {
-                        // Put the work back, so nothing is lost if the store
-                        // is briefly away.
-                        live.mark_all();
-                        return Err(e);
-                    }
+                if is_touched {
+                    touched.push((objective, kr));
                 }
-                kept.insert(key.clone());
-                card.key_results.push(self.rows[&key].clone());
+                kept.insert(key);
             }
-            let rows: Vec<&KeyResultRow> = card
-                .key_results
-                .iter()
-                .filter(|r| r.objective == objective.id)
-                .collect();
-            card.objectives.push(objective_row(objective, &rows));
         }
         self.rows.retain(|k, _| kept.contains(k));
         self.history_ready.retain(|k| kept.contains(k));
+
+        let mut evaluations = Vec::with_capacity(touched.len().min(CHUNK));
+        for chunk in touched.chunks(CHUNK) {
+            evaluations.clear();
+            evaluate_many(self.store.as_ref(), chunk, now, margins, |o, kr, eval| {
+                evaluations.push((o, kr, eval));
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .inspect_err(|_| live.mark_all())?;
+            for (objective, kr, eval) in evaluations.drain(..) {
+                let late_from = dirty.metrics.get(&kr.metric).copied();
+                if let Err(e) = self.rescore(objective, kr, late_from, eval, margins).await {
+                    // Put the work back, so nothing is lost if the store
+                    // is briefly away.
+                    live.mark_all();
+                    return Err(e);
+                }
+            }
+        }
+
+        let mut card = Scorecard::default();
+        for objective in &config.objectives {
+            for kr in &objective.key_results {
+                let key = (objective.id.clone(), kr.id.clone());
+                card.key_results.push(self.rows[&key].clone());
+            }
+        }
+        card.objectives = objective_rows(&config.objectives, &card.key_results);
         live.set_card(card);
         Ok(())
     }
@@ -312,14 +407,13 @@ impl Scorer {
         &mut self,
         objective: &Objective,
         kr: &KeyResult,
-        key: &KrKey,
         late_from: Option<Timestamp>,
-        now: Timestamp,
+        eval: Evaluation,
         margins: Margins,
     ) -> Result<(), StoreError> {
-        let eval = evaluate(self.store.as_ref(), objective, kr, now, margins).await?;
+        let key = (objective.id.clone(), kr.id.clone());
         let at = eval.row.detail.at;
-        let rebuild_from = if self.history_ready.contains(key) {
+        let rebuild_from = if self.history_ready.contains(&key) {
             late_from.filter(|ts| *ts < at)
         } else {
             let period = &objective.period;
@@ -347,15 +441,27 @@ impl Scorer {
                     .replace_score_history(&objective.id, &kr.id, from, &records)
                     .await?;
             }
+            // What the newest recorded row already says is not written
+            // again: a full recompute of unchanged data writes nothing.
+            None if self
+                .rows
+                .get(&key)
+                .is_some_and(|prev| same_record(&prev.detail, &eval.row.detail)) => {}
             None => {
                 self.store
                     .record_score(&record(objective, kr, &eval.row.detail))
                     .await?;
             }
         }
-        self.rows.insert(key.clone(), eval.row);
+        self.rows.insert(key, eval.row);
         Ok(())
     }
+}
+
+/// Whether two evaluations make the same score-history row (SPEC's
+/// history keeps a row per change of value, progress, score or status).
+fn same_record(a: &KrScore, b: &KrScore) -> bool {
+    a.value == b.value && a.progress == b.progress && a.score == b.score && a.status == b.status
 }
 
 fn record(objective: &Objective, kr: &KeyResult, s: &KrScore) -> ScoreRecord {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::SubsecRound;
 
-use crate::model::{Point, SeriesKey, Timestamp};
+use crate::model::{Point, Sample, SeriesKey, Timestamp};
 
 /// One point ready to be written, with its series resolved to a database id.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -224,4 +224,15 @@ mod tests {
             .collect();
         assert_eq!(got, vec![(10, 1, 4.0), (10, 2, 3.0), (20, 1, 2.0)]);
     }
+}
+
+/// `load_many`'s answer: each series ascending by ts, whatever order the
+/// database returned rows across series in.
+pub(super) fn sorted(mut series: Vec<Vec<Sample>>) -> Vec<Vec<Sample>> {
+    for samples in &mut series {
+        if !samples.is_sorted_by_key(|s| s.ts) {
+            samples.sort_by_key(|s| s.ts);
+        }
+    }
+    series
 }

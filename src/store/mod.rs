@@ -55,6 +55,17 @@ pub enum StoreError {
     },
 }
 
+/// One [`Store::load_series`] request of a [`Store::load_many`] call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesRange {
+    /// The series.
+    pub key: SeriesKey,
+    /// As `load_series`'s `from`.
+    pub from: Timestamp,
+    /// As `load_series`'s `to`.
+    pub to: Timestamp,
+}
+
 /// One row of a key result's score history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoreRecord {
@@ -103,6 +114,16 @@ pub trait Store: ConnectorStore + AlertStore + Send + Sync {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<Sample>, StoreError>;
+
+    /// [`Store::load_series`] for each of `ranges`, in order, in as few
+    /// round trips as the database allows.
+    async fn load_many(&self, ranges: &[SeriesRange]) -> Result<Vec<Vec<Sample>>, StoreError> {
+        let mut out = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            out.push(self.load_series(&r.key, r.from, r.to).await?);
+        }
+        Ok(out)
+    }
 
     /// Names of the metrics that have at least one stored point.
     async fn metrics_with_points(&self) -> Result<BTreeSet<String>, StoreError>;

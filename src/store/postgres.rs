@@ -45,6 +45,18 @@ const ANY_STORED: &str = "SELECT coalesce(bool_or(EXISTS ( \
        SELECT 1 FROM points p WHERE p.series_id = r.series_id AND p.ts BETWEEN r.lo AND r.hi)), false) \
      FROM UNNEST($1::bigint[], $2::timestamptz[], $3::timestamptz[]) AS r (series_id, lo, hi)";
 
+// `load_series` for many series in one statement: the same contiguous
+// stretch of the primary key per series (see `load_series`), `r.i` telling
+// which request a row answers.
+const LOAD_MANY: &str = "SELECT r.i, p.ts, p.value \
+     FROM UNNEST($1::int4[], $2::bigint[], $3::timestamptz[], $4::timestamptz[]) AS r (i, series_id, lo, hi) \
+     CROSS JOIN LATERAL ( \
+       SELECT ts, value FROM points \
+       WHERE series_id = r.series_id \
+         AND ts >= coalesce((SELECT max(ts) FROM points WHERE series_id = r.series_id AND ts <= r.lo), r.lo) \
+         AND ts <= r.hi \
+       ORDER BY ts) p";
+
 /// A store in a PostgreSQL database.
 pub struct PostgresStore {
     pub(super) pool: PgPool,
@@ -264,6 +276,33 @@ impl Store for PostgresStore {
             .into_iter()
             .map(|(ts, value)| Sample::new(ts, value))
             .collect())
+    }
+
+    async fn load_many(&self, ranges: &[SeriesRange]) -> Result<Vec<Vec<Sample>>, StoreError> {
+        let mut out = vec![Vec::new(); ranges.len()];
+        let (mut index, mut ids, mut los, mut his) = (vec![], vec![], vec![], vec![]);
+        for (i, r) in ranges.iter().enumerate() {
+            if let Some(id) = self.series_id(&r.key).await? {
+                index.push(i as i32);
+                ids.push(id);
+                los.push(r.from);
+                his.push(r.to.max(r.from));
+            }
+        }
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let rows: Vec<(i32, Timestamp, f64)> = sqlx::query_as(LOAD_MANY)
+            .bind(index)
+            .bind(ids)
+            .bind(los)
+            .bind(his)
+            .fetch_all(&self.pool)
+            .await?;
+        for (i, ts, value) in rows {
+            out[i as usize].push(Sample::new(ts, value));
+        }
+        Ok(batch::sorted(out))
     }
 
     async fn metrics_with_points(&self) -> Result<BTreeSet<String>, StoreError> {

@@ -279,6 +279,45 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn load_many(&self, ranges: &[SeriesRange]) -> Result<Vec<Vec<Sample>>, StoreError> {
+        let mut out = vec![Vec::new(); ranges.len()];
+        // The requests travel as one JSON array [[i, series_id, lo, hi], ...];
+        // CROSS JOIN keeps them the outer loop, each a range of the primary
+        // key, as in `load_series`.
+        let mut requests = String::from("[");
+        for (i, r) in ranges.iter().enumerate() {
+            if let Some(id) = self.series_id(&r.key).await? {
+                if requests.len() > 1 {
+                    requests.push(',');
+                }
+                requests.push_str(&format!(
+                    "[{i},{id},{},{}]",
+                    r.from.timestamp_micros(),
+                    r.to.max(r.from).timestamp_micros()
+                ));
+            }
+        }
+        requests.push(']');
+        if requests.len() == 2 {
+            return Ok(out);
+        }
+        let rows: Vec<(i64, i64, f64)> = sqlx::query_as(
+            "WITH r (i, series_id, lo, hi) AS ( \
+               SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?1)) \
+             SELECT r.i, p.ts, p.value FROM r CROSS JOIN points p \
+             WHERE p.series_id = r.series_id \
+               AND p.ts >= coalesce((SELECT max(ts) FROM points WHERE series_id = r.series_id AND ts <= r.lo), r.lo) \
+               AND p.ts <= r.hi",
+        )
+        .bind(requests)
+        .fetch_all(&self.pool)
+        .await?;
+        for (i, ts, value) in rows {
+            out[i as usize].push(Sample::new(micros_to_ts(ts)?, value));
+        }
+        Ok(batch::sorted(out))
+    }
+
     async fn metrics_with_points(&self) -> Result<BTreeSet<String>, StoreError> {
         let metrics: Vec<String> = sqlx::query_scalar(
             "SELECT DISTINCT metric FROM series s \

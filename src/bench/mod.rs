@@ -1,0 +1,471 @@
+//! `okrd bench`: one command that measures okrd against the database's own
+//! limit, on PostgreSQL and on SQLite, and writes the figures to
+//! `bench/results.json` so two runs can be compared. Never part of the
+//! test suite.
+//!
+//! Every phase runs a real `okrd serve` child (this same binary) on a fresh
+//! database, and reads okrd's own `/metrics`:
+//!
+//! - `dataset.rs`: the points the ingest phases send, as JSON and as COPY rows
+//! - `postgres.rs`: fresh databases, and PostgreSQL's binary COPY reference
+//! - `child.rs`: the `okrd serve` child: config, readiness, `/metrics`, peak RSS
+//! - `ingest.rs`: HTTP push from 8 clients; a Kafka topic through a `kafka` connector
+//! - `latency.rs`: point pushed → KR value on `/metrics`, under background load
+//! - `recompute.rs`: 10,000 KRs over 10,000 series of 30 days of hourly points
+
+mod child;
+mod dataset;
+mod ingest;
+mod latency;
+mod postgres;
+mod recompute;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{ensure, Context as _};
+use serde::Serialize;
+
+use self::child::{Child, Setup};
+use self::dataset::Dataset;
+use self::ingest::{Broker, Rate};
+use self::latency::Latency;
+use self::recompute::Recompute;
+
+/// Series of the ingest data set.
+const SERIES: usize = 1_000;
+
+/// Points per push request, and concurrent push clients.
+const PUSH_BATCH: usize = 1_000;
+const PUSH_CLIENTS: usize = 8;
+
+/// Kafka topic layout.
+const PARTITIONS: i32 = 4;
+
+/// What `okrd bench` measures, and where.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Admin URL of the PostgreSQL server (databases `okrd_bench_*` are
+    /// created and dropped there).
+    pub postgres: String,
+    /// Kafka bootstrap servers; librdkafka's mock cluster when `None`.
+    pub kafka_brokers: Option<String>,
+    /// The stores to measure: `postgres`, `sqlite`.
+    pub stores: Vec<String>,
+    /// Points in each ingest phase.
+    pub points: usize,
+    /// Points per Kafka message.
+    pub per_message: usize,
+    /// KRs (and series) of the recompute phase.
+    pub krs: usize,
+    /// Latency probes.
+    pub probes: usize,
+    /// Background load of the latency phase, points/s.
+    pub background: u64,
+    /// Where the JSON goes.
+    pub out: PathBuf,
+}
+
+/// Everything one run measured, as `bench/results.json` holds it.
+#[derive(Debug, Serialize)]
+pub struct Results {
+    /// When the run started (RFC 3339).
+    pub started: String,
+    /// The machine.
+    pub machine: Machine,
+    /// Points in each ingest phase, and their series.
+    pub points: usize,
+    pub series: usize,
+    /// PostgreSQL's binary COPY of the same rows into `points`, rows/s.
+    pub copy_rows_per_s: f64,
+    /// Per store.
+    pub stores: Vec<StoreResults>,
+}
+
+/// Where the figures came from.
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu: String,
+    pub memory_gib: f64,
+    pub postgres: String,
+    pub kafka: String,
+    pub okrd: String,
+}
+
+/// One store's figures.
+#[derive(Debug, Serialize)]
+pub struct StoreResults {
+    pub store: String,
+    pub http_push: Ingest,
+    pub kafka: Ingest,
+    pub latency: Latency,
+    pub recompute: Recompute,
+    /// The largest peak RSS of the okrd processes of all phases, MB.
+    pub peak_rss_mb: f64,
+}
+
+/// An ingest phase's figures.
+#[derive(Debug, Serialize)]
+pub struct Ingest {
+    #[serde(flatten)]
+    pub rate: Rate,
+    /// points/s ÷ PostgreSQL's binary COPY rows/s.
+    pub ratio_to_copy: f64,
+    /// Peak RSS of the okrd process, MB.
+    pub peak_rss_mb: f64,
+}
+
+/// Runs every phase, prints the table and writes the JSON.
+pub async fn run(options: Options) -> anyhow::Result<Results> {
+    let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let root = std::env::temp_dir().join(format!("okrd-bench-{}", std::process::id()));
+    let result = run_in(&options, &root, started).await;
+    let _ = std::fs::remove_dir_all(&root);
+    let results = result?;
+    println!("{}", table(&results));
+    if let Some(parent) = options.out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&options.out, serde_json::to_string_pretty(&results)? + "\n")
+        .with_context(|| format!("writing {}", options.out.display()))?;
+    println!("written to {}", options.out.display());
+    Ok(results)
+}
+
+async fn run_in(options: &Options, root: &Path, started: String) -> anyhow::Result<Results> {
+    let pg = postgres::Server::new(&options.postgres);
+    let dataset = Dataset {
+        points: options.points,
+        series: SERIES,
+    };
+    let broker = Broker::start(options.kafka_brokers.as_deref())?;
+    let machine = machine(&options.postgres, &broker).await?;
+    eprintln!(
+        "okrd bench: {} CPUs ({}), PostgreSQL {}, Kafka: {}",
+        machine.cpus, machine.cpu, machine.postgres, machine.kafka
+    );
+
+    eprintln!(
+        "reference: PostgreSQL binary COPY of {} rows",
+        dataset.points
+    );
+    let url = pg.fresh("copy").await?;
+    let copy = postgres::copy_rate(&url, &dataset).await?;
+    pg.drop("copy").await?;
+    eprintln!("  {copy:.0} rows/s");
+
+    let bodies = Arc::new(dataset.push_bodies(PUSH_BATCH));
+    let mut stores = Vec::new();
+    for store in &options.stores {
+        let dir = root.join(store);
+        let phase = Phase {
+            store,
+            dir: &dir,
+            pg: &pg,
+        };
+        eprintln!("{store}: HTTP push, {PUSH_CLIENTS} clients × {PUSH_BATCH}-point batches");
+        let (rate, rss) = phase.http_push(&dataset, bodies.clone()).await?;
+        eprintln!("  {:.0} points/s", rate.points_per_s);
+        let http_push = ingest(rate, rss, copy);
+
+        eprintln!(
+            "{store}: Kafka, {} point(s) a message, {PARTITIONS} partitions",
+            options.per_message
+        );
+        let (rate, rss) = phase.kafka(&dataset, &broker, options.per_message).await?;
+        eprintln!("  {:.0} points/s", rate.points_per_s);
+        let kafka = ingest(rate, rss, copy);
+
+        eprintln!(
+            "{store}: latency, {} probes under {} points/s",
+            options.probes, options.background
+        );
+        let (latency, latency_rss) = phase.latency(options.probes, options.background).await?;
+        eprintln!(
+            "  p50 {:.1} ms, p99 {:.1} ms",
+            latency.p50_ms, latency.p99_ms
+        );
+
+        eprintln!("{store}: recompute, {} KRs", options.krs);
+        let (recompute, recompute_rss) = phase.recompute(options.krs).await?;
+        eprintln!(
+            "  full {:.3} s, incremental {:.1} ms",
+            recompute.full_s, recompute.incremental_ms
+        );
+
+        let peak = [
+            http_push.peak_rss_mb,
+            kafka.peak_rss_mb,
+            latency_rss,
+            recompute_rss,
+        ]
+        .into_iter()
+        .fold(0.0, f64::max);
+        stores.push(StoreResults {
+            store: store.clone(),
+            http_push,
+            kafka,
+            latency,
+            recompute,
+            peak_rss_mb: peak,
+        });
+    }
+    Ok(Results {
+        started,
+        machine,
+        points: dataset.points,
+        series: dataset.series,
+        copy_rows_per_s: copy,
+        stores,
+    })
+}
+
+fn ingest(rate: Rate, rss: f64, copy: f64) -> Ingest {
+    Ingest {
+        ratio_to_copy: rate.points_per_s / copy,
+        rate,
+        peak_rss_mb: rss,
+    }
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+/// One store's phases, each on a fresh database and a fresh child.
+struct Phase<'a> {
+    store: &'a str,
+    dir: &'a Path,
+    pg: &'a postgres::Server,
+}
+
+impl Phase<'_> {
+    /// A fresh database for phase `name`, and the child's directory.
+    async fn fresh(&self, name: &str) -> anyhow::Result<(String, PathBuf)> {
+        let dir = self.dir.join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let url = match self.store {
+            "postgres" => self.pg.fresh(name).await?,
+            "sqlite" => format!("sqlite://{}", dir.join("okrd.db").display()),
+            other => anyhow::bail!("unknown store {other:?}: postgres or sqlite"),
+        };
+        Ok((url, dir))
+    }
+
+    async fn done(&self, name: &str) -> anyhow::Result<()> {
+        if self.store == "postgres" {
+            self.pg.drop(name).await?;
+        }
+        Ok(())
+    }
+
+    async fn http_push(
+        &self,
+        dataset: &Dataset,
+        bodies: Arc<Vec<String>>,
+    ) -> anyhow::Result<(Rate, f64)> {
+        let (url, dir) = self.fresh("push").await?;
+        let child = Child::start(&setup(&dir, &url, "30s", &[])).await?;
+        let rate = ingest::http_push(&child, bodies, dataset.points, PUSH_CLIENTS).await?;
+        let rss = child.stop().await?;
+        stored_exactly(&url, dataset.points).await?;
+        self.done("push").await?;
+        Ok((rate, mb(rss)))
+    }
+
+    async fn kafka(
+        &self,
+        dataset: &Dataset,
+        broker: &Broker,
+        per_message: usize,
+    ) -> anyhow::Result<(Rate, f64)> {
+        let (url, dir) = self.fresh("kafka").await?;
+        let topic = format!("okrd-bench-{}-{}", std::process::id(), self.store);
+        broker
+            .fill(&topic, PARTITIONS, dataset, per_message)
+            .await?;
+        ingest::kafka_connector(&dir, "bench-kafka", &broker.brokers, &topic)?;
+        let child = Child::start(&setup(&dir, &url, "30s", &[])).await?;
+        let rate = ingest::kafka_drain(&child, "bench-kafka", dataset.points).await?;
+        let rss = child.stop().await?;
+        stored_exactly(&url, dataset.points).await?;
+        self.done("kafka").await?;
+        Ok((rate, mb(rss)))
+    }
+
+    async fn latency(&self, probes: usize, background: u64) -> anyhow::Result<(Latency, f64)> {
+        let (url, dir) = self.fresh("latency").await?;
+        std::fs::create_dir_all(dir.join("objectives"))?;
+        std::fs::write(
+            dir.join("objectives/bench.yaml"),
+            latency::objectives_yaml(),
+        )?;
+        let child = Child::start(&setup(&dir, &url, "30s", &["bench:".to_string()])).await?;
+        let latency = latency::measure(&child, probes, background).await?;
+        let rss = child.stop().await?;
+        self.done("latency").await?;
+        Ok((latency, mb(rss)))
+    }
+
+    async fn recompute(&self, krs: usize) -> anyhow::Result<(Recompute, f64)> {
+        let (url, dir) = self.fresh("recompute").await?;
+        let points = recompute::load(&url, krs).await?;
+        let teams = recompute::objectives(&dir, krs)?;
+        let child = Child::start(&setup(&dir, &url, "1h", &teams)).await?;
+        let figures = recompute::measure(&child, krs, points).await?;
+        let rss = child.stop().await?;
+        self.done("recompute").await?;
+        Ok((figures, mb(rss)))
+    }
+}
+
+fn setup<'a>(dir: &'a Path, url: &'a str, interval: &'a str, teams: &'a [String]) -> Setup<'a> {
+    Setup {
+        dir,
+        database_url: url,
+        scoring_interval: interval,
+        teams,
+    }
+}
+
+async fn stored_exactly(url: &str, points: usize) -> anyhow::Result<()> {
+    let n = postgres::count_points(url).await?;
+    ensure!(n == points as i64, "{n} points stored, {points} sent");
+    Ok(())
+}
+
+async fn machine(postgres: &str, broker: &Broker) -> anyhow::Result<Machine> {
+    use sqlx::Connection;
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory_gib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    let mut conn = sqlx::PgConnection::connect(postgres)
+        .await
+        .with_context(|| format!("connecting to {postgres}"))?;
+    let version: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(Machine {
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpu,
+        memory_gib: (memory_gib * 10.0).round() / 10.0,
+        postgres: version,
+        kafka: if broker.is_mock() {
+            format!(
+                "librdkafka mock cluster ({})",
+                rdkafka::util::get_rdkafka_version().1
+            )
+        } else {
+            broker.brokers.clone()
+        },
+        okrd: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+/// The figures as a table, a column per store.
+pub fn table(r: &Results) -> String {
+    let mut rows: Vec<(String, Vec<String>)> = vec![(
+        "".into(),
+        r.stores.iter().map(|s| s.store.clone()).collect(),
+    )];
+    let mut row = |name: &str, f: &dyn Fn(&StoreResults) -> String| {
+        rows.push((name.to_string(), r.stores.iter().map(f).collect()));
+    };
+    let rate = |i: &Ingest| {
+        format!(
+            "{} pts/s ({:.2}× COPY)",
+            thousands(i.rate.points_per_s),
+            i.ratio_to_copy
+        )
+    };
+    row("HTTP push, 8 clients × 1,000", &|s| rate(&s.http_push));
+    row("Kafka → store", &|s| rate(&s.kafka));
+    row("end-to-end p50 / p99", &|s| {
+        format!("{:.0} / {:.0} ms", s.latency.p50_ms, s.latency.p99_ms)
+    });
+    row("full recompute", &|s| {
+        format!(
+            "{:.2} s ({} KRs)",
+            s.recompute.full_s,
+            thousands(s.recompute.krs as f64)
+        )
+    });
+    row("incremental (one point)", &|s| {
+        format!("{:.1} ms", s.recompute.incremental_ms)
+    });
+    row("first recompute (+history)", &|s| {
+        format!("{:.1} s", s.recompute.first_s)
+    });
+    row("peak RSS", &|s| format!("{:.0} MB", s.peak_rss_mb));
+    let w0 = rows
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(0);
+    let w: Vec<usize> = (0..r.stores.len())
+        .map(|i| {
+            rows.iter()
+                .map(|(_, c)| c[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = format!(
+        "okrd bench, {}: {} CPUs ({}), {:.0} GiB, PostgreSQL {}, Kafka: {}\n\
+         {} points over {} series; PostgreSQL binary COPY into points: {} rows/s\n\n",
+        r.started,
+        r.machine.cpus,
+        r.machine.cpu,
+        r.machine.memory_gib,
+        r.machine.postgres,
+        r.machine.kafka,
+        thousands(r.points as f64),
+        thousands(r.series as f64),
+        thousands(r.copy_rows_per_s)
+    );
+    for (name, cells) in &rows {
+        out.push_str(&format!("{name:<w0$}"));
+        for (c, w) in cells.iter().zip(&w) {
+            out.push_str(&format!("  {c:>w$}"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `1234567.8` → `1,234,568`.
+fn thousands(x: f64) -> String {
+    let digits = format!("{:.0}", x.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1234567.8), "1,234,568");
+    }
+}

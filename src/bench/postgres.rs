@@ -1,0 +1,103 @@
+//! The PostgreSQL side of the bench: a fresh database per phase, row
+//! counts, and the reference — PostgreSQL's own binary COPY of the same
+//! rows into the same `points` table.
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+use sqlx::{Connection, PgConnection};
+
+use super::dataset::Dataset;
+
+/// A PostgreSQL server, reached through its admin URL
+/// (`postgres://USER@HOST:PORT/postgres`), where databases `okrd_bench_*`
+/// are created and dropped.
+pub struct Server {
+    admin: String,
+}
+
+impl Server {
+    /// The server at `admin`.
+    pub fn new(admin: &str) -> Self {
+        Self {
+            admin: admin.to_string(),
+        }
+    }
+
+    /// Drops and creates database `okrd_bench_{name}`, with okrd's
+    /// schema; returns its URL.
+    pub async fn fresh(&self, name: &str) -> anyhow::Result<String> {
+        let db = format!("okrd_bench_{name}");
+        let mut conn = PgConnection::connect(&self.admin)
+            .await
+            .with_context(|| format!("connecting to {}", self.admin))?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await?;
+        sqlx::query(&format!("CREATE DATABASE {db}"))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        let (base, _) = self
+            .admin
+            .rsplit_once('/')
+            .context("the PostgreSQL URL names no database")?;
+        let url = format!("{base}/{db}");
+        crate::store::migrate(&url).await?;
+        Ok(url)
+    }
+
+    /// Drops database `okrd_bench_{name}`.
+    pub async fn drop(&self, name: &str) -> anyhow::Result<()> {
+        let mut conn = PgConnection::connect(&self.admin).await?;
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS okrd_bench_{name} WITH (FORCE)"
+        ))
+        .execute(&mut conn)
+        .await?;
+        conn.close().await?;
+        Ok(())
+    }
+}
+
+/// Rows in `points` at `url`.
+pub async fn count_points(url: &str) -> anyhow::Result<i64> {
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await?;
+        let n = sqlx::query_scalar("SELECT count(*) FROM points")
+            .fetch_one(&mut conn)
+            .await?;
+        conn.close().await?;
+        return Ok(n);
+    }
+    let mut conn = PgConnection::connect(url).await?;
+    let n = sqlx::query_scalar("SELECT count(*) FROM points")
+        .fetch_one(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(n)
+}
+
+/// Times PostgreSQL's binary COPY of `dataset`'s rows into the empty
+/// `points` table at `url`: the rows are encoded before the clock starts,
+/// and the clock stops at the commit. Returns rows/s.
+pub async fn copy_rate(url: &str, dataset: &Dataset) -> anyhow::Result<f64> {
+    let rows = dataset.copy_rows();
+    let mut conn = PgConnection::connect(url).await?;
+    let started = Instant::now();
+    let mut copy = conn
+        .copy_in_raw("COPY points (series_id, ts, value) FROM STDIN WITH (FORMAT binary)")
+        .await?;
+    for chunk in rows.chunks(1 << 20) {
+        copy.send(chunk).await?;
+    }
+    let copied = copy.finish().await?;
+    let seconds = started.elapsed().as_secs_f64();
+    conn.close().await?;
+    anyhow::ensure!(
+        copied as usize == dataset.points,
+        "COPY stored {copied} rows of {}",
+        dataset.points
+    );
+    Ok(dataset.points as f64 / seconds)
+}

@@ -1,0 +1,197 @@
+//! Recompute cost: `krs` KRs over as many series of 30 days of hourly
+//! points, scored by an `okrd serve` child. The full recompute is timed by
+//! okrd itself (`okrd_recompute_duration_seconds`) after SIGHUP marks every
+//! KR; the incremental one after a single pushed point.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use chrono::{DurationRound, TimeDelta, Utc};
+use serde::Serialize;
+
+use super::child::Child;
+use crate::model::{Labels, Point, SeriesKey};
+
+/// Hourly points per series: 30 days.
+const POINTS_PER_SERIES: usize = 30 * 24;
+
+/// KRs per objective, and objectives per team: SPEC's lint limits.
+const PER_OBJECTIVE: usize = 5;
+
+/// KRs sharing a metric name (told apart by a `shard` label): a point
+/// dirties every KR on its metric.
+const SHARDS: usize = 10;
+
+const SAMPLES: usize = 5;
+
+/// Recompute figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recompute {
+    /// KRs scored.
+    pub krs: usize,
+    /// Series, one per KR (each KR also watches a neighbour's as its
+    /// counter-metric).
+    pub series: usize,
+    /// Points stored.
+    pub points: usize,
+    /// The first recompute after start, which also builds every KR's score
+    /// history, seconds.
+    pub first_s: f64,
+    /// A full recompute (every KR), median of several, seconds.
+    pub full_s: f64,
+    /// One new point: the recompute it causes (the KRs on its metric and
+    /// those watching it), median, milliseconds.
+    pub incremental_ms: f64,
+}
+
+fn key(s: usize) -> Arc<SeriesKey> {
+    let mut labels = Labels::new();
+    labels.insert("shard".into(), format!("s{}", s % SHARDS));
+    Arc::new(SeriesKey::new(format!("bench_r{}", s / SHARDS), labels))
+}
+
+/// Stores `krs` series of 30 days of hourly points ending now, through
+/// okrd's store (setup, not timed).
+pub async fn load(url: &str, krs: usize) -> anyhow::Result<usize> {
+    let store = crate::store::open(url).await?;
+    let end = Utc::now().duration_trunc(TimeDelta::hours(1))?;
+    let mut batch = Vec::with_capacity(200_000);
+    let mut total = 0;
+    for s in 0..krs {
+        let series = key(s);
+        for i in 0..POINTS_PER_SERIES {
+            batch.push(Point {
+                series: Arc::clone(&series),
+                ts: end - TimeDelta::hours((POINTS_PER_SERIES - 1 - i) as i64),
+                value: ((s * 13 + i) % 100) as f64,
+            });
+        }
+        if batch.len() >= 200_000 || s + 1 == krs {
+            total += store
+                .write_points(&batch, &crate::store::no_progress)
+                .await?;
+            batch.clear();
+        }
+    }
+    Ok(total)
+}
+
+/// Writes the objective files for `krs` KRs into `dir/objectives` and
+/// returns the teams' YAML lines.
+pub fn objectives(dir: &Path, krs: usize) -> anyhow::Result<Vec<String>> {
+    let now = Utc::now().date_naive();
+    let (start, end) = (now - chrono::Days::new(30), now + chrono::Days::new(60));
+    let objectives = krs.div_ceil(PER_OBJECTIVE);
+    let mut teams = Vec::new();
+    std::fs::create_dir_all(dir.join("objectives"))?;
+    for o in 0..objectives {
+        let team = o / PER_OBJECTIVE;
+        if o % PER_OBJECTIVE == 0 {
+            teams.push(format!("t{team}:"));
+        }
+        let mut y = format!(
+            "id: o{o}\nobjective: Objective {o}\nteam: t{team}\nperiod: {{ start: {start}, end: {end} }}\nkey_results:\n"
+        );
+        for s in (o * PER_OBJECTIVE)..((o + 1) * PER_OBJECTIVE).min(krs) {
+            let (k, c) = (key(s), key((s + 1) % krs));
+            let _ = write!(
+                y,
+                "  - id: kr{s}\n    title: Key result {s}\n    metric: {}\n    labels: {{ shard: {} }}\n    \
+                 baseline: 10\n    target: 90\n    counter_metrics:\n      - {{ metric: {}, labels: {{ shard: {} }}, better: lower, tolerance: 10%, window: 1d }}\n",
+                k.metric, k.labels["shard"], c.metric, c.labels["shard"]
+            );
+        }
+        std::fs::write(dir.join("objectives").join(format!("o{o}.yaml")), y)?;
+    }
+    Ok(teams)
+}
+
+/// Measures the child, whose config holds [`objectives`] over [`load`]'s
+/// series.
+pub async fn measure(child: &Child, krs: usize, points: usize) -> anyhow::Result<Recompute> {
+    const SUM: &str = "okrd_recompute_duration_seconds_sum";
+    const COUNT: &str = "okrd_recompute_duration_seconds_count";
+    // The first recompute starts at once and builds every KR's history.
+    wait_count(child, 0.0, Duration::from_secs(1800)).await?;
+    let first_s = child.sample(SUM, &[]).await?;
+    let mut full = Vec::new();
+    for _ in 0..SAMPLES {
+        full.push(next_recompute(child, Duration::from_secs(300), || child.hang_up()).await?);
+    }
+    let mut incremental = Vec::new();
+    let url = format!("{}/api/v1/points", child.base);
+    let k = key(0);
+    for i in 0..SAMPLES {
+        let body = format!(
+            r#"{{"points":[{{"metric":"{}","labels":{{"shard":"{}"}},"ts":"{}","value":{}}}]}}"#,
+            k.metric,
+            k.labels["shard"],
+            Utc::now().to_rfc3339(),
+            50 + i
+        );
+        let before = child.sample(COUNT, &[]).await?;
+        let before_sum = child.sample(SUM, &[]).await?;
+        let r = child.client.post(&url).body(body).send().await?;
+        if !r.status().is_success() {
+            bail!("push answered {}", r.status());
+        }
+        wait_count(child, before, Duration::from_secs(60)).await?;
+        incremental.push((child.sample(SUM, &[]).await? - before_sum) * 1000.0);
+    }
+    Ok(Recompute {
+        krs,
+        series: krs,
+        points,
+        first_s,
+        full_s: median(full),
+        incremental_ms: median(incremental),
+    })
+}
+
+/// Between scrapes: with 10,000 KRs `/metrics` is megabytes, and rendering
+/// it would compete with the recompute being timed.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Runs `trigger`, waits for the next recompute to finish, and returns
+/// how long okrd says it took.
+async fn next_recompute(
+    child: &Child,
+    timeout: Duration,
+    trigger: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<f64> {
+    let before = child
+        .sample("okrd_recompute_duration_seconds_count", &[])
+        .await?;
+    let before_sum = child
+        .sample("okrd_recompute_duration_seconds_sum", &[])
+        .await?;
+    trigger()?;
+    wait_count(child, before, timeout).await?;
+    Ok(child
+        .sample("okrd_recompute_duration_seconds_sum", &[])
+        .await?
+        - before_sum)
+}
+
+async fn wait_count(child: &Child, before: f64, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while child
+        .sample("okrd_recompute_duration_seconds_count", &[])
+        .await?
+        <= before
+    {
+        if Instant::now() > deadline {
+            bail!("no recompute finished in {}s", timeout.as_secs());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
