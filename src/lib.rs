@@ -12,7 +12,8 @@
 //!   `synthetic` demo series.
 //! - [`model`]: series keys, points, samples, timestamps.
 //! - [`store`]: the [`store::Store`] trait over SQLite and PostgreSQL:
-//!   idempotent batched point writes, series reads, score history.
+//!   idempotent batched point writes, series reads, score history; on
+//!   PostgreSQL with TimescaleDB, the points table is a hypertable.
 //! - [`scoring`]: pure functions from a KR, its samples and a time to a
 //!   score, status and forecast (SPEC §4).
 //! - [`scorer`]: reads series from the store and runs [`scoring`]; the only

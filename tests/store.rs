@@ -568,3 +568,59 @@ async fn unsupported_url_is_rejected() {
         Err(store::StoreError::UnsupportedUrl(_))
     ));
 }
+
+/// On a server without TimescaleDB (the test machine's PostgreSQL), opening
+/// keeps `points` a plain table, says why, and the store works as before;
+/// opening again changes nothing.
+#[tokio::test]
+async fn postgres_without_timescaledb_keeps_a_plain_points_table() {
+    if common::pg::skip() {
+        return;
+    }
+    let db = common::pg::fresh_database().await;
+    let mut conn = PgConnection::connect(db.url()).await.expect("connect");
+    let available: Option<String> = sqlx::query_scalar(
+        "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'",
+    )
+    .fetch_optional(&mut conn)
+    .await
+    .expect("query extensions");
+    if let Some(v) = available {
+        // This test is about the fallback; a server that has the extension
+        // takes the other path.
+        eprintln!("timescaledb {v} is available here: skipping the plain-table test");
+        return;
+    }
+    for _ in 0..2 {
+        let pg = store::PostgresStore::open(db.url()).await.expect("open");
+        assert_eq!(
+            pg.points_layout(),
+            &store::PointsLayout::Plain {
+                reason: "the timescaledb extension is not available".into()
+            }
+        );
+        let a = key("m", &[]);
+        pg.write_points(&[point(&a, t(0), 1.0)], &no_progress)
+            .await
+            .expect("write");
+        pg.close().await;
+    }
+    let relkind: i8 =
+        sqlx::query_scalar("SELECT relkind FROM pg_class WHERE oid = 'points'::regclass")
+            .fetch_one(&mut conn)
+            .await
+            .expect("relkind");
+    assert_eq!(relkind as u8, b'r', "points is an ordinary table");
+    let installed: Option<String> =
+        sqlx::query_scalar("SELECT extname::text FROM pg_extension WHERE extname = 'timescaledb'")
+            .fetch_optional(&mut conn)
+            .await
+            .expect("query pg_extension");
+    assert_eq!(installed, None, "no extension was created");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM points")
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
+    assert_eq!(count, 1);
+    conn.close().await.expect("close");
+}

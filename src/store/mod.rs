@@ -15,6 +15,7 @@ mod dead_letters;
 mod migrations;
 mod postgres;
 mod sqlite;
+mod timescale;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub use dead_letters::{
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use timescale::PointsLayout;
 
 /// Errors at the store's edge.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,14 @@ pub enum StoreError {
         path: String,
         /// The underlying error.
         source: std::io::Error,
+    },
+    /// Turning the points table into a TimescaleDB hypertable failed.
+    #[error("cannot set up the TimescaleDB hypertable ({step}): {source}")]
+    Timescale {
+        /// What was being done, e.g. "create the points hypertable".
+        step: &'static str,
+        /// The underlying error.
+        source: sqlx::Error,
     },
 }
 

@@ -9,6 +9,7 @@ use sqlx::Connection;
 
 use super::batch::{self, Batch, Row, SeriesCache};
 use super::migrations;
+use super::timescale::{self, PointsLayout};
 use super::*;
 
 /// Points per statement. Large enough that round trips do not matter, small
@@ -61,6 +62,7 @@ const LOAD_MANY: &str = "SELECT r.i, p.ts, p.value \
 pub struct PostgresStore {
     pub(super) pool: PgPool,
     series: SeriesCache,
+    points_layout: PointsLayout,
 }
 
 impl PostgresStore {
@@ -72,17 +74,39 @@ impl PostgresStore {
 
     /// Like [`PostgresStore::open`], also returning the names of the
     /// migrations this call applied (e.g. `["0001_init"]`).
+    ///
+    /// After the migrations, the points table becomes a TimescaleDB
+    /// hypertable when the server has the extension (see
+    /// [`PostgresStore::points_layout`]).
     pub async fn open_migrated(url: &str) -> Result<(Self, Vec<String>), StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .connect(url)
             .await?;
         let applied = migrations::run(&pool, migrations::POSTGRES).await?;
+        let points_layout = timescale::enable(&pool).await?;
+        match &points_layout {
+            PointsLayout::Hypertable { version } => tracing::info!(
+                timescaledb = %version,
+                chunk = timescale::CHUNK_INTERVAL,
+                compress_after = timescale::COMPRESS_AFTER,
+                "points is a TimescaleDB hypertable"
+            ),
+            PointsLayout::Plain { reason } => {
+                tracing::info!(reason = %reason, "points is a plain table")
+            }
+        }
         let store = Self {
             pool,
             series: SeriesCache::default(),
+            points_layout,
         };
         Ok((store, applied))
+    }
+
+    /// Whether the points table is a TimescaleDB hypertable or a plain table.
+    pub fn points_layout(&self) -> &PointsLayout {
+        &self.points_layout
     }
 
     /// Closes the connections, waiting for those in use to be returned.
