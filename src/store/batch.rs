@@ -191,6 +191,17 @@ pub(super) fn resolved(batch: &Batch<'_>, ids: Vec<Option<i64>>) -> Result<Vec<i
         .collect()
 }
 
+/// `load_many`'s answer: each series ascending by ts, whatever order the
+/// database returned rows across series in.
+pub(super) fn sorted(mut series: Vec<Vec<Sample>>) -> Vec<Vec<Sample>> {
+    for samples in &mut series {
+        if !samples.is_sorted_by_key(|s| s.ts) {
+            samples.sort_by_key(|s| s.ts);
+        }
+    }
+    series
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,15 +235,4 @@ mod tests {
             .collect();
         assert_eq!(got, vec![(10, 1, 4.0), (10, 2, 3.0), (20, 1, 2.0)]);
     }
-}
-
-/// `load_many`'s answer: each series ascending by ts, whatever order the
-/// database returned rows across series in.
-pub(super) fn sorted(mut series: Vec<Vec<Sample>>) -> Vec<Vec<Sample>> {
-    for samples in &mut series {
-        if !samples.is_sorted_by_key(|s| s.ts) {
-            samples.sort_by_key(|s| s.ts);
-        }
-    }
-    series
 }

@@ -339,46 +339,53 @@ impl Store for PostgresStore {
         Ok(metrics.into_iter().collect())
     }
 
-    async fn record_score(&self, record: &ScoreRecord) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let newest: Option<(Option<f64>, Option<f64>, f64, String)> = sqlx::query_as(
-            "SELECT value, progress, score, status FROM kr_scores \
-             WHERE objective = $1 AND key_result = $2 AND at <= $3 \
-             ORDER BY at DESC LIMIT 1",
-        )
-        .bind(&record.objective)
-        .bind(&record.key_result)
-        .bind(record.at)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some((value, progress, score, status)) = newest {
-            if value == record.value
-                && progress == record.progress
-                && score == record.score
-                && status == record.status
-            {
-                return Ok(false);
-            }
+    async fn record_scores(&self, records: &[ScoreRecord]) -> Result<usize, StoreError> {
+        if records.is_empty() {
+            return Ok(0);
         }
-        sqlx::query(
-            "INSERT INTO kr_scores (objective, key_result, at, value, progress, score, expected, status) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (objective, key_result, at) DO UPDATE SET \
-               value = EXCLUDED.value, progress = EXCLUDED.progress, score = EXCLUDED.score, \
-               expected = EXCLUDED.expected, status = EXCLUDED.status",
-        )
-        .bind(&record.objective)
-        .bind(&record.key_result)
-        .bind(record.at)
-        .bind(record.value)
-        .bind(record.progress)
-        .bind(record.score)
-        .bind(record.expected)
-        .bind(&record.status)
-        .execute(&mut *tx)
-        .await?;
+        let mut tx = self.pool.begin().await?;
+        let mut written = 0;
+        for record in records {
+            let newest: Option<(Option<f64>, Option<f64>, f64, String)> = sqlx::query_as(
+                "SELECT value, progress, score, status FROM kr_scores \
+                 WHERE objective = $1 AND key_result = $2 AND at <= $3 \
+                 ORDER BY at DESC LIMIT 1",
+            )
+            .bind(&record.objective)
+            .bind(&record.key_result)
+            .bind(record.at)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((value, progress, score, status)) = newest {
+                if value == record.value
+                    && progress == record.progress
+                    && score == record.score
+                    && status == record.status
+                {
+                    continue;
+                }
+            }
+            sqlx::query(
+                "INSERT INTO kr_scores (objective, key_result, at, value, progress, score, expected, status) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (objective, key_result, at) DO UPDATE SET \
+                   value = EXCLUDED.value, progress = EXCLUDED.progress, score = EXCLUDED.score, \
+                   expected = EXCLUDED.expected, status = EXCLUDED.status",
+            )
+            .bind(&record.objective)
+            .bind(&record.key_result)
+            .bind(record.at)
+            .bind(record.value)
+            .bind(record.progress)
+            .bind(record.score)
+            .bind(record.expected)
+            .bind(&record.status)
+            .execute(&mut *tx)
+            .await?;
+            written += 1;
+        }
         tx.commit().await?;
-        Ok(true)
+        Ok(written)
     }
 
     async fn replace_score_history(

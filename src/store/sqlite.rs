@@ -328,47 +328,54 @@ impl Store for SqliteStore {
         Ok(metrics.into_iter().collect())
     }
 
-    async fn record_score(&self, record: &ScoreRecord) -> Result<bool, StoreError> {
-        let at = record.at.timestamp_micros();
-        let mut tx = self.begin_write().await?;
-        let newest: Option<(Option<f64>, Option<f64>, f64, String)> = sqlx::query_as(
-            "SELECT value, progress, score, status FROM kr_scores \
-             WHERE objective = ? AND key_result = ? AND at <= ? \
-             ORDER BY at DESC LIMIT 1",
-        )
-        .bind(&record.objective)
-        .bind(&record.key_result)
-        .bind(at)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some((value, progress, score, status)) = newest {
-            if value == record.value
-                && progress == record.progress
-                && score == record.score
-                && status == record.status
-            {
-                return Ok(false);
-            }
+    async fn record_scores(&self, records: &[ScoreRecord]) -> Result<usize, StoreError> {
+        if records.is_empty() {
+            return Ok(0);
         }
-        sqlx::query(
-            "INSERT INTO kr_scores (objective, key_result, at, value, progress, score, expected, status) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (objective, key_result, at) DO UPDATE SET \
-               value = excluded.value, progress = excluded.progress, score = excluded.score, \
-               expected = excluded.expected, status = excluded.status",
-        )
-        .bind(&record.objective)
-        .bind(&record.key_result)
-        .bind(at)
-        .bind(record.value)
-        .bind(record.progress)
-        .bind(record.score)
-        .bind(record.expected)
-        .bind(&record.status)
-        .execute(&mut *tx)
-        .await?;
+        let mut tx = self.begin_write().await?;
+        let mut written = 0;
+        for record in records {
+            let at = record.at.timestamp_micros();
+            let newest: Option<(Option<f64>, Option<f64>, f64, String)> = sqlx::query_as(
+                "SELECT value, progress, score, status FROM kr_scores \
+                 WHERE objective = ? AND key_result = ? AND at <= ? \
+                 ORDER BY at DESC LIMIT 1",
+            )
+            .bind(&record.objective)
+            .bind(&record.key_result)
+            .bind(at)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((value, progress, score, status)) = newest {
+                if value == record.value
+                    && progress == record.progress
+                    && score == record.score
+                    && status == record.status
+                {
+                    continue;
+                }
+            }
+            sqlx::query(
+                "INSERT INTO kr_scores (objective, key_result, at, value, progress, score, expected, status) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (objective, key_result, at) DO UPDATE SET \
+                   value = excluded.value, progress = excluded.progress, score = excluded.score, \
+                   expected = excluded.expected, status = excluded.status",
+            )
+            .bind(&record.objective)
+            .bind(&record.key_result)
+            .bind(at)
+            .bind(record.value)
+            .bind(record.progress)
+            .bind(record.score)
+            .bind(record.expected)
+            .bind(&record.status)
+            .execute(&mut *tx)
+            .await?;
+            written += 1;
+        }
         tx.commit().await?;
-        Ok(true)
+        Ok(written)
     }
 
     async fn replace_score_history(

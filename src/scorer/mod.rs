@@ -6,6 +6,9 @@
 //! and every KR once per `scoring.interval` (time alone moves expected
 //! scores and windows), records score history, and re-scores history when
 //! late or corrected points arrive.
+//!
+//! - `cache.rs`: the series scored, kept between recomputes, so that a
+//!   recompute reads from the store only the points written since.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -22,6 +25,10 @@ use crate::model::{minus, Sample, SeriesKey, Timestamp};
 use crate::scoring::guardrail::{counter_data_from, counter_state, CounterState};
 use crate::scoring::{self, KrScore, Margins};
 use crate::store::{ScoreRecord, SeriesRange, Store, StoreError};
+
+mod cache;
+
+use cache::SeriesCache;
 
 /// Every objective's and key result's score at one instant.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -188,38 +195,47 @@ fn evaluate_loaded(
     Evaluation { row, samples }
 }
 
-/// Evaluates `krs` (an objective and one of its KRs each), loading their
-/// series [`CHUNK`] KRs per store call; calls `each` with every
-/// evaluation, in order.
-async fn evaluate_many<'a, E>(
-    store: &dyn Store,
+/// Where evaluations get their samples: the store, or the scorer's cache
+/// in front of it.
+enum Source<'a> {
+    Store(&'a dyn Store),
+    Cache(&'a mut SeriesCache, &'a dyn Store),
+}
+
+impl Source<'_> {
+    async fn load(&mut self, ranges: &[SeriesRange]) -> Result<Vec<Vec<Sample>>, StoreError> {
+        match self {
+            Source::Store(store) => store.load_many(ranges).await,
+            Source::Cache(cache, store) => cache.load(*store, ranges).await,
+        }
+    }
+}
+
+/// Evaluates `krs` (an objective and one of its KRs each, at most
+/// [`CHUNK`]), loading their series with one call.
+async fn evaluate_many<'a>(
+    source: &mut Source<'_>,
     krs: &[(&'a Objective, &'a KeyResult)],
     now: Timestamp,
     margins: Margins,
-    mut each: impl FnMut(&'a Objective, &'a KeyResult, Evaluation) -> Result<(), E>,
-) -> Result<(), E>
-where
-    E: From<StoreError>,
-{
-    for chunk in krs.chunks(CHUNK) {
-        let mut all = Vec::new();
-        let mut lens = Vec::with_capacity(chunk.len());
-        for (objective, kr) in chunk {
-            let r = ranges(objective, kr, now);
-            lens.push(r.len());
-            all.extend(r);
-        }
-        let mut loaded = store.load_many(&all).await?.into_iter();
-        for ((objective, kr), n) in chunk.iter().zip(lens) {
-            let mine: Vec<Vec<Sample>> = loaded.by_ref().take(n).collect();
-            each(
-                objective,
-                kr,
-                evaluate_loaded(objective, kr, now, margins, mine),
-            )?;
-        }
+) -> Result<Vec<(&'a Objective, &'a KeyResult, Evaluation)>, StoreError> {
+    let mut all = Vec::new();
+    let mut lens = Vec::with_capacity(krs.len());
+    for (objective, kr) in krs {
+        let r = ranges(objective, kr, now);
+        lens.push(r.len());
+        all.extend(r);
     }
-    Ok(())
+    let mut loaded = source.load(&all).await?.into_iter();
+    Ok(krs
+        .iter()
+        .zip(lens)
+        .map(|((objective, kr), n)| {
+            let mine: Vec<Vec<Sample>> = loaded.by_ref().take(n).collect();
+            let eval = evaluate_loaded(objective, kr, now, margins, mine);
+            (*objective, *kr, eval)
+        })
+        .collect())
 }
 
 /// KRs whose series one store call loads: enough that round trips do not
@@ -247,11 +263,12 @@ pub async fn score_all(
         .flat_map(|o| o.key_results.iter().map(move |kr| (o, kr)))
         .collect();
     let mut card = Scorecard::default();
-    evaluate_many(store, &krs, now, margins, |_, _, eval| {
-        card.key_results.push(eval.row);
-        Ok::<_, StoreError>(())
-    })
-    .await?;
+    let mut source = Source::Store(store);
+    for chunk in krs.chunks(CHUNK) {
+        for (_, _, eval) in evaluate_many(&mut source, chunk, now, margins).await? {
+            card.key_results.push(eval.row);
+        }
+    }
     card.objectives = objective_rows(objectives, &card.key_results);
     Ok(card)
 }
@@ -291,6 +308,7 @@ pub async fn run(
         clock,
         rows: HashMap::new(),
         history_ready: HashSet::new(),
+        cache: SeriesCache::default(),
     };
     let alerts = crate::alerts::Engine;
     let mut next_full = tokio::time::Instant::now();
@@ -342,6 +360,8 @@ struct Scorer {
     /// KRs whose stored history has been checked (and built if missing)
     /// since this process started.
     history_ready: HashSet<KrKey>,
+    /// The series scored, as last loaded.
+    cache: SeriesCache,
 }
 
 impl Scorer {
@@ -350,6 +370,8 @@ impl Scorer {
         let dirty = live.take_dirty();
         let now = self.clock.now();
         let margins = margins(&config);
+        self.cache.expire();
+        self.cache.written(&dirty.metrics);
         let mut touched = Vec::new();
         let mut kept = HashSet::new();
         for objective in &config.objectives {
@@ -370,24 +392,21 @@ impl Scorer {
         }
         self.rows.retain(|k, _| kept.contains(k));
         self.history_ready.retain(|k| kept.contains(k));
+        if dirty.all {
+            let keys: Vec<SeriesKey> = touched
+                .iter()
+                .flat_map(|(o, kr)| ranges(o, kr, now))
+                .map(|r| r.key)
+                .collect();
+            self.cache.retain(&keys.iter().collect());
+        }
 
-        let mut evaluations = Vec::with_capacity(touched.len().min(CHUNK));
         for chunk in touched.chunks(CHUNK) {
-            evaluations.clear();
-            evaluate_many(self.store.as_ref(), chunk, now, margins, |o, kr, eval| {
-                evaluations.push((o, kr, eval));
-                Ok::<_, StoreError>(())
-            })
-            .await
-            .inspect_err(|_| live.mark_all())?;
-            for (objective, kr, eval) in evaluations.drain(..) {
-                let late_from = dirty.metrics.get(&kr.metric).copied();
-                if let Err(e) = self.rescore(objective, kr, late_from, eval, margins).await {
-                    // Put the work back, so nothing is lost if the store
-                    // is briefly away.
-                    live.mark_all();
-                    return Err(e);
-                }
+            if let Err(e) = self.rescore(chunk, &dirty.metrics, now, margins).await {
+                // Put the work back, so nothing is lost if the store is
+                // briefly away.
+                live.mark_all();
+                return Err(e);
             }
         }
 
@@ -403,57 +422,66 @@ impl Scorer {
         Ok(())
     }
 
+    /// Evaluates `krs` and records their score history: a row for each
+    /// change (in one transaction), or a rebuild for a KR seen for the
+    /// first time or with late points. The rows the scorecard is built from
+    /// change only once that is written.
     async fn rescore(
         &mut self,
-        objective: &Objective,
-        kr: &KeyResult,
-        late_from: Option<Timestamp>,
-        eval: Evaluation,
+        krs: &[(&Objective, &KeyResult)],
+        late: &HashMap<String, Timestamp>,
+        now: Timestamp,
         margins: Margins,
     ) -> Result<(), StoreError> {
-        let key = (objective.id.clone(), kr.id.clone());
-        let at = eval.row.detail.at;
-        let rebuild_from = if self.history_ready.contains(&key) {
-            late_from.filter(|ts| *ts < at)
-        } else {
-            let period = &objective.period;
-            let existing = self
-                .store
-                .score_history(
-                    &objective.id,
-                    &kr.id,
-                    minus(period.start, Duration::from_micros(1)),
-                    at,
-                )
-                .await?;
-            self.history_ready.insert(key.clone());
-            if existing.is_empty() {
-                Some(period.start)
+        let mut source = Source::Cache(&mut self.cache, self.store.as_ref());
+        let evaluations = evaluate_many(&mut source, krs, now, margins).await?;
+        let mut records = Vec::new();
+        for (objective, kr, eval) in &evaluations {
+            let key = (objective.id.clone(), kr.id.clone());
+            let at = eval.row.detail.at;
+            let late_from = late.get(&kr.metric).copied().filter(|ts| *ts < at);
+            let rebuild_from = if self.history_ready.contains(&key) {
+                late_from
             } else {
-                late_from.filter(|ts| *ts < at)
-            }
-        };
-        match rebuild_from {
-            Some(from) => {
-                let from = from.max(objective.period.start);
-                let records = history(objective, kr, &eval.samples, from, at, margins);
-                self.store
-                    .replace_score_history(&objective.id, &kr.id, from, &records)
+                let period = &objective.period;
+                let existing = self
+                    .store
+                    .score_history(
+                        &objective.id,
+                        &kr.id,
+                        minus(period.start, Duration::from_micros(1)),
+                        at,
+                    )
                     .await?;
+                if existing.is_empty() {
+                    Some(period.start)
+                } else {
+                    late_from
+                }
+            };
+            match rebuild_from {
+                Some(from) => {
+                    let from = from.max(objective.period.start);
+                    let rows = history(objective, kr, &eval.samples, from, at, margins);
+                    self.store
+                        .replace_score_history(&objective.id, &kr.id, from, &rows)
+                        .await?;
+                }
+                // What the newest recorded row already says is not written
+                // again: a full recompute of unchanged data writes nothing.
+                None if self
+                    .rows
+                    .get(&key)
+                    .is_some_and(|prev| same_record(&prev.detail, &eval.row.detail)) => {}
+                None => records.push(record(objective, kr, &eval.row.detail)),
             }
-            // What the newest recorded row already says is not written
-            // again: a full recompute of unchanged data writes nothing.
-            None if self
-                .rows
-                .get(&key)
-                .is_some_and(|prev| same_record(&prev.detail, &eval.row.detail)) => {}
-            None => {
-                self.store
-                    .record_score(&record(objective, kr, &eval.row.detail))
-                    .await?;
-            }
+            self.history_ready.insert(key);
         }
-        self.rows.insert(key, eval.row);
+        self.store.record_scores(&records).await?;
+        for (objective, kr, eval) in evaluations {
+            self.rows
+                .insert((objective.id.clone(), kr.id.clone()), eval.row);
+        }
         Ok(())
     }
 }
