@@ -93,11 +93,14 @@ impl Live {
         {
             let mut dirty = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
             for p in points {
-                dirty
-                    .metrics
-                    .entry(p.series.metric.clone())
-                    .and_modify(|ts| *ts = (*ts).min(p.ts))
-                    .or_insert(p.ts);
+                // A lookup by &str first: no metric name is cloned but the
+                // first of each.
+                match dirty.metrics.get_mut(p.series.metric.as_str()) {
+                    Some(ts) => *ts = (*ts).min(p.ts),
+                    None => {
+                        dirty.metrics.insert(p.series.metric.clone(), p.ts);
+                    }
+                }
             }
         }
         self.wake.notify_one();

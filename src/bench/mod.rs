@@ -120,9 +120,10 @@ pub struct Ingest {
 pub async fn run(options: Options) -> anyhow::Result<Results> {
     let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let root = std::env::temp_dir().join(format!("okrd-bench-{}", std::process::id()));
-    let result = run_in(&options, &root, started).await;
+    let results = run_in(&options, &root, started)
+        .await
+        .with_context(|| format!("the okrd logs are kept in {}", root.display()))?;
     let _ = std::fs::remove_dir_all(&root);
-    let results = result?;
     println!("{}", table(&results));
     if let Some(parent) = options.out.parent() {
         std::fs::create_dir_all(parent)?;

@@ -13,7 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 
 use crate::model::{minus, Sample, SeriesKey, Timestamp};
 use crate::store::{SeriesRange, Store, StoreError};
@@ -54,8 +54,11 @@ impl Cached {
             .collect()
     }
 
-    /// Forgets the points at or after `ts`.
+    /// Forgets the points at or after `ts`. The store keeps whole
+    /// microseconds (truncated), so a point written at `ts` is stored at
+    /// `ts` truncated: that is where the cut goes.
     fn cut(&mut self, ts: Timestamp) {
+        let ts = ts.trunc_subsecs(6);
         let keep = self.ts.partition_point(|t| *t < ts.timestamp_micros());
         self.ts.truncate(keep);
         self.values.truncate(keep);
@@ -64,7 +67,7 @@ impl Cached {
 
     fn extend(&mut self, samples: &[Sample], after: Option<Timestamp>) {
         for s in samples {
-            if after.is_none_or(|a| s.ts >= a) {
+            if after.is_none_or(|a| s.ts >= a.trunc_subsecs(6)) {
                 self.ts.push(s.ts.timestamp_micros());
                 self.values.push(s.value);
             }
@@ -255,19 +258,51 @@ mod tests {
             cache.load(store.as_ref(), &cases).await.unwrap(),
             store.load_many(&cases).await.unwrap()
         );
-        // New, late and corrected points: the metric is cut back and reloaded.
+        // New, late and corrected points: the metric is cut back and
+        // reloaded, also when it is marked at a time the store truncates.
+        let c = Arc::new(SeriesKey::new("c", Labels::new()));
+        let odd = t(3) + TimeDelta::nanoseconds(1_500);
+        store
+            .write_points(
+                &[Point {
+                    series: Arc::clone(&c),
+                    ts: odd,
+                    value: 4.0,
+                }],
+                &no_progress,
+            )
+            .await
+            .unwrap();
+        let c_range = check(vec![(c.clone(), 0, 9)]);
+        assert!(cache.load(store.as_ref(), &c_range).await.unwrap()[0].len() == 1);
         write(store.as_ref(), &a, &[5, 10], 3.0).await;
         write(store.as_ref(), &a, &[2], 9.0).await;
-        cache.written(&HashMap::from([("a".to_string(), t(2))]));
+        store
+            .write_points(
+                &[Point {
+                    series: Arc::clone(&c),
+                    ts: odd + TimeDelta::hours(1),
+                    value: 5.0,
+                }],
+                &no_progress,
+            )
+            .await
+            .unwrap();
+        cache.written(&HashMap::from([
+            ("a".to_string(), t(2)),
+            ("c".to_string(), odd + TimeDelta::hours(1)),
+        ]));
         let more = check(vec![
             (a.clone(), 1, 20),
             (a.clone(), 3, 7),
             (b.clone(), 0, 9),
+            (c.clone(), 0, 9),
         ]);
         let got = cache.load(store.as_ref(), &more).await.unwrap();
         assert_eq!(got, store.load_many(&more).await.unwrap());
         assert_eq!(got[0].len(), 7, "0 anchor, 2 (corrected), 4, 5, 6, 8, 10");
         assert_eq!(got[0][1].value, 9.0);
+        assert_eq!(got[3].len(), 2, "the point written at a sub-microsecond ts");
         // A range starting before what is held loads the series whole.
         let earlier = check(vec![(a.clone(), -5, 3), (b.clone(), -1, 1)]);
         assert_eq!(
