@@ -59,7 +59,11 @@ impl Child {
             .args(["serve", "--config", "okrd.yaml"])
             .current_dir(dir)
             .env_remove("OKRD_CONFIG")
-            .env("RUST_LOG", "warn")
+            // OKRD_BENCH_LOG sets the children's RUST_LOG (default warn).
+            .env(
+                "RUST_LOG",
+                std::env::var("OKRD_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log)?)

@@ -178,6 +178,24 @@ impl Broker {
             k = end;
         }
         producer.flush(Duration::from_secs(300))?;
+        // Every message must still be there: a broker's retention (the mock
+        // cluster keeps about 5 MB or 100,000 messages a partition) would
+        // silently shrink the data set.
+        let mut kept = 0;
+        for partition in 0..partitions {
+            let (low, high) =
+                producer
+                    .client()
+                    .fetch_watermarks(topic, partition, Duration::from_secs(30))?;
+            if low != 0 {
+                bail!("{topic}/{partition} dropped its first {low} messages (retention); use more partitions");
+            }
+            kept += high;
+        }
+        let messages = dataset.points.div_ceil(per_message) as i64;
+        if kept != messages {
+            bail!("{topic} holds {kept} messages of {messages} produced");
+        }
         Ok(())
     }
 }

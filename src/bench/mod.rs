@@ -39,8 +39,9 @@ const SERIES: usize = 1_000;
 const PUSH_BATCH: usize = 1_000;
 const PUSH_CLIENTS: usize = 8;
 
-/// Kafka topic layout.
-const PARTITIONS: i32 = 4;
+/// Kafka topic layout: enough partitions that the mock cluster's
+/// per-partition retention (about 5 MB) keeps 1,000,000 one-point messages.
+const PARTITIONS: i32 = 24;
 
 /// What `okrd bench` measures, and where.
 #[derive(Debug, Clone)]
