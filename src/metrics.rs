@@ -11,7 +11,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::scorer::Scorecard;
+use crate::scorer::{KeyResultRow, Scorecard};
 use crate::scoring::Status;
 
 /// Connector name used for points pushed over HTTP.
@@ -136,98 +136,175 @@ impl Metrics {
     /// objective metrics of `card`.
     pub fn render(&self, card: &Scorecard) -> String {
         let mut families = self.registry.gather();
-        families.extend(scorecard_families(card));
         families.sort_by(|a, b| a.name().cmp(b.name()));
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&families, &mut out)
             .expect("encoding to memory cannot fail");
-        String::from_utf8(out).expect("the text format is UTF-8")
+        let mut text = String::from_utf8(out).expect("the text format is UTF-8");
+        write_scorecard(card, &mut text);
+        text
     }
 }
 
-fn gauge(name: &str, help: &str, labels: &[&str]) -> GaugeVec {
-    GaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
+/// A KR's labels. Labels are written sorted by name, as the prometheus
+/// crate writes them.
+fn kr(r: &KeyResultRow) -> [(&'static str, &str); 2] {
+    [
+        ("key_result", r.key_result.as_str()),
+        ("objective", r.objective.as_str()),
+    ]
 }
 
-/// The KR and objective gauges of one scorecard.
-fn scorecard_families(card: &Scorecard) -> Vec<prometheus::proto::MetricFamily> {
-    const KR: &[&str] = &["objective", "key_result"];
-    let score = gauge("okrd_key_result_score", "Key result score, 0.0 to 1.0.", KR);
-    let progress = gauge(
-        "okrd_key_result_progress",
-        "Key result progress from baseline to target, unclamped (1 = target reached).",
-        KR,
-    );
-    let value = gauge(
-        "okrd_key_result_value",
-        "The key result's current aggregate value.",
-        KR,
-    );
-    let target = gauge(
-        "okrd_key_result_target",
-        "The key result's target (threshold for maintain KRs).",
-        KR,
-    );
-    let expected = gauge(
-        "okrd_key_result_expected_score",
-        "The score expected by now: elapsed fraction of the period (x0.7 for aspirational KRs).",
-        KR,
-    );
-    let status = gauge(
-        "okrd_key_result_status",
-        "1 for the key result's current status, 0 for the others.",
-        &["objective", "key_result", "status"],
-    );
-    let info = gauge(
-        "okrd_key_result_info",
-        "Key result metadata; always 1.",
-        &["objective", "key_result", "team", "title", "period"],
-    );
-    let objective = gauge(
-        "okrd_objective_score",
-        "Objective score: weighted average of its key results' scores.",
-        &["objective", "team"],
-    );
-    let degraded = gauge(
+/// Writes the KR and objective gauges of `card` in the text format,
+/// straight from the scorecard: no metric objects are built per scrape, so
+/// one of 10,000 KRs costs a string, not a registry of 150,000 gauges.
+fn write_scorecard(card: &Scorecard, out: &mut String) {
+    let krs = &card.key_results;
+    family(
+        out,
         "okrd_counter_metric_degraded",
         "1 while the counter metric is worse than W ago by more than its tolerance.",
-        &["objective", "key_result", "counter_metric"],
+        |f| {
+            for r in krs {
+                for c in &r.counters {
+                    let [k, o] = kr(r);
+                    f.sample(
+                        &[("counter_metric", &c.metric), k, o],
+                        if c.degraded { 1.0 } else { 0.0 },
+                    );
+                }
+            }
+        },
     );
-    for r in &card.key_results {
-        let kr = [r.objective.as_str(), r.key_result.as_str()];
-        score.with_label_values(&kr).set(r.score);
-        if let Some(p) = r.progress {
-            progress.with_label_values(&kr).set(p);
+    family(
+        out,
+        "okrd_key_result_expected_score",
+        "The score expected by now: elapsed fraction of the period (x0.7 for aspirational KRs).",
+        |f| krs.iter().for_each(|r| f.sample(&kr(r), r.expected)),
+    );
+    family(
+        out,
+        "okrd_key_result_info",
+        "Key result metadata; always 1.",
+        |f| {
+            for r in krs {
+                let [k, o] = kr(r);
+                f.sample(
+                    &[
+                        k,
+                        o,
+                        ("period", &r.period),
+                        ("team", &r.team),
+                        ("title", &r.title),
+                    ],
+                    1.0,
+                );
+            }
+        },
+    );
+    family(
+        out,
+        "okrd_key_result_progress",
+        "Key result progress from baseline to target, unclamped (1 = target reached).",
+        |f| {
+            for r in krs {
+                if let Some(p) = r.progress {
+                    f.sample(&kr(r), p);
+                }
+            }
+        },
+    );
+    family(
+        out,
+        "okrd_key_result_score",
+        "Key result score, 0.0 to 1.0.",
+        |f| krs.iter().for_each(|r| f.sample(&kr(r), r.score)),
+    );
+    family(
+        out,
+        "okrd_key_result_status",
+        "1 for the key result's current status, 0 for the others.",
+        |f| {
+            for r in krs {
+                let [k, o] = kr(r);
+                for s in Status::ALL {
+                    let on = if s.as_str() == r.status { 1.0 } else { 0.0 };
+                    f.sample(&[k, o, ("status", s.as_str())], on);
+                }
+            }
+        },
+    );
+    family(
+        out,
+        "okrd_key_result_target",
+        "The key result's target (threshold for maintain KRs).",
+        |f| krs.iter().for_each(|r| f.sample(&kr(r), r.target)),
+    );
+    family(
+        out,
+        "okrd_key_result_value",
+        "The key result's current aggregate value.",
+        |f| {
+            for r in krs {
+                if let Some(v) = r.value {
+                    f.sample(&kr(r), v);
+                }
+            }
+        },
+    );
+    family(
+        out,
+        "okrd_objective_score",
+        "Objective score: weighted average of its key results' scores.",
+        |f| {
+            for o in &card.objectives {
+                f.sample(&[("objective", &o.id), ("team", &o.team)], o.score);
+            }
+        },
+    );
+}
+
+/// One gauge family being written: its samples, then (if any) its header
+/// and them appended to the exposition.
+struct Family {
+    name: &'static str,
+    samples: String,
+}
+
+impl Family {
+    fn sample(&mut self, labels: &[(&str, &str)], value: f64) {
+        use std::fmt::Write;
+        self.samples.push_str(self.name);
+        self.samples.push('{');
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                self.samples.push(',');
+            }
+            self.samples.push_str(k);
+            self.samples.push_str("=\"");
+            for c in v.chars() {
+                match c {
+                    '\\' => self.samples.push_str("\\\\"),
+                    '"' => self.samples.push_str("\\\""),
+                    '\n' => self.samples.push_str("\\n"),
+                    c => self.samples.push(c),
+                }
+            }
+            self.samples.push('"');
         }
-        if let Some(v) = r.value {
-            value.with_label_values(&kr).set(v);
-        }
-        target.with_label_values(&kr).set(r.target);
-        expected.with_label_values(&kr).set(r.expected);
-        for s in Status::ALL {
-            let on = if s.as_str() == r.status { 1.0 } else { 0.0 };
-            status
-                .with_label_values(&[kr[0], kr[1], s.as_str()])
-                .set(on);
-        }
-        info.with_label_values(&[kr[0], kr[1], &r.team, &r.title, &r.period])
-            .set(1.0);
-        for c in &r.counters {
-            let on = if c.degraded { 1.0 } else { 0.0 };
-            degraded
-                .with_label_values(&[kr[0], kr[1], &c.metric])
-                .set(on);
-        }
+        let _ = writeln!(self.samples, "}} {value}");
     }
-    for o in &card.objectives {
-        objective.with_label_values(&[&o.id, &o.team]).set(o.score);
+}
+
+fn family(out: &mut String, name: &'static str, help: &str, fill: impl FnOnce(&mut Family)) {
+    let mut f = Family {
+        name,
+        samples: String::new(),
+    };
+    fill(&mut f);
+    if !f.samples.is_empty() {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        out.push_str(&f.samples);
     }
-    [
-        score, progress, value, target, expected, status, info, objective, degraded,
-    ]
-    .iter()
-    .flat_map(|g| g.collect())
-    .filter(|f| !f.get_metric().is_empty())
-    .collect()
 }

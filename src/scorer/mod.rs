@@ -288,7 +288,7 @@ fn objective_rows(objectives: &[Objective], rows: &[KeyResultRow]) -> Vec<Object
 }
 
 /// Bursts of writes within this long are scored once.
-const DEBOUNCE: Duration = Duration::from_millis(50);
+const DEBOUNCE: Duration = Duration::from_millis(10);
 
 /// The most instants one history rebuild evaluates; beyond it, evenly
 /// spaced points stand for the rest.
@@ -373,26 +373,33 @@ impl Scorer {
         self.cache.expire();
         self.cache.written(&dirty.metrics);
         let mut touched = Vec::new();
-        let mut kept = HashSet::new();
         for objective in &config.objectives {
             for kr in &objective.key_results {
-                let key = (objective.id.clone(), kr.id.clone());
                 let is_touched = dirty.all
                     || dirty.metrics.contains_key(&kr.metric)
                     || kr
                         .counter_metrics
                         .iter()
                         .any(|c| dirty.metrics.contains_key(&c.metric))
-                    || !self.rows.contains_key(&key);
+                    || !self
+                        .rows
+                        .contains_key(&(objective.id.clone(), kr.id.clone()));
                 if is_touched {
                     touched.push((objective, kr));
                 }
-                kept.insert(key);
             }
         }
-        self.rows.retain(|k, _| kept.contains(k));
-        self.history_ready.retain(|k| kept.contains(k));
+        // A config change marks everything dirty: only then can KRs have
+        // gone, and their rows, history marks and series be forgotten.
         if dirty.all {
+            let kept: HashSet<(&str, &str)> = touched
+                .iter()
+                .map(|(o, kr)| (o.id.as_str(), kr.id.as_str()))
+                .collect();
+            self.rows
+                .retain(|(o, kr), _| kept.contains(&(o.as_str(), kr.as_str())));
+            self.history_ready
+                .retain(|(o, kr)| kept.contains(&(o.as_str(), kr.as_str())));
             let keys: Vec<SeriesKey> = touched
                 .iter()
                 .flat_map(|(o, kr)| ranges(o, kr, now))

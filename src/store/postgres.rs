@@ -1,7 +1,9 @@
 //! The PostgreSQL store.
 //!
-//! Batches travel as arrays expanded by `UNNEST`, a few statements per chunk
-//! of tens of thousands of points, their text constant so that each is
+//! Batches travel in chunks of tens of thousands of points, a few
+//! statements each: a chunk of new points by binary COPY (PostgreSQL's
+//! fastest way in), one that overlaps stored points as arrays expanded by
+//! `UNNEST` into an upsert. Statement texts are constant, so each is
 //! prepared once per connection.
 
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
@@ -33,11 +35,6 @@ const UPSERT_POINTS: &str = "INSERT INTO points (series_id, ts, value) \
      SELECT * FROM UNNEST($1::bigint[], $2::timestamptz[], $3::float8[]) \
      ON CONFLICT (series_id, ts) DO UPDATE SET value = EXCLUDED.value \
      WHERE points.value <> EXCLUDED.value";
-
-// For chunks of new points only. An upsert costs PostgreSQL about twice a
-// plain insert (speculative insertion), which dominates bulk imports.
-const INSERT_POINTS: &str = "INSERT INTO points (series_id, ts, value) \
-     SELECT * FROM UNNEST($1::bigint[], $2::timestamptz[], $3::float8[])";
 
 // Whether any stored point of a series falls within the chunk's ts range for
 // it: one short index probe per series. A correlated subquery rather than a
@@ -159,7 +156,7 @@ impl Columns {
         }
     }
 
-    /// Runs `sql` (`INSERT_POINTS` or `UPSERT_POINTS`) with the columns.
+    /// Runs `sql` (`UPSERT_POINTS`) with the columns.
     async fn execute(&self, sql: &'static str, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         sqlx::query(sql)
             .bind(&self.series_ids)
@@ -169,6 +166,44 @@ impl Columns {
             .await?;
         Ok(())
     }
+}
+
+/// Seconds from the Unix epoch to PostgreSQL's, 2000-01-01.
+const PG_EPOCH_SECONDS: i64 = 946_684_800;
+
+/// Inserts `rows`, all new, by binary COPY: PostgreSQL's fastest way in,
+/// about twice an `INSERT` of the same rows. A row that is already stored
+/// fails the whole COPY with a unique violation, as the insert would.
+/// `buf` is reused across chunks.
+async fn copy_points(
+    rows: &[Row],
+    buf: &mut Vec<u8>,
+    conn: &mut PgConnection,
+) -> Result<(), sqlx::Error> {
+    buf.clear();
+    buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    buf.extend_from_slice(&0i32.to_be_bytes()); // flags
+    buf.extend_from_slice(&0i32.to_be_bytes()); // header extension
+    for row in rows {
+        let micros = row.ts.timestamp_micros() - PG_EPOCH_SECONDS * 1_000_000;
+        buf.extend_from_slice(&3i16.to_be_bytes());
+        buf.extend_from_slice(&8i32.to_be_bytes());
+        buf.extend_from_slice(&row.series_id.to_be_bytes());
+        buf.extend_from_slice(&8i32.to_be_bytes());
+        buf.extend_from_slice(&micros.to_be_bytes());
+        buf.extend_from_slice(&8i32.to_be_bytes());
+        buf.extend_from_slice(&row.value.to_bits().to_be_bytes());
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    let mut copy = conn
+        .copy_in_raw("COPY points (series_id, ts, value) FROM STDIN WITH (FORMAT binary)")
+        .await?;
+    if let Err(e) = copy.send(buf.as_slice()).await {
+        let _ = copy.abort("okrd: sending the rows failed").await;
+        return Err(e);
+    }
+    copy.finish().await?;
+    Ok(())
 }
 
 /// Whether any point is stored in the span `chunk` covers, per series.
@@ -236,6 +271,7 @@ impl Store for PostgresStore {
 
         let rows = batch.rows(&ids);
         let mut columns = Columns::with_capacity(POINT_CHUNK.min(rows.len()));
+        let mut copy_buf = Vec::new();
         let mut written = 0;
         for chunk in rows.chunks(POINT_CHUNK) {
             columns.fill(chunk);
@@ -243,11 +279,11 @@ impl Store for PostgresStore {
                 columns.execute(UPSERT_POINTS, &mut tx).await?;
             } else {
                 // A concurrent call may be inserting the same points; its
-                // commit turns the plain insert into a unique violation, and
+                // commit turns the COPY into a unique violation, and
                 // the savepoint lets this chunk fall back to the upsert
                 // without losing the rest of the transaction.
                 let mut savepoint = tx.begin().await?;
-                match columns.execute(INSERT_POINTS, &mut savepoint).await {
+                match copy_points(chunk, &mut copy_buf, &mut savepoint).await {
                     Ok(()) => savepoint.commit().await?,
                     Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                         savepoint.rollback().await?;
