@@ -176,17 +176,25 @@ async fn next_recompute(
         - before_sum)
 }
 
+/// Waits until a recompute after `before` (a count) has finished and no
+/// other follows within two polls, so that the sum covers everything the
+/// trigger caused (a wakeup with nothing dirty adds a recompute of ~0 s).
 async fn wait_count(child: &Child, before: f64, timeout: Duration) -> anyhow::Result<()> {
+    const COUNT: &str = "okrd_recompute_duration_seconds_count";
     let deadline = Instant::now() + timeout;
-    while child
-        .sample("okrd_recompute_duration_seconds_count", &[])
-        .await?
-        <= before
-    {
+    let mut last = before;
+    let mut quiet = 0;
+    while quiet < 2 {
         if Instant::now() > deadline {
             bail!("no recompute finished in {}s", timeout.as_secs());
         }
         tokio::time::sleep(POLL).await;
+        let count = child.sample(COUNT, &[]).await?;
+        if count > last {
+            (last, quiet) = (count, 0);
+        } else if last > before {
+            quiet += 1;
+        }
     }
     Ok(())
 }
