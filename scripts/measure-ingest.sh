@@ -14,7 +14,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 cargo build --release -q
-okrd=$PWD/target/release/okrd
+okrd=${CARGO_TARGET_DIR:-$PWD/target}/release/okrd
 
 # 1,000 series (metric x plan x region) of hourly points.
 python3 - "$n" "$work/points.csv" <<'PY'

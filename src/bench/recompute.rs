@@ -45,6 +45,11 @@ pub struct Recompute {
     /// One new point: the recompute it causes (the KRs on its metric and
     /// those watching it), median, milliseconds.
     pub incremental_ms: f64,
+    /// okrd's peak RSS once started, after the first recompute, and after
+    /// the full ones, MB.
+    pub rss_started_mb: f64,
+    pub rss_first_mb: f64,
+    pub rss_full_mb: f64,
 }
 
 fn key(s: usize) -> Arc<SeriesKey> {
@@ -115,12 +120,16 @@ pub async fn measure(child: &Child, krs: usize, points: usize) -> anyhow::Result
     const SUM: &str = "okrd_recompute_duration_seconds_sum";
     const COUNT: &str = "okrd_recompute_duration_seconds_count";
     // The first recompute starts at once and builds every KR's history.
+    let mb = |bytes: u64| bytes as f64 / 1e6;
+    let rss_started_mb = mb(child.peak_rss()?);
     wait_count(child, 0.0, Duration::from_secs(1800)).await?;
     let first_s = child.sample(SUM, &[]).await?;
+    let rss_first_mb = mb(child.peak_rss()?);
     let mut full = Vec::new();
     for _ in 0..SAMPLES {
         full.push(next_recompute(child, Duration::from_secs(300), || child.hang_up()).await?);
     }
+    let rss_full_mb = mb(child.peak_rss()?);
     let mut incremental = Vec::new();
     let url = format!("{}/api/v1/points", child.base);
     let k = key(0);
@@ -148,6 +157,9 @@ pub async fn measure(child: &Child, krs: usize, points: usize) -> anyhow::Result
         first_s,
         full_s: median(full),
         incremental_ms: median(incremental),
+        rss_started_mb,
+        rss_first_mb,
+        rss_full_mb,
     })
 }
 

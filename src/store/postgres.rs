@@ -1,9 +1,9 @@
 //! The PostgreSQL store.
 //!
 //! Batches travel in chunks of tens of thousands of points, a few
-//! statements each: a chunk of new points by binary COPY (PostgreSQL's
-//! fastest way in), one that overlaps stored points as arrays expanded by
-//! `UNNEST` into an upsert. Statement texts are constant, so each is
+//! statements each: a large chunk of new points by binary COPY
+//! (PostgreSQL's fastest way in), a small one, and one that overlaps stored
+//! points, as arrays expanded by `UNNEST` into an insert or an upsert. Statement texts are constant, so each is
 //! prepared once per connection.
 
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
@@ -35,6 +35,15 @@ const UPSERT_POINTS: &str = "INSERT INTO points (series_id, ts, value) \
      SELECT * FROM UNNEST($1::bigint[], $2::timestamptz[], $3::float8[]) \
      ON CONFLICT (series_id, ts) DO UPDATE SET value = EXCLUDED.value \
      WHERE points.value <> EXCLUDED.value";
+
+// For small chunks of new points only: below [`COPY_MIN_ROWS`] a prepared
+// insert is one round trip, where a COPY takes two and an unprepared
+// statement.
+const INSERT_POINTS: &str = "INSERT INTO points (series_id, ts, value) \
+     SELECT * FROM UNNEST($1::bigint[], $2::timestamptz[], $3::float8[])";
+
+/// New points go by binary COPY from this many rows a chunk on.
+const COPY_MIN_ROWS: usize = 5_000;
 
 // Whether any stored point of a series falls within the chunk's ts range for
 // it: one short index probe per series. A correlated subquery rather than a
@@ -156,7 +165,7 @@ impl Columns {
         }
     }
 
-    /// Runs `sql` (`UPSERT_POINTS`) with the columns.
+    /// Runs `sql` (`INSERT_POINTS` or `UPSERT_POINTS`) with the columns.
     async fn execute(&self, sql: &'static str, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         sqlx::query(sql)
             .bind(&self.series_ids)
@@ -283,7 +292,12 @@ impl Store for PostgresStore {
                 // the savepoint lets this chunk fall back to the upsert
                 // without losing the rest of the transaction.
                 let mut savepoint = tx.begin().await?;
-                match copy_points(chunk, &mut copy_buf, &mut savepoint).await {
+                let inserted = if chunk.len() >= COPY_MIN_ROWS {
+                    copy_points(chunk, &mut copy_buf, &mut savepoint).await
+                } else {
+                    columns.execute(INSERT_POINTS, &mut savepoint).await
+                };
+                match inserted {
                     Ok(()) => savepoint.commit().await?,
                     Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                         savepoint.rollback().await?;
