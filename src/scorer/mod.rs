@@ -446,7 +446,11 @@ impl Scorer {
         for (objective, kr, eval) in &evaluations {
             let key = (objective.id.clone(), kr.id.clone());
             let at = eval.row.detail.at;
-            let late_from = late.get(&kr.metric).copied().filter(|ts| *ts < at);
+            // Points are late when they fall before the last instant this
+            // KR's history was recorded at: only then is a recorded row
+            // wrong. Points since then (live data) need only the new row.
+            let recorded = self.rows.get(&key).map_or(at, |prev| prev.detail.at);
+            let late_from = late.get(&kr.metric).copied().filter(|ts| *ts < recorded);
             let rebuild_from = if self.history_ready.contains(&key) {
                 late_from
             } else {
