@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::{require_token, AppState};
-use crate::ingest::{point_from_json, Interner};
+use crate::ingest::{point_from_json, FastReader, Interner};
 use crate::metrics::PUSH_CONNECTOR;
 use crate::store::no_progress;
 
@@ -21,21 +21,43 @@ pub async fn push(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     require_token(&app, &headers)?;
-    let doc: Value = serde_json::from_slice(&body).map_err(|e| {
-        reject_all(&app, "invalid_json");
+    let mut interner = Interner::default();
+    // Plain bodies are read without a JSON tree; anything else (or any bad
+    // point) goes the general way, which says what is wrong where.
+    let points = match FastReader::default().read_push_body(&body, &mut interner) {
+        Some(points) => points,
+        None => read_general(&app, &body, &mut interner)?,
+    };
+    let stored = app.store.write_points(&points, &no_progress).await?;
+    app.metrics
+        .points_ingested
+        .with_label_values(&[PUSH_CONNECTOR])
+        .inc_by(points.len() as u64);
+    app.live.points_written(&points);
+    Ok(Json(json!({ "stored": stored })))
+}
+
+/// The body read through a JSON tree: every point, or a 400 naming each
+/// bad one (index and reason).
+fn read_general(
+    app: &AppState,
+    body: &[u8],
+    interner: &mut Interner,
+) -> Result<Vec<crate::model::Point>, ApiError> {
+    let doc: Value = serde_json::from_slice(body).map_err(|e| {
+        reject_all(app, "invalid_json");
         ApiError::bad_request(format!("invalid JSON: {e}"))
     })?;
     let Some(items) = doc.get("points").and_then(Value::as_array) else {
-        reject_all(&app, "invalid_shape");
+        reject_all(app, "invalid_shape");
         return Err(ApiError::bad_request(
             r#"expected a JSON object {"points": [...]}"#,
         ));
     };
-    let mut interner = Interner::default();
     let mut points = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();
     for (index, item) in items.iter().enumerate() {
-        match point_from_json(item, &mut interner) {
+        match point_from_json(item, interner) {
             Ok(p) => points.push(p),
             Err(e) => rejected.push((index, e)),
         }
@@ -58,13 +80,7 @@ pub async fn push(
         ))
         .with("rejected", Value::Array(list)));
     }
-    let stored = app.store.write_points(&points, &no_progress).await?;
-    app.metrics
-        .points_ingested
-        .with_label_values(&[PUSH_CONNECTOR])
-        .inc_by(points.len() as u64);
-    app.live.points_written(&points);
-    Ok(Json(json!({ "stored": stored })))
+    Ok(points)
 }
 
 fn reject_all(app: &AppState, reason: &str) {

@@ -5,18 +5,11 @@
 //! and a rejected message is dead-lettered whole, with the reason of its
 //! first bad item, so that it can be fixed and re-sent as it was.
 
-use std::fmt;
-use std::sync::Arc;
-
-use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::config::connector::KafkaMapping;
-use crate::ingest::{point_from_json, Interner, RejectReason};
-use crate::model::{
-    is_valid_metric_name, parse_timestamp, unix_seconds, Labels, Point, SeriesKey, Timestamp,
-};
+use crate::ingest::{point_from_json, FastReader, Interner, RejectReason};
+use crate::model::Point;
 
 /// Reject reason of a payload that is not JSON (or absent); the others are
 /// [`RejectReason`]'s.
@@ -42,9 +35,7 @@ pub struct Rejection {
 pub struct Decoder {
     mapping: Option<KafkaMapping>,
     interner: Interner,
-    /// The series of the previous point: a partition's messages mostly
-    /// come in runs of one series, whose key is then not built again.
-    last: Option<Arc<SeriesKey>>,
+    fast: FastReader,
 }
 
 impl Decoder {
@@ -54,7 +45,7 @@ impl Decoder {
         Self {
             mapping,
             interner: Interner::default(),
-            last: None,
+            fast: FastReader::default(),
         }
     }
 
@@ -146,146 +137,9 @@ impl Decoder {
 }
 
 impl Decoder {
-    /// The fast path, for messages that are SPEC's point objects (or an
-    /// array of them) written plainly: read without building a JSON tree,
-    /// with strings borrowed from the payload, and checked by the same rules
-    /// as [`point_from_json`]. `None` for anything else (escapes in
-    /// strings, a bad point, another shape): the general path then decides,
-    /// and explains a rejection. `out` is left as it was on `None`.
+    /// See [`FastReader::read_payload`]; `out` is left as it was on `None`.
     fn decode_fast(&mut self, payload: &[u8], out: &mut Vec<Point>) -> Option<usize> {
-        match payload.iter().find(|b| !b.is_ascii_whitespace())? {
-            b'{' => {
-                let raw: RawPoint<'_> = serde_json::from_slice(payload).ok()?;
-                let point = self.checked(&raw)?;
-                out.push(point);
-                Some(1)
-            }
-            b'[' => {
-                let raws: Vec<RawPoint<'_>> = serde_json::from_slice(payload).ok()?;
-                let before = out.len();
-                out.reserve(raws.len());
-                for raw in &raws {
-                    match self.checked(raw) {
-                        Some(p) => out.push(p),
-                        None => {
-                            out.truncate(before);
-                            return None;
-                        }
-                    }
-                }
-                Some(raws.len())
-            }
-            _ => None,
-        }
-    }
-
-    /// The point, if `raw` passes every check [`point_from_json`] makes.
-    fn checked(&mut self, raw: &RawPoint<'_>) -> Option<Point> {
-        if !is_valid_metric_name(raw.metric) || !raw.value.is_finite() {
-            return None;
-        }
-        let mut labels: Vec<(&str, &str)> =
-            raw.labels.as_ref().map_or_else(Vec::new, |l| l.0.clone());
-        labels.sort_unstable_by_key(|(k, _)| *k);
-        if labels.windows(2).any(|w| w[0].0 == w[1].0)
-            || !labels.iter().all(|(k, _)| is_valid_metric_name(k))
-        {
-            return None;
-        }
-        let ts: Timestamp = match raw.ts {
-            RawTs::Text(t) => parse_timestamp(t).ok()?,
-            RawTs::Seconds(s) => unix_seconds(s).ok()?,
-        };
-        let same = self.last.as_ref().is_some_and(|k| {
-            k.metric == raw.metric
-                && k.labels.len() == labels.len()
-                && k.labels
-                    .iter()
-                    .zip(&labels)
-                    .all(|((a, b), (c, d))| a == c && b == d)
-        });
-        if !same {
-            let owned: Labels = labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            self.last = Some(
-                self.interner
-                    .intern(SeriesKey::new(raw.metric.to_string(), owned)),
-            );
-        }
-        Some(Point {
-            series: Arc::clone(self.last.as_ref()?),
-            ts,
-            value: raw.value,
-        })
-    }
-}
-
-/// A point object as the fast path reads it.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPoint<'a> {
-    #[serde(borrow)]
-    metric: &'a str,
-    #[serde(borrow, default)]
-    labels: Option<RawLabels<'a>>,
-    #[serde(borrow)]
-    ts: RawTs<'a>,
-    value: f64,
-}
-
-/// Labels, in the order written; only plain strings.
-struct RawLabels<'a>(Vec<(&'a str, &'a str)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for RawLabels<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = RawLabels<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object of strings")
-            }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(4));
-                while let Some(entry) = map.next_entry::<&'de str, &'de str>()? {
-                    out.push(entry);
-                }
-                Ok(RawLabels(out))
-            }
-        }
-        d.deserialize_map(V(std::marker::PhantomData))
-    }
-}
-
-/// A ts: RFC 3339 text, or Unix seconds.
-enum RawTs<'a> {
-    Text(&'a str),
-    Seconds(f64),
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for RawTs<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = RawTs<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an RFC 3339 string or Unix seconds")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(RawTs::Text(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(RawTs::Seconds(v as f64))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(RawTs::Seconds(v as f64))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(RawTs::Seconds(v))
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
+        self.fast.read_payload(payload, &mut self.interner, out)
     }
 }
 
