@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
 use common::kafka::{unique, Kafka};
-use common::process::{free_port, which, Daemon};
+use common::process::{free_port, spawn_prometheus, Daemon};
 use common::server::Server;
 use okrd::config::connector::ConnectorKind;
 use okrd::config::service::Notifier;
@@ -1258,23 +1258,7 @@ async fn every_metric_the_dashboards_and_rules_use_is_in_the_real_metrics_output
 /// Debian's Prometheus scraping okrd (`host:port`) every second, as job
 /// `okrd` (the compose stack's job name), once it has scraped twice.
 async fn start_prometheus(target: &str) -> Daemon {
-    let bin = which(&["prometheus"]);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: okrd\n    static_configs:\n      - targets: ['{target}']\n"
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let args = [
-        format!("--config.file={}", config.display()),
-        format!("--storage.tsdb.path={}", dir.path().join("data").display()),
-        format!("--web.listen-address=127.0.0.1:{port}"),
-    ];
-    let p = Daemon::spawn(bin, &args, port, dir);
+    let p = spawn_prometheus("okrd", target);
     let url = format!("{}/api/v1/query", p.url);
     let client = reqwest::Client::new();
     common::server::eventually(

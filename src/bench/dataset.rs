@@ -7,9 +7,6 @@ use std::fmt::Write;
 /// 2026-01-01T00:00:00Z: the first point's ts.
 const START: i64 = 1_767_225_600;
 
-/// Seconds between 1970-01-01 and PostgreSQL's epoch, 2000-01-01.
-const PG_EPOCH: i64 = 946_684_800;
-
 /// `points` points over `series` series, series-major.
 #[derive(Debug, Clone, Copy)]
 pub struct Dataset {
@@ -75,20 +72,11 @@ impl Dataset {
     /// series `s` having id `s + 1`.
     pub fn copy_rows(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(19 + self.points * 38 + 2);
-        out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-        out.extend_from_slice(&0i32.to_be_bytes()); // flags
-        out.extend_from_slice(&0i32.to_be_bytes()); // header extension
-        for k in 0..self.points {
+        let rows = (0..self.points).map(|k| {
             let (s, ts, value) = self.point(k);
-            out.extend_from_slice(&3i16.to_be_bytes());
-            out.extend_from_slice(&8i32.to_be_bytes());
-            out.extend_from_slice(&(s as i64 + 1).to_be_bytes());
-            out.extend_from_slice(&8i32.to_be_bytes());
-            out.extend_from_slice(&((ts - PG_EPOCH) * 1_000_000).to_be_bytes());
-            out.extend_from_slice(&8i32.to_be_bytes());
-            out.extend_from_slice(&value.to_bits().to_be_bytes());
-        }
-        out.extend_from_slice(&(-1i16).to_be_bytes());
+            (s as i64 + 1, ts * 1_000_000, value)
+        });
+        crate::store::encode_copy_rows(rows, &mut out);
         out
     }
 }

@@ -31,7 +31,7 @@ pub use connectors::{ApiConnector, ConnectorState, ConnectorStore, RunOutcome};
 pub use dead_letters::{
     DeadLetter, DeadLetterQuery, StoredDeadLetter, MAX_PAYLOAD as MAX_DEAD_LETTER_PAYLOAD,
 };
-pub use postgres::PostgresStore;
+pub use postgres::{encode_copy_rows, PostgresStore};
 pub use sqlite::SqliteStore;
 pub use timescale::PointsLayout;
 

@@ -180,6 +180,26 @@ impl Columns {
 /// Seconds from the Unix epoch to PostgreSQL's, 2000-01-01.
 const PG_EPOCH_SECONDS: i64 = 946_684_800;
 
+/// `points` rows `(series_id, ts as Unix microseconds, value)` in
+/// PostgreSQL's binary COPY format, replacing what `buf` held.
+pub fn encode_copy_rows(rows: impl IntoIterator<Item = (i64, i64, f64)>, buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    buf.extend_from_slice(&0i32.to_be_bytes()); // flags
+    buf.extend_from_slice(&0i32.to_be_bytes()); // header extension
+    for (series_id, unix_micros, value) in rows {
+        let micros = unix_micros - PG_EPOCH_SECONDS * 1_000_000;
+        buf.extend_from_slice(&3i16.to_be_bytes());
+        buf.extend_from_slice(&8i32.to_be_bytes());
+        buf.extend_from_slice(&series_id.to_be_bytes());
+        buf.extend_from_slice(&8i32.to_be_bytes());
+        buf.extend_from_slice(&micros.to_be_bytes());
+        buf.extend_from_slice(&8i32.to_be_bytes());
+        buf.extend_from_slice(&value.to_bits().to_be_bytes());
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+}
+
 /// Inserts `rows`, all new, by binary COPY: PostgreSQL's fastest way in,
 /// about twice an `INSERT` of the same rows. A row that is already stored
 /// fails the whole COPY with a unique violation, as the insert would.
@@ -189,21 +209,11 @@ async fn copy_points(
     buf: &mut Vec<u8>,
     conn: &mut PgConnection,
 ) -> Result<(), sqlx::Error> {
-    buf.clear();
-    buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-    buf.extend_from_slice(&0i32.to_be_bytes()); // flags
-    buf.extend_from_slice(&0i32.to_be_bytes()); // header extension
-    for row in rows {
-        let micros = row.ts.timestamp_micros() - PG_EPOCH_SECONDS * 1_000_000;
-        buf.extend_from_slice(&3i16.to_be_bytes());
-        buf.extend_from_slice(&8i32.to_be_bytes());
-        buf.extend_from_slice(&row.series_id.to_be_bytes());
-        buf.extend_from_slice(&8i32.to_be_bytes());
-        buf.extend_from_slice(&micros.to_be_bytes());
-        buf.extend_from_slice(&8i32.to_be_bytes());
-        buf.extend_from_slice(&row.value.to_bits().to_be_bytes());
-    }
-    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    encode_copy_rows(
+        rows.iter()
+            .map(|r| (r.series_id, r.ts.timestamp_micros(), r.value)),
+        buf,
+    );
     let mut copy = conn
         .copy_in_raw("COPY points (series_id, ts, value) FROM STDIN WITH (FORMAT binary)")
         .await?;

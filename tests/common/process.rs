@@ -55,6 +55,29 @@ impl Daemon {
     }
 }
 
+/// Debian's Prometheus scraping `target` (host:port) every second as job
+/// `job`. Waiting for its first scrapes is the caller's: what counts as
+/// ready differs by test.
+pub fn spawn_prometheus(job: &str, target: &str) -> Daemon {
+    let bin = which(&["prometheus"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let args = [
+        format!("--config.file={}", config.display()),
+        format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+    ];
+    Daemon::spawn(bin, &args, port, dir)
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -2,7 +2,7 @@
 //! installed by scripts/install-test-deps.sh), started here on a free port
 //! and scraping the fixture's exporter every second.
 
-use crate::common::process::{free_port, which, Daemon};
+use crate::common::process::{spawn_prometheus, Daemon};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -16,23 +16,7 @@ use crate::{client, connector, kr_value, objective, Deployment};
 /// Starts Prometheus scraping `exporter` (host:port) and waits until its
 /// first samples are queryable.
 async fn start_prometheus(exporter: &str) -> Daemon {
-    let bin = which(&["prometheus"]);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{exporter}']\n"
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let args = [
-        format!("--config.file={}", config.display()),
-        format!("--storage.tsdb.path={}", dir.path().join("data").display()),
-        format!("--web.listen-address=127.0.0.1:{port}"),
-    ];
-    let p = Daemon::spawn(bin, &args, port, dir);
+    let p = spawn_prometheus("app", exporter);
     let url = format!("{}/api/v1/query", p.url);
     eventually(
         Duration::from_secs(90),
