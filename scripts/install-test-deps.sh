@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# Installs the Debian packages okrd's tests need, when they are missing:
-#   chromium                 headless browser for the status page tests
-#   prometheus               promtool, to check the /metrics output
-#   prometheus-alertmanager  alertmanager and amtool, for the alert tests
-# Idempotent and silent when everything is already there. Needs root (or sudo).
+# Installs the Debian packages okrd's build and tests need, when they are
+# missing (scripts/test runs it):
+#   libssl-dev pkg-config zlib1g-dev  librdkafka's build (SSL/SASL, zlib)
+#   chromium                          headless browser for the status page tests
+#   prometheus                        promtool, to check the /metrics output
+#   prometheus-alertmanager           alertmanager and amtool, for the alert tests
+#   openssl                           certificates for the TLS tests
+#   stunnel4                          TLS in front of Kafka's mock broker and a webhook
+#   python3-aiosmtpd                  an SMTP relay with STARTTLS and AUTH
+#   mariadb-server                    the MySQL source of the `sql` connector tests
+# (PostgreSQL: scripts/ensure-postgres.sh.) Idempotent and silent when
+# everything is already there. Needs root (or sudo).
 set -euo pipefail
 
-# package -> a command it provides, used to tell whether it is installed
-declare -A provides=(
-  [chromium]=chromium
-  [prometheus]=promtool
-  [prometheus-alertmanager]=amtool
-)
+packages=(libssl-dev pkg-config zlib1g-dev chromium prometheus prometheus-alertmanager
+  openssl stunnel4 python3-aiosmtpd mariadb-server)
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 missing=()
-for pkg in chromium prometheus prometheus-alertmanager; do
-  if ! command -v "${provides[$pkg]}" >/dev/null 2>&1; then
+for pkg in "${packages[@]}"; do
+  if ! installed "$pkg"; then
     missing+=("$pkg")
   fi
 done
@@ -38,12 +43,12 @@ DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-
 # the tests start their own instances on free ports.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
   "${sudo[@]}" systemctl disable --now prometheus prometheus-alertmanager \
-    prometheus-node-exporter >/dev/null 2>&1 || true
+    prometheus-node-exporter stunnel4 >/dev/null 2>&1 || true
 fi
 
 for pkg in "${missing[@]}"; do
-  if ! command -v "${provides[$pkg]}" >/dev/null 2>&1; then
-    echo "install-test-deps: $pkg installed but ${provides[$pkg]} is not on PATH" >&2
+  if ! installed "$pkg"; then
+    echo "install-test-deps: $pkg did not install" >&2
     exit 1
   fi
 done

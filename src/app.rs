@@ -34,7 +34,7 @@ pub async fn serve(
     let url = config.service.database_url.clone();
     let store = store::open(&url)
         .await
-        .with_context(|| format!("while opening the store at {url}"))?;
+        .with_context(|| format!("while opening the store at {}", crate::tls::redact(&url)))?;
     let listener = tokio::net::TcpListener::bind(config.service.listen)
         .await
         .with_context(|| format!("while binding http.listen {}", config.service.listen))?;

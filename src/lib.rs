@@ -22,6 +22,8 @@
 //! - [`clock`]: time, injected.
 //! - [`cli`], [`commands`]: the `okrd` command line, one file per command.
 //! - [`telemetry`]: logging setup.
+//! - [`tls`]: TLS for every client okrd opens (rustls; CA files, libpq's
+//!   `sslmode`), TLS failures in words, passwords kept out of messages.
 //! - [`bench`]: `okrd bench`, which measures all of the above end to end.
 
 pub mod alerts;
@@ -42,3 +44,4 @@ pub mod scorer;
 pub mod scoring;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

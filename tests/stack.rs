@@ -586,7 +586,7 @@ fn okrd_reaches_postgres_kafka_and_alertmanager_where_they_listen() {
     let am = compose.service("alertmanager");
     let mut am_notifiers = BTreeSet::new();
     for (name, n) in &config.service.notifiers {
-        if let Notifier::Alertmanager { urls } = n {
+        if let Notifier::Alertmanager { urls, .. } = n {
             am_notifiers.insert(name.clone());
             for url in urls {
                 let u = parse_url(url);

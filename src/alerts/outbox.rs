@@ -154,7 +154,8 @@ pub async fn refresh_alertmanager(services: Services, shutdown: CancellationToke
                 continue;
             };
             for name in &team.notify {
-                let Some(Notifier::Alertmanager { urls }) = config.service.notifiers.get(name)
+                let Some(notifier @ Notifier::Alertmanager { urls, .. }) =
+                    config.service.notifiers.get(name)
                 else {
                     continue;
                 };
@@ -163,7 +164,7 @@ pub async fn refresh_alertmanager(services: Services, shutdown: CancellationToke
                     now,
                     senders.alertmanager_ends_after,
                 );
-                let outcome = match post_alerts(&senders.http, urls, &[body]).await {
+                let outcome = match post_alerts(&senders.http_for(notifier), urls, &[body]).await {
                     Ok(()) => "sent",
                     Err(e) => {
                         tracing::warn!(notifier = %name, error = %e, "Alertmanager refresh failed");

@@ -59,7 +59,12 @@ pub async fn run(config_path: Option<&Path>, file: &Path) -> anyhow::Result<Exit
 
     let store = store::open(&config.service.database_url)
         .await
-        .with_context(|| format!("while opening the store at {}", config.service.database_url))?;
+        .with_context(|| {
+            format!(
+                "while opening the store at {}",
+                crate::tls::redact(&config.service.database_url)
+            )
+        })?;
     let bar = ProgressBar::new(points.len() as u64).with_style(
         ProgressStyle::with_template("{msg:>8} [{bar:40}] {pos}/{len} points ({per_sec}, {eta})")
             .expect("valid template")

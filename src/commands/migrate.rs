@@ -17,7 +17,7 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let url = &config.service.database_url;
     let applied = store::migrate(url)
         .await
-        .with_context(|| format!("while migrating the store at {url}"))?;
+        .with_context(|| format!("while migrating the store at {}", crate::tls::redact(url)))?;
     if applied.is_empty() {
         println!("{url}: schema is up to date");
     } else {

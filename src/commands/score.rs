@@ -25,7 +25,12 @@ pub async fn run(
     };
     let store = store::open(&config.service.database_url)
         .await
-        .with_context(|| format!("while opening the store at {}", config.service.database_url))?;
+        .with_context(|| {
+            format!(
+                "while opening the store at {}",
+                crate::tls::redact(&config.service.database_url)
+            )
+        })?;
     let now = at.unwrap_or_else(|| SystemClock.now());
     let margins = Margins {
         at_risk: config.service.at_risk_margin,

@@ -2,6 +2,7 @@
 //! validated here; the connectors themselves run elsewhere.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -11,6 +12,7 @@ use super::objective::{check_id, check_metric};
 use super::service::type_of;
 use super::types::{HumanDuration, Schedule};
 use super::yaml::{Node, Span};
+use crate::tls::CaFile;
 
 /// A validated connector definition.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +38,7 @@ pub enum ConnectorKind {
     Http(HttpSource),
     /// A PromQL instant query.
     Prometheus(PrometheusSource),
-    /// A SQL query against PostgreSQL.
+    /// A SQL query against PostgreSQL or MySQL/MariaDB.
     Sql(SqlSource),
     /// Consume a Kafka topic.
     Kafka(KafkaSource),
@@ -145,6 +147,8 @@ pub struct HttpSource {
     pub request: HttpRequest,
     /// How to read the response.
     pub extract: Extract,
+    /// A private CA to trust instead of the built-in roots (`ca_file`).
+    pub ca: Option<CaFile>,
 }
 
 /// `type: prometheus` settings.
@@ -156,14 +160,18 @@ pub struct PrometheusSource {
     pub query: String,
     /// The metric name given to the results.
     pub metric: String,
+    /// A private CA to trust instead of the built-in roots (`ca_file`).
+    pub ca: Option<CaFile>,
 }
 
 /// `type: sql` settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SqlSource {
-    /// PostgreSQL connection string of the source database.
+    /// The source database: `postgres://...` or `mysql://...`, with its
+    /// TLS parameters.
     pub dsn: String,
-    /// The query; `$1` binds the connector's watermark.
+    /// The query; `$1` (PostgreSQL) or every `?` (MySQL) binds the
+    /// connector's watermark.
     pub query: String,
     /// The metric name, unless the query returns a `metric` column.
     pub metric: Option<String>,
@@ -250,6 +258,8 @@ struct RawHttp {
     timeout: Option<HumanDuration>,
     request: HttpRequest,
     extract: RawExtract,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -277,6 +287,8 @@ struct RawPrometheus {
     url: String,
     query: String,
     metric: String,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -368,6 +380,7 @@ pub fn load_connector(node: &Node, path: &str, diags: &mut Diagnostics) -> Optio
                 check_pointer(extract_node, &p, ptr, diags);
             }
             check_url(at("request"), &key("request.url"), &r.request.url, diags);
+            let ca = load_ca_file(node, &key("ca_file"), r.ca_file.as_deref(), diags);
             let extract = Extract {
                 items: ex.items,
                 metric,
@@ -382,6 +395,7 @@ pub fn load_connector(node: &Node, path: &str, diags: &mut Diagnostics) -> Optio
                 ConnectorKind::Http(HttpSource {
                     request: r.request,
                     extract,
+                    ca,
                 }),
             )
         }
@@ -389,10 +403,12 @@ pub fn load_connector(node: &Node, path: &str, diags: &mut Diagnostics) -> Optio
             let r: RawPrometheus = diags.deserialize(node, path)?;
             check_metric(at("metric"), &key("metric"), &r.metric, diags);
             check_url(at("url"), &key("url"), &r.url, diags);
+            let ca = load_ca_file(node, &key("ca_file"), r.ca_file.as_deref(), diags);
             let source = PrometheusSource {
                 url: r.url,
                 query: r.query,
                 metric: r.metric,
+                ca,
             };
             (
                 r.name,
@@ -406,11 +422,14 @@ pub fn load_connector(node: &Node, path: &str, diags: &mut Diagnostics) -> Optio
             if let Some(m) = &r.metric {
                 check_metric(at("metric"), &key("metric"), m, diags);
             }
-            if !(r.dsn.starts_with("postgres://") || r.dsn.starts_with("postgresql://")) {
+            if !["postgres://", "postgresql://", "mysql://"]
+                .iter()
+                .any(|p| r.dsn.starts_with(p))
+            {
                 diags.error(
                     at("dsn"),
                     &key("dsn"),
-                    "dsn must be a PostgreSQL URL (postgres://USER@HOST/DB)",
+                    "dsn must be a PostgreSQL or MySQL URL (postgres://USER@HOST/DB or mysql://USER@HOST/DB)",
                 );
             }
             let source = SqlSource {
@@ -527,5 +546,23 @@ fn check_url(node: &Node, path: &str, url: &str, diags: &mut Diagnostics) {
             path,
             format!("invalid url {url:?}: must start with http:// or https://"),
         );
+    }
+}
+
+/// Reads the `ca_file` at `path` (of the mapping `node`), reporting a file
+/// that cannot be read or holds no certificate. Relative paths are from the
+/// working directory.
+pub(super) fn load_ca_file(
+    node: &Node,
+    path: &str,
+    file: Option<&std::path::Path>,
+    diags: &mut Diagnostics,
+) -> Option<CaFile> {
+    match CaFile::load(file?) {
+        Ok(ca) => Some(ca),
+        Err(message) => {
+            diags.error(node.get("ca_file").unwrap_or(node), path, message);
+            None
+        }
     }
 }

@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::connector::load_ca_file;
 use super::error::Diagnostics;
 use super::types::{ByteSize, HumanDuration};
 use super::yaml::{Kind, Node};
+use crate::tls::CaFile;
 
 /// The validated service configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +64,8 @@ pub enum Notifier {
     Slack {
         /// The webhook URL.
         url: String,
+        /// A private CA to trust instead of the built-in roots.
+        ca: Option<CaFile>,
     },
     /// A generic JSON webhook.
     Webhook {
@@ -69,21 +73,121 @@ pub enum Notifier {
         url: String,
         /// Extra request headers.
         headers: BTreeMap<String, String>,
+        /// A private CA to trust instead of the built-in roots.
+        ca: Option<CaFile>,
     },
     /// Email through SMTP.
     Email {
         /// Recipients.
         to: Vec<String>,
-        /// `smtp://host:port` (or `smtps://`).
-        smtp: String,
+        /// The relay and how TLS is used with it.
+        smtp: Smtp,
         /// Sender address.
         from: String,
+        /// `username` and `password`, to log in with.
+        login: Option<(String, String)>,
+        /// A private CA to trust instead of the built-in roots.
+        ca: Option<CaFile>,
     },
     /// Prometheus Alertmanager API v2.
     Alertmanager {
         /// Alertmanager base URLs.
         urls: Vec<String>,
+        /// A private CA to trust instead of the built-in roots.
+        ca: Option<CaFile>,
     },
+}
+
+impl Notifier {
+    /// The private CA it trusts, if any.
+    pub fn ca(&self) -> Option<&CaFile> {
+        match self {
+            Notifier::Slack { ca, .. }
+            | Notifier::Webhook { ca, .. }
+            | Notifier::Email { ca, .. }
+            | Notifier::Alertmanager { ca, .. } => ca.as_ref(),
+        }
+    }
+}
+
+/// An email notifier's relay: `smtp://host[:port][?tls=...]` or
+/// `smtps://host[:port]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Smtp {
+    /// The URL as written, for messages.
+    pub url: String,
+    /// The relay's host name (also the name its certificate must carry).
+    pub host: String,
+    /// Its port: as written, else 465 for `smtps`, 25 for `smtp`.
+    pub port: u16,
+    /// How TLS is used.
+    pub tls: SmtpTls,
+}
+
+/// How an email notifier uses TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// `smtps://`: TLS from the first byte.
+    Implicit,
+    /// `smtp://`: STARTTLS when the relay offers it, else in clear.
+    Opportunistic,
+    /// `smtp://...?tls=required`: STARTTLS, or nothing is sent.
+    Required,
+    /// `smtp://...?tls=none`: never STARTTLS (a local relay whose
+    /// certificate is not to be checked).
+    Never,
+}
+
+/// Parses an email notifier's `smtp`.
+pub fn parse_smtp(url: &str) -> Result<Smtp, String> {
+    let bad = |why: &str| {
+        format!("invalid smtp url {url:?}: {why} (smtp://HOST:PORT, smtp://HOST:PORT?tls=required or smtps://HOST:PORT)")
+    };
+    let (implicit, rest) = if let Some(rest) = url.strip_prefix("smtps://") {
+        (true, rest)
+    } else if let Some(rest) = url.strip_prefix("smtp://") {
+        (false, rest)
+    } else {
+        return Err(bad("the scheme must be smtp or smtps"));
+    };
+    let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let authority = authority.trim_end_matches('/');
+    if authority.contains('@') {
+        return Err(bad(
+            "log in with the notifier's username and password, not in the URL",
+        ));
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse().map_err(|_| bad("the port is not a number"))?),
+        None => (authority, if implicit { 465 } else { 25 }),
+    };
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    let mut tls = if implicit {
+        SmtpTls::Implicit
+    } else {
+        SmtpTls::Opportunistic
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        tls = match (implicit, pair) {
+            (false, "tls=required") => SmtpTls::Required,
+            (false, "tls=opportunistic") => SmtpTls::Opportunistic,
+            (false, "tls=none") => SmtpTls::Never,
+            (true, _) => return Err(bad("smtps is always TLS: it takes no tls parameter")),
+            _ => {
+                return Err(bad(&format!(
+                    "unknown parameter {pair:?} (tls=required, tls=opportunistic or tls=none)"
+                )))
+            }
+        };
+    }
+    Ok(Smtp {
+        url: url.to_string(),
+        host: host.to_string(),
+        port,
+        tls,
+    })
 }
 
 impl Default for ServiceConfig {
@@ -152,6 +256,8 @@ struct RawSlack {
     #[serde(rename = "type")]
     _type: String,
     url: String,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,6 +268,8 @@ struct RawWebhook {
     url: String,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,6 +280,12 @@ struct RawEmail {
     to: Vec<String>,
     smtp: String,
     from: String,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,6 +294,8 @@ struct RawAlertmanager {
     #[serde(rename = "type")]
     _type: String,
     urls: Vec<String>,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
 }
 
 /// The top-level keys of the service config: only `OKRD_*` variables under
@@ -357,31 +473,61 @@ fn load_notifier(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<Not
         &["slack", "webhook", "email", "alertmanager"],
         diags,
     )?;
-    Some(match kind.as_str() {
+    let key = |k: &str| format!("{path}.{k}");
+    let before = diags.error_count();
+    let notifier = match kind.as_str() {
         "slack" => {
             let r: RawSlack = diags.deserialize(node, path)?;
-            Notifier::Slack { url: r.url }
+            let ca = load_ca_file(node, &key("ca_file"), r.ca_file.as_deref(), diags);
+            Notifier::Slack { url: r.url, ca }
         }
         "webhook" => {
             let r: RawWebhook = diags.deserialize(node, path)?;
+            let ca = load_ca_file(node, &key("ca_file"), r.ca_file.as_deref(), diags);
             Notifier::Webhook {
                 url: r.url,
                 headers: r.headers,
+                ca,
             }
         }
         "email" => {
             let r: RawEmail = diags.deserialize(node, path)?;
+            let ca = load_ca_file(node, &key("ca_file"), r.ca_file.as_deref(), diags);
+            let smtp = parse_smtp(&r.smtp).map_err(|message| {
+                diags.error(node.get("smtp").unwrap_or(node), &key("smtp"), message)
+            });
+            let login = match (r.username, r.password) {
+                (Some(user), Some(password)) => Some((user, password)),
+                (None, None) => None,
+                (user, _) => {
+                    let (k, missing) = if user.is_some() {
+                        ("username", "password")
+                    } else {
+                        ("password", "username")
+                    };
+                    diags.error(
+                        node.get(k).unwrap_or(node),
+                        &key(k),
+                        format!("{k} is set without {missing}: both or neither"),
+                    );
+                    None
+                }
+            };
             Notifier::Email {
                 to: r.to,
-                smtp: r.smtp,
+                smtp: smtp.ok()?,
                 from: r.from,
+                login,
+                ca,
             }
         }
         _ => {
             let r: RawAlertmanager = diags.deserialize(node, path)?;
-            Notifier::Alertmanager { urls: r.urls }
+            let ca = load_ca_file(node, &key("ca_file"), r.ca_file.as_deref(), diags);
+            Notifier::Alertmanager { urls: r.urls, ca }
         }
-    })
+    };
+    (diags.error_count() == before).then_some(notifier)
 }
 
 /// Reads the `type` key of a tagged mapping and checks it against `known`.
@@ -425,5 +571,40 @@ pub(super) fn list_or_none(items: &[&str]) -> String {
         "none".into()
     } else {
         items.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod smtp_tests {
+    use super::*;
+
+    #[test]
+    fn smtp_urls_say_how_tls_is_used() {
+        let tls = |url: &str| parse_smtp(url).map(|s| (s.host, s.port, s.tls));
+        assert_eq!(
+            tls("smtp://relay:587"),
+            Ok(("relay".into(), 587, SmtpTls::Opportunistic))
+        );
+        assert_eq!(
+            tls("smtp://relay:587?tls=required"),
+            Ok(("relay".into(), 587, SmtpTls::Required))
+        );
+        assert_eq!(
+            tls("smtp://localhost?tls=none"),
+            Ok(("localhost".into(), 25, SmtpTls::Never))
+        );
+        assert_eq!(
+            tls("smtps://relay"),
+            Ok(("relay".into(), 465, SmtpTls::Implicit))
+        );
+        for bad in [
+            "http://relay",
+            "smtp://user:pw@relay:587",
+            "smtp://relay:587?tls=yes",
+            "smtps://relay?tls=required",
+            "smtp://relay:x",
+        ] {
+            assert!(parse_smtp(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -33,10 +33,8 @@ impl HttpPull {
                 tracing::warn!(url = %source.request.url, header = %k, "invalid HTTP header name or value: it is not sent");
             }
         }
-        Self {
-            source,
-            client: request::client(),
-        }
+        let client = request::client(source.ca.as_ref());
+        Self { source, client }
     }
 
     fn request(&self) -> reqwest::RequestBuilder {
@@ -240,6 +238,7 @@ mod tests {
                 value: "/rate".into(),
                 labels: [("plan".to_string(), "/plan".to_string())].into(),
             },
+            ca: None,
         }
     }
 

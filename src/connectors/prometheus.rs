@@ -29,10 +29,11 @@ impl PrometheusPull {
     /// A connector for `source`.
     pub fn new(source: PrometheusSource) -> Self {
         let endpoint = format!("{}/api/v1/query", source.url.trim_end_matches('/'));
+        let client = request::client(source.ca.as_ref());
         Self {
             source,
             endpoint,
-            client: request::client(),
+            client,
         }
     }
 }

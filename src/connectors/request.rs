@@ -26,9 +26,10 @@ const MAX_BODY: usize = 64 << 20;
 /// How much of an error body a message quotes.
 const QUOTE: usize = 300;
 
-/// The HTTP client connectors share the settings of.
-pub(super) fn client() -> Client {
-    Client::builder()
+/// The HTTP client connectors share the settings of; it trusts `ca` (a
+/// connector's `ca_file`) instead of the built-in roots when given.
+pub(super) fn client(ca: Option<&crate::tls::CaFile>) -> Client {
+    crate::tls::http_client(ca)
         .user_agent(concat!("okrd/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("a client with default TLS settings builds")
@@ -103,9 +104,13 @@ pub(super) fn quote(body: &[u8]) -> String {
     }
 }
 
-/// An error and its causes, as reqwest's own message omits them.
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error and its causes, as reqwest's own message omits them; a TLS
+/// failure also in words.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
+    if let Some(words) = crate::tls::describe(e) {
+        out = format!("{words}: {out}");
+    }
     let mut source = e.source();
     while let Some(s) = source {
         out.push_str(": ");

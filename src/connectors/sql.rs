@@ -1,20 +1,29 @@
-//! `type: sql`: a query against a PostgreSQL source database (SPEC §3).
+//! `type: sql`: a query against a PostgreSQL or MySQL/MariaDB source
+//! database (SPEC §3).
 //!
 //! Columns: `ts` (timestamptz, timestamp as UTC, date as midnight UTC,
 //! Unix seconds, or RFC 3339 text), `value` (any integer or float type;
-//! cast `numeric` with `::float8`), optionally `metric`; every other column
-//! is a label (text, integer or boolean; NULL means absent). `$1`, when the
-//! query uses it, binds the connector's watermark: the latest ts it stored
-//! (1970-01-01T00:00:00Z before its first point), so `WHERE ts > $1` pulls
-//! incrementally, across restarts.
+//! cast PostgreSQL's `numeric` with `::float8`; MySQL's `DECIMAL` is read
+//! as it is), optionally `metric`; every other column is a label (text,
+//! integer or boolean; NULL means absent). The watermark, when the query
+//! uses it, is the latest ts the connector stored (1970-01-01T00:00:00Z
+//! before its first point), so `WHERE ts > $1` (PostgreSQL) or `WHERE ts
+//! > ?` (MySQL, where every `?` binds it) pulls incrementally, across
+//! restarts.
 //!
-//! The query runs in a read-only transaction with a `statement_timeout` of
-//! the connector's timeout, over one connection kept between runs.
+//! The query runs in a read-only transaction with a statement timeout of
+//! the connector's timeout, over one connection kept between runs. TLS
+//! follows the DSN (`sslmode`/`sslrootcert`, `ssl-mode`/`ssl-ca`; see
+//! [`crate::tls`]). Rows of either database are read through [`SourceRow`]:
+//! the column semantics are one piece of code.
+
+mod mysql;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
+use sqlx::mysql::MySqlPool;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Column, Row, TypeInfo};
 
@@ -27,12 +36,21 @@ use crate::model::{
 
 use super::pull::{reject, Pull, PullError, Pulled, Run};
 
+pub(crate) use crate::tls::redact;
+
 /// A `sql` connector.
 pub struct SqlPull {
     source: SqlSource,
     target: String,
     timeout: Duration,
-    pool: Option<PgPool>,
+    pool: Option<Pool>,
+}
+
+/// The connection to the source, by database.
+#[derive(Clone)]
+enum Pool {
+    Postgres(PgPool),
+    MySql(MySqlPool),
 }
 
 impl SqlPull {
@@ -47,20 +65,33 @@ impl SqlPull {
         }
     }
 
-    fn pool(&mut self) -> Result<PgPool, PullError> {
+    fn pool(&mut self) -> Result<Pool, PullError> {
         if let Some(pool) = &self.pool {
             return Ok(pool.clone());
         }
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(self.timeout)
-            .connect_lazy(&self.source.dsn)
-            .map_err(|e| PullError::Unreachable {
-                target: self.target.clone(),
-                message: e.to_string(),
-            })?;
+        let dsn = &self.source.dsn;
+        let pool = if dsn.starts_with("mysql://") {
+            crate::tls::mysql_options(dsn).map(|o| Pool::MySql(mysql::pool(o, self.timeout)))
+        } else {
+            crate::tls::pg_options(dsn).map(|o| {
+                Pool::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(1)
+                        .acquire_timeout(self.timeout)
+                        .connect_lazy_with(o),
+                )
+            })
+        }
+        .map_err(|e| self.unreachable(&e))?;
         self.pool = Some(pool.clone());
         Ok(pool)
+    }
+
+    fn unreachable(&self, e: &sqlx::Error) -> PullError {
+        PullError::Unreachable {
+            target: self.target.clone(),
+            message: crate::tls::describe(e).unwrap_or_else(|| e.to_string()),
+        }
     }
 }
 
@@ -77,24 +108,31 @@ impl Pull for SqlPull {
 
     async fn pull(&mut self, run: &Run) -> Result<Pulled, PullError> {
         let pool = self.pool()?;
-        let watermark =
-            uses_watermark(&self.source.query).then(|| run.watermark.unwrap_or_else(epoch));
-        let rows = fetch(&pool, &self.source.query, watermark, self.timeout)
-            .await
-            .map_err(|e| match e {
-                Failed::Connect(e) => PullError::Unreachable {
-                    target: self.target.clone(),
-                    message: e.to_string(),
+        let query = &self.source.query;
+        let watermark = run.watermark.unwrap_or_else(epoch);
+        let metric = self.source.metric.as_deref();
+        let converted = match &pool {
+            Pool::Postgres(pool) => {
+                let watermark = uses_watermark(query).then_some(watermark);
+                fetch(pool, query, watermark, self.timeout)
+                    .await
+                    .map(|rows| convert(metric, &rows))
+            }
+            Pool::MySql(pool) => mysql::fetch(pool, query, watermark, self.timeout)
+                .await
+                .map(|rows| convert(metric, &rows)),
+        };
+        let converted = converted.map_err(|e| match e {
+            Failed::Connect(e) => self.unreachable(&e),
+            Failed::Query(e) => PullError::Query {
+                target: self.target.clone(),
+                message: match &e {
+                    sqlx::Error::Database(d) => d.message().to_string(),
+                    other => other.to_string(),
                 },
-                Failed::Query(e) => PullError::Query {
-                    target: self.target.clone(),
-                    message: match &e {
-                        sqlx::Error::Database(d) => d.message().to_string(),
-                        other => other.to_string(),
-                    },
-                },
-            })?;
-        convert(self.source.metric.as_deref(), &rows).map_err(|message| PullError::BadResponse {
+            },
+        })?;
+        converted.map_err(|message| PullError::BadResponse {
             target: self.target.clone(),
             message,
         })
@@ -146,30 +184,87 @@ fn uses_watermark(query: &str) -> bool {
     })
 }
 
-/// `postgres://user:secret@host/db` without the password, for messages.
-pub(crate) fn redact(dsn: &str) -> String {
-    let Some(scheme_end) = dsn.find("://").map(|i| i + 3) else {
-        return dsn.to_string();
-    };
-    let rest = &dsn[scheme_end..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        Some(at) => match authority[..at].split_once(':') {
-            Some((user, _)) => format!(
-                "{}{user}:***@{}{}",
-                &dsn[..scheme_end],
-                &authority[at + 1..],
-                &rest[authority_end..]
-            ),
-            None => dsn.to_string(),
-        },
-        None => dsn.to_string(),
+/// What okrd reads a column as, whichever database it comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A point in time (timestamptz, MySQL's TIMESTAMP).
+    Instant,
+    /// A date and time without a zone, taken as UTC.
+    DateTime,
+    /// A date, taken as midnight UTC.
+    Date,
+    /// An integer.
+    Int,
+    /// A floating-point (or MySQL decimal) number.
+    Float,
+    /// Text.
+    Text,
+    /// A boolean.
+    Bool,
+}
+
+/// One cell, read as its column's [`Kind`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Cell {
+    Null,
+    Instant(Timestamp),
+    DateTime(NaiveDateTime),
+    Date(NaiveDate),
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Bool(bool),
+}
+
+/// A result row of a source database: what its column types are to okrd,
+/// and its cells read by their database's own types. The one place where
+/// PostgreSQL and MySQL differ in reading results.
+pub(crate) trait SourceRow: Row {
+    /// The kind of a column whose type the database names `type_name`;
+    /// `None` for a type okrd does not read.
+    fn kind(type_name: &str) -> Option<Kind>;
+
+    /// Cell `i`, of a column whose type is `type_name` (of kind `kind`).
+    fn cell(&self, i: usize, type_name: &str, kind: Kind) -> Result<Cell, sqlx::Error>;
+}
+
+impl SourceRow for PgRow {
+    fn kind(type_name: &str) -> Option<Kind> {
+        Some(match type_name {
+            "TIMESTAMPTZ" => Kind::Instant,
+            "TIMESTAMP" => Kind::DateTime,
+            "DATE" => Kind::Date,
+            "INT2" | "INT4" | "INT8" => Kind::Int,
+            "FLOAT4" | "FLOAT8" => Kind::Float,
+            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => Kind::Text,
+            "BOOL" => Kind::Bool,
+            _ => return None,
+        })
     }
-    .split('?')
-    .next()
-    .unwrap_or_default()
-    .to_string()
+
+    fn cell(&self, i: usize, type_name: &str, kind: Kind) -> Result<Cell, sqlx::Error> {
+        fn or_null<T>(v: Option<T>, f: impl FnOnce(T) -> Cell) -> Cell {
+            v.map_or(Cell::Null, f)
+        }
+        Ok(match kind {
+            Kind::Instant => or_null(self.try_get(i)?, Cell::Instant),
+            Kind::DateTime => or_null(self.try_get(i)?, Cell::DateTime),
+            Kind::Date => or_null(self.try_get(i)?, Cell::Date),
+            Kind::Int => match type_name {
+                "INT2" => or_null(self.try_get::<Option<i16>, _>(i)?, |v| Cell::Int(v.into())),
+                "INT4" => or_null(self.try_get::<Option<i32>, _>(i)?, |v| Cell::Int(v.into())),
+                _ => or_null(self.try_get(i)?, Cell::Int),
+            },
+            Kind::Float => match type_name {
+                "FLOAT4" => or_null(self.try_get::<Option<f32>, _>(i)?, |v| {
+                    Cell::Float(v.into())
+                }),
+                _ => or_null(self.try_get(i)?, Cell::Float),
+            },
+            Kind::Text => or_null(self.try_get(i)?, Cell::Text),
+            Kind::Bool => or_null(self.try_get(i)?, Cell::Bool),
+        })
+    }
 }
 
 /// The role of each column, decided once per run from the first row.
@@ -180,36 +275,33 @@ enum Role {
     Label(String),
 }
 
+/// A column: its role, its type as the database names it, and its kind.
+struct ColumnPlan<'a> {
+    role: Role,
+    type_name: &'a str,
+    kind: Kind,
+}
+
 /// The points of a result set. Column problems (a missing `ts` or `value`,
 /// an unsupported type) fail the run; bad cells reject their row.
-pub(crate) fn convert(metric: Option<&str>, rows: &[PgRow]) -> Result<Pulled, String> {
+pub(crate) fn convert<R: SourceRow>(metric: Option<&str>, rows: &[R]) -> Result<Pulled, String> {
     let mut pulled = Pulled::default();
     let Some(first) = rows.first() else {
         return Ok(pulled);
     };
-    let columns: Vec<(Role, &str)> = first
-        .columns()
-        .iter()
-        .map(|c| {
-            let role = match c.name() {
-                "ts" => Role::Ts,
-                "value" => Role::Value,
-                "metric" => Role::Metric,
-                other => Role::Label(other.to_string()),
-            };
-            (role, c.type_info().name())
-        })
-        .collect();
+    let names = || {
+        first
+            .columns()
+            .iter()
+            .map(|c| c.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     for needed in ["ts", "value"] {
         if !first.columns().iter().any(|c| c.name() == needed) {
             return Err(format!(
                 "the query returns no `{needed}` column (columns: {})",
-                first
-                    .columns()
-                    .iter()
-                    .map(|c| c.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                names()
             ));
         }
     }
@@ -219,29 +311,37 @@ pub(crate) fn convert(metric: Option<&str>, rows: &[PgRow]) -> Result<Pulled, St
             "the query returns no `metric` column and the connector sets no `metric`".into(),
         );
     }
-    for (role, ty) in &columns {
-        let supported = match role {
-            Role::Ts => is_ts_type(ty),
-            Role::Value => is_number_type(ty),
-            Role::Metric => is_text_type(ty),
-            Role::Label(_) => is_text_type(ty) || is_integer_type(ty) || *ty == "BOOL",
+    let mut columns = Vec::with_capacity(first.columns().len());
+    for c in first.columns() {
+        let role = match c.name() {
+            "ts" => Role::Ts,
+            "value" => Role::Value,
+            "metric" => Role::Metric,
+            other => Role::Label(other.to_string()),
         };
-        if !supported {
-            let name = match role {
-                Role::Ts => "ts",
-                Role::Value => "value",
-                Role::Metric => "metric",
-                Role::Label(l) => l,
-            };
-            let hint = if *ty == "NUMERIC" {
+        let type_name = c.type_info().name();
+        let kind = R::kind(type_name).filter(|k| match role {
+            Role::Ts => *k != Kind::Bool,
+            Role::Value => matches!(k, Kind::Int | Kind::Float),
+            Role::Metric => *k == Kind::Text,
+            Role::Label(_) => matches!(k, Kind::Text | Kind::Int | Kind::Bool),
+        });
+        let Some(kind) = kind else {
+            let name = c.name();
+            let hint = if type_name == "NUMERIC" {
                 format!(": cast it, e.g. `{name}::float8`")
             } else {
                 String::new()
             };
             return Err(format!(
-                "column `{name}` has type {ty}, which okrd does not read{hint}"
+                "column `{name}` has type {type_name}, which okrd does not read{hint}"
             ));
-        }
+        };
+        columns.push(ColumnPlan {
+            role,
+            type_name,
+            kind,
+        });
     }
     let mut interner = Interner::default();
     for (i, row) in rows.iter().enumerate() {
@@ -256,26 +356,10 @@ pub(crate) fn convert(metric: Option<&str>, rows: &[PgRow]) -> Result<Pulled, St
     Ok(pulled)
 }
 
-fn is_ts_type(ty: &str) -> bool {
-    matches!(ty, "TIMESTAMPTZ" | "TIMESTAMP" | "DATE") || is_number_type(ty) || is_text_type(ty)
-}
-
-fn is_integer_type(ty: &str) -> bool {
-    matches!(ty, "INT2" | "INT4" | "INT8")
-}
-
-fn is_number_type(ty: &str) -> bool {
-    is_integer_type(ty) || matches!(ty, "FLOAT4" | "FLOAT8")
-}
-
-fn is_text_type(ty: &str) -> bool {
-    matches!(ty, "TEXT" | "VARCHAR" | "BPCHAR" | "NAME")
-}
-
-fn point(
+fn point<R: SourceRow>(
     metric: Option<&str>,
-    columns: &[(Role, &str)],
-    row: &PgRow,
+    columns: &[ColumnPlan<'_>],
+    row: &R,
     interner: &mut Interner,
 ) -> Result<Point, PointError> {
     use RejectReason::*;
@@ -283,18 +367,21 @@ fn point(
     let mut value = None;
     let mut row_metric = None;
     let mut labels = Labels::new();
-    for (i, (role, ty)) in columns.iter().enumerate() {
-        let cell = |reason| move |e: sqlx::Error| reject(reason, e.to_string());
-        match role {
-            Role::Ts => ts = Some(read_ts(row, i, ty).map_err(|e| reject(InvalidTs, e))?),
+    for (i, c) in columns.iter().enumerate() {
+        let read = |reason| {
+            row.cell(i, c.type_name, c.kind)
+                .map_err(|e| reject(reason, e.to_string()))
+        };
+        match &c.role {
+            Role::Ts => ts = Some(read_ts(read(InvalidTs)?).map_err(|e| reject(InvalidTs, e))?),
             Role::Value => {
-                let v = read_number(row, i, ty).map_err(cell(InvalidValue))?;
+                let v = number(read(InvalidValue)?);
                 value = Some(v.ok_or_else(|| reject(InvalidValue, "value is NULL"))?);
             }
             Role::Metric => {
-                row_metric = row
-                    .try_get::<Option<String>, _>(i)
-                    .map_err(cell(InvalidMetric))?
+                if let Cell::Text(m) = read(InvalidMetric)? {
+                    row_metric = Some(m);
+                }
             }
             Role::Label(name) => {
                 if !is_valid_label_name(name) {
@@ -303,7 +390,12 @@ fn point(
                         format!("column {name:?} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)"),
                     ));
                 }
-                let v = read_label(row, i, ty).map_err(cell(InvalidLabels))?;
+                let v = match read(InvalidLabels)? {
+                    Cell::Bool(b) => Some(b.to_string()),
+                    Cell::Int(v) => Some(v.to_string()),
+                    Cell::Text(t) => Some(t),
+                    _ => None,
+                };
                 if let Some(v) = v {
                     labels.insert(name.clone(), v);
                 }
@@ -331,51 +423,25 @@ fn point(
     })
 }
 
-fn read_ts(row: &PgRow, i: usize, ty: &str) -> Result<Timestamp, String> {
-    let null = || "ts is NULL".to_string();
-    let e = |e: sqlx::Error| e.to_string();
-    match ty {
-        "TIMESTAMPTZ" => row
-            .try_get::<Option<DateTime<Utc>>, _>(i)
-            .map_err(e)?
-            .ok_or_else(null),
-        "TIMESTAMP" => Ok(row
-            .try_get::<Option<NaiveDateTime>, _>(i)
-            .map_err(e)?
-            .ok_or_else(null)?
-            .and_utc()),
-        "DATE" => Ok(row
-            .try_get::<Option<NaiveDate>, _>(i)
-            .map_err(e)?
-            .ok_or_else(null)?
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight exists")
-            .and_utc()),
-        t if is_text_type(t) => parse_timestamp(
-            &row.try_get::<Option<String>, _>(i)
-                .map_err(e)?
-                .ok_or_else(null)?,
-        ),
-        _ => unix_seconds(read_number(row, i, ty).map_err(e)?.ok_or_else(null)?),
+fn read_ts(cell: Cell) -> Result<Timestamp, String> {
+    match cell {
+        Cell::Instant(t) => Ok(t),
+        Cell::DateTime(t) => Ok(t.and_utc()),
+        Cell::Date(d) => Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()),
+        Cell::Text(t) => parse_timestamp(&t),
+        Cell::Int(v) => unix_seconds(v as f64),
+        Cell::Float(v) => unix_seconds(v),
+        Cell::Null => Err("ts is NULL".to_string()),
+        Cell::Bool(_) => Err("ts is a boolean".to_string()),
     }
 }
 
-fn read_number(row: &PgRow, i: usize, ty: &str) -> Result<Option<f64>, sqlx::Error> {
-    Ok(match ty {
-        "INT2" => row.try_get::<Option<i16>, _>(i)?.map(f64::from),
-        "INT4" => row.try_get::<Option<i32>, _>(i)?.map(f64::from),
-        "INT8" => row.try_get::<Option<i64>, _>(i)?.map(|v| v as f64),
-        "FLOAT4" => row.try_get::<Option<f32>, _>(i)?.map(f64::from),
-        _ => row.try_get::<Option<f64>, _>(i)?,
-    })
-}
-
-fn read_label(row: &PgRow, i: usize, ty: &str) -> Result<Option<String>, sqlx::Error> {
-    Ok(match ty {
-        "BOOL" => row.try_get::<Option<bool>, _>(i)?.map(|b| b.to_string()),
-        t if is_integer_type(t) => read_number(row, i, t)?.map(|v| (v as i64).to_string()),
-        _ => row.try_get::<Option<String>, _>(i)?,
-    })
+fn number(cell: Cell) -> Option<f64> {
+    match cell {
+        Cell::Int(v) => Some(v as f64),
+        Cell::Float(v) => Some(v),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -388,14 +454,5 @@ mod tests {
         assert!(uses_watermark("SELECT * FROM t WHERE ts > $1::timestamptz"));
         assert!(!uses_watermark("SELECT 1"));
         assert!(!uses_watermark("SELECT $10"));
-    }
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact("postgres://reader:s3cret@db:5432/warehouse?sslmode=disable"),
-            "postgres://reader:***@db:5432/warehouse"
-        );
-        assert_eq!(redact("postgres://reader@db/w"), "postgres://reader@db/w");
     }
 }

@@ -119,6 +119,14 @@ pub trait ConnectorStore: Send + Sync {
         owner: &str,
         outcome: &RunOutcome,
     ) -> Result<(), StoreError>;
+
+    /// Records a streaming connector's health, which claims no ticks: its
+    /// points since the last report, and its error or its success.
+    async fn record_stream_health(
+        &self,
+        name: &str,
+        outcome: &RunOutcome,
+    ) -> Result<(), StoreError>;
 }
 
 const STATE_COLUMNS: &str = "name, last_tick, lease_until, last_run_at, last_success_at, \
@@ -157,6 +165,17 @@ const FINISH_POSTGRES: &str = "UPDATE connector_state SET \
        lease_until = CASE WHEN lease_owner = $5 THEN NULL ELSE lease_until END, \
        lease_owner = CASE WHEN lease_owner = $5 THEN NULL ELSE lease_owner END \
      WHERE name = $6";
+
+// A streaming connector's report: a success moves `last_success_at`, an
+// error sets `last_error`; either adds its points.
+const STREAM_HEALTH: &str = "INSERT INTO connector_state \
+       (name, last_run_at, last_success_at, last_error, last_error_at, points_ingested) \
+     VALUES ($1, $2, CASE WHEN $3 IS NULL THEN $2 END, $3, CASE WHEN $3 IS NULL THEN NULL ELSE $2 END, $4) \
+     ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at, \
+       last_success_at = coalesce(excluded.last_success_at, connector_state.last_success_at), \
+       last_error = coalesce(excluded.last_error, connector_state.last_error), \
+       last_error_at = coalesce(excluded.last_error_at, connector_state.last_error_at), \
+       points_ingested = connector_state.points_ingested + excluded.points_ingested";
 
 fn from_micros(micros: i64) -> Result<Timestamp, StoreError> {
     Utc.timestamp_micros(micros).single().ok_or_else(|| {
@@ -331,6 +350,23 @@ impl ConnectorStore for SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn record_stream_health(
+        &self,
+        name: &str,
+        outcome: &RunOutcome,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(STREAM_HEALTH)
+            .bind(name)
+            .bind(outcome.finished_at.timestamp_micros())
+            .bind(outcome.error.as_deref())
+            .bind(i64::try_from(outcome.points).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -453,6 +489,24 @@ impl ConnectorStore for PostgresStore {
             .bind(outcome.watermark)
             .bind(owner)
             .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn record_stream_health(
+        &self,
+        name: &str,
+        outcome: &RunOutcome,
+    ) -> Result<(), StoreError> {
+        let sql = STREAM_HEALTH
+            .replace("$2", "$2::timestamptz")
+            .replace("$3", "$3::text");
+        sqlx::query(&sql)
+            .bind(name)
+            .bind(outcome.finished_at)
+            .bind(outcome.error.as_deref())
+            .bind(i64::try_from(outcome.points).unwrap_or(i64::MAX))
             .execute(&self.pool)
             .await?;
         Ok(())

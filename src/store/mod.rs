@@ -41,6 +41,15 @@ pub enum StoreError {
     /// The database URL is neither `sqlite:` nor `postgres:`/`postgresql:`.
     #[error("unsupported database url {0:?}: expected sqlite://PATH or postgres://USER@HOST/DB")]
     UnsupportedUrl(String),
+    /// Connecting failed: the server is unreachable, refused the login, or
+    /// its TLS failed (named in words by [`crate::tls::describe`]).
+    #[error("cannot connect to {target}: {message}")]
+    Connect {
+        /// The database URL without its password.
+        target: String,
+        /// What failed.
+        message: String,
+    },
     /// The database refused or failed a statement or a connection.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -182,7 +191,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PostgresStore::open(url).await?))
     } else {
-        Err(StoreError::UnsupportedUrl(url.to_string()))
+        Err(StoreError::UnsupportedUrl(crate::tls::redact(url)))
     }
 }
 
@@ -199,6 +208,6 @@ pub async fn migrate(url: &str) -> Result<Vec<String>, StoreError> {
         store.close().await;
         Ok(applied)
     } else {
-        Err(StoreError::UnsupportedUrl(url.to_string()))
+        Err(StoreError::UnsupportedUrl(crate::tls::redact(url)))
     }
 }

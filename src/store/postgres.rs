@@ -85,10 +85,16 @@ impl PostgresStore {
     /// hypertable when the server has the extension (see
     /// [`PostgresStore::points_layout`]).
     pub async fn open_migrated(url: &str) -> Result<(Self, Vec<String>), StoreError> {
+        let connect_error = |e: sqlx::Error| StoreError::Connect {
+            target: crate::tls::redact(url),
+            message: crate::tls::describe(&e).unwrap_or_else(|| e.to_string()),
+        };
+        let options = crate::tls::pg_options(url).map_err(connect_error)?;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .connect(url)
-            .await?;
+            .connect_with(options)
+            .await
+            .map_err(connect_error)?;
         let applied = migrations::run(&pool, migrations::POSTGRES).await?;
         let points_layout = timescale::enable(&pool).await?;
         match &points_layout {

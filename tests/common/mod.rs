@@ -8,3 +8,4 @@ pub mod kafka;
 pub mod pg;
 pub mod process;
 pub mod server;
+pub mod tls;

@@ -24,7 +24,7 @@ pub fn which(names: &[&str]) -> PathBuf {
                 .find(|p| p.is_file())
         })
         .unwrap_or_else(|| {
-            panic!("none of {names:?} is installed: run scripts/install-test-deps.sh")
+            panic!("none of {names:?} is installed: scripts/test installs it (through scripts/install-test-deps.sh)")
         })
 }
 

@@ -1,12 +1,19 @@
-//! `type: email`: a plain-text and HTML message through SMTP (lettre).
-//! `smtp://host:port` speaks plain SMTP (a local relay); TLS relays are not
-//! supported yet.
+//! `type: email`: a plain-text and HTML message through SMTP (lettre,
+//! over rustls). `smtps://` is TLS from the first byte; `smtp://` upgrades
+//! with STARTTLS when the relay offers it, `?tls=required` sends nothing in
+//! clear, `?tls=none` never upgrades. The relay's certificate is checked
+//! against Mozilla's roots, or only the notifier's `ca_file`; `username`
+//! and `password` log in (AUTH PLAIN or LOGIN, as the relay offers).
 
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{SendError, SEND_TIMEOUT};
 use crate::alerts::event::AlertEvent;
+use crate::config::service::{Smtp, SmtpTls};
+use crate::tls::CaFile;
 
 fn num(v: Option<f64>) -> String {
     v.map_or("n/a".into(), |v| {
@@ -90,9 +97,12 @@ pub fn render(e: &AlertEvent) -> (String, String, String) {
     (subject, text, html)
 }
 
-/// Sends one event.
+/// Sends one event through `smtp`, logging in with `login`, trusting only
+/// `ca` when given.
 pub async fn send(
-    smtp: &str,
+    smtp: &Smtp,
+    login: Option<&(String, String)>,
+    ca: Option<&CaFile>,
     from: &str,
     to: &[String],
     event: &AlertEvent,
@@ -123,29 +133,45 @@ pub async fn send(
                 ),
         )
         .map_err(|e| SendError::permanent(format!("email: {e}")))?;
-    let rest = smtp.strip_prefix("smtp://").ok_or_else(|| {
-        SendError::permanent(format!(
-            "email: unsupported smtp url {smtp:?} (use smtp://host:port)"
-        ))
-    })?;
-    let (host, port) = match rest.trim_end_matches('/').rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.parse()
-                .map_err(|_| SendError::permanent(format!("email: bad port in {smtp:?}")))?,
-        ),
-        None => (rest.trim_end_matches('/'), 25),
-    };
-    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-        .port(port)
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+        .port(smtp.port)
         .timeout(Some(SEND_TIMEOUT))
-        .build();
+        .tls(tls(smtp, ca)?);
+    if let Some((user, password)) = login {
+        builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+    }
+    let transport = builder.build();
     transport.send(message).await.map(|_| ()).map_err(|e| {
-        let message = format!("email via {smtp}: {e}");
+        let words = crate::tls::describe(&e).map_or(String::new(), |w| format!("{w}: "));
+        let message = format!("email via {}: {words}{e}", smtp.url);
         if e.is_permanent() {
             SendError::permanent(message)
         } else {
             SendError::retry(message)
         }
+    })
+}
+
+/// The TLS of a send: how (by the URL) and whom to trust.
+fn tls(smtp: &Smtp, ca: Option<&CaFile>) -> Result<Tls, SendError> {
+    if smtp.tls == SmtpTls::Never {
+        return Ok(Tls::None);
+    }
+    let mut params = TlsParameters::builder(smtp.host.clone());
+    if let Some(ca) = ca {
+        params = params.certificate_store(CertificateStore::None);
+        for der in ca.certs() {
+            let cert = Certificate::from_der(der.to_vec())
+                .map_err(|e| SendError::permanent(format!("email: ca_file: {e}")))?;
+            params = params.add_root_certificate(cert);
+        }
+    }
+    let params = params
+        .build_rustls()
+        .map_err(|e| SendError::permanent(format!("email: TLS settings: {e}")))?;
+    Ok(match smtp.tls {
+        SmtpTls::Implicit => Tls::Wrapper(params),
+        SmtpTls::Required => Tls::Required(params),
+        SmtpTls::Opportunistic | SmtpTls::Never => Tls::Opportunistic(params),
     })
 }

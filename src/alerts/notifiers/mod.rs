@@ -7,9 +7,12 @@ mod email;
 mod slack;
 mod webhook;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::config::service::Notifier;
+use crate::tls::CaFile;
 
 use super::event::AlertEvent;
 
@@ -54,6 +57,8 @@ impl SendError {
 pub struct Senders {
     /// The HTTP client (connection pool) for webhook, Slack, Alertmanager.
     pub http: reqwest::Client,
+    /// Clients of the notifiers with a `ca_file`, by its certificates.
+    with_ca: Arc<Mutex<HashMap<CaFile, reqwest::Client>>>,
     /// How long Alertmanager keeps a firing alert without a resend.
     pub alertmanager_ends_after: Duration,
 }
@@ -62,27 +67,52 @@ impl Senders {
     /// Clients with the send timeout.
     pub fn new(alertmanager_resend: Duration) -> Self {
         Self {
-            http: reqwest::Client::builder()
-                .timeout(SEND_TIMEOUT)
-                .build()
-                .expect("an HTTP client builds"),
+            http: http_client(None),
+            with_ca: Arc::default(),
             alertmanager_ends_after: alertmanager_resend * 4,
         }
     }
 
+    /// The HTTP client for `notifier`: the shared one, or one trusting its
+    /// `ca_file`.
+    pub fn http_for(&self, notifier: &Notifier) -> reqwest::Client {
+        let Some(ca) = notifier.ca() else {
+            return self.http.clone();
+        };
+        let mut clients = self.with_ca.lock().unwrap_or_else(PoisonError::into_inner);
+        clients
+            .entry(ca.clone())
+            .or_insert_with(|| http_client(Some(ca)))
+            .clone()
+    }
+
     /// Sends `event` through `notifier`.
     pub async fn send(&self, notifier: &Notifier, event: &AlertEvent) -> Result<(), SendError> {
+        let http = || self.http_for(notifier);
         match notifier {
-            Notifier::Webhook { url, headers } => {
-                webhook::send(&self.http, url, headers, event).await
+            Notifier::Webhook { url, headers, .. } => {
+                webhook::send(&http(), url, headers, event).await
             }
-            Notifier::Slack { url } => slack::send(&self.http, url, event).await,
-            Notifier::Email { to, smtp, from } => email::send(smtp, from, to, event).await,
-            Notifier::Alertmanager { urls } => {
-                alertmanager::send(&self.http, urls, event, self.alertmanager_ends_after).await
+            Notifier::Slack { url, .. } => slack::send(&http(), url, event).await,
+            Notifier::Email {
+                to,
+                smtp,
+                from,
+                login,
+                ca,
+            } => email::send(smtp, login.as_ref(), ca.as_ref(), from, to, event).await,
+            Notifier::Alertmanager { urls, .. } => {
+                alertmanager::send(&http(), urls, event, self.alertmanager_ends_after).await
             }
         }
     }
+}
+
+fn http_client(ca: Option<&CaFile>) -> reqwest::Client {
+    crate::tls::http_client(ca)
+        .timeout(SEND_TIMEOUT)
+        .build()
+        .expect("an HTTP client builds")
 }
 
 /// Classifies an HTTP response: 2xx is success; 408, 429 and 5xx are worth
@@ -91,7 +121,10 @@ pub(crate) async fn check_response(
     what: &str,
     r: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<reqwest::Response, SendError> {
-    let r = r.map_err(|e| SendError::retry(format!("{what}: {e}")))?;
+    let r = r.map_err(|e| {
+        let words = crate::tls::describe(&e).map_or(String::new(), |w| format!("{w}: "));
+        SendError::retry(format!("{what}: {words}{e}"))
+    })?;
     let status = r.status();
     if status.is_success() {
         return Ok(r);

@@ -18,6 +18,12 @@
 //! what was not committed is consumed again, and writing it again changes
 //! nothing, as points and dead letters are idempotent.
 //!
+//! Health: the connector's row of `connector_state` (what
+//! `GET /api/v1/connectors` shows) gets librdkafka's own errors — a bad
+//! property, a failed TLS or SASL handshake, a broker that cannot be
+//! reached — as they happen, each one at most every [`WARN_EVERY`], and
+//! the points written at most every [`HEALTH_EVERY`]; see [`health`].
+//!
 //! Backpressure: at `max_in_flight_points` taken but unwritten, the
 //! consumer stops taking messages: it waits for the writer, and if the
 //! writer stays behind (the store is slow or unreachable) it pauses the
@@ -89,20 +95,56 @@ const DEAD_LETTER_BYTES_PER_POINT: usize = 256;
 /// The same consumer warning is logged at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(30);
 
+/// How often the points written are added to the connector's health.
+const HEALTH_EVERY: Duration = Duration::from_secs(5);
+
+/// What the consumer and the writer tell [`health`].
+#[derive(Debug)]
+enum Health {
+    /// A batch of this many points is written.
+    Written(u64),
+    /// librdkafka reported an error (logged already).
+    Failed(String),
+}
+
+/// A librdkafka error as a message: its own words, without a
+/// configuration value (which may be a password).
+fn error_text(e: &KafkaError) -> String {
+    match e {
+        KafkaError::ClientConfig(_, desc, key, _) => format!("invalid property {key}: {desc}"),
+        other => other.to_string(),
+    }
+}
+
 /// Runs the connector `name` until `shutdown`. A consumer that fails is
 /// restarted after a growing delay; a store that fails pauses consumption.
 pub async fn run(ctx: Context, name: String, source: KafkaSource, shutdown: CancellationToken) {
+    let (health_tx, health_rx) = mpsc::unbounded_channel();
+    let recorder = tokio::spawn(health(ctx.clone(), name.clone(), health_rx));
+    consume_until_shutdown(&ctx, &name, &source, &shutdown, health_tx).await;
+    let _ = recorder.await;
+}
+
+async fn consume_until_shutdown(
+    ctx: &Context,
+    name: &str,
+    source: &KafkaSource,
+    shutdown: &CancellationToken,
+    health: mpsc::UnboundedSender<Health>,
+) {
     let mut delay = RESTART_MIN;
     loop {
         let started = Instant::now();
-        match run_consumer(&ctx, &name, &source, &shutdown).await {
+        match run_consumer(ctx, name, source, shutdown, &health).await {
             Ok(()) => return,
             Err(e) => {
                 ctx.metrics
                     .connector_errors
-                    .with_label_values(&[&name, "kafka"])
+                    .with_label_values(&[name, "kafka"])
                     .inc();
-                tracing::error!(connector = %name, error = %e, retry_in = ?delay, "kafka consumer failed");
+                let text = error_text(&e);
+                tracing::error!(connector = %name, error = %text, retry_in = ?delay, "kafka consumer failed");
+                let _ = health.send(Health::Failed(text));
             }
         }
         if started.elapsed() > RESTART_MAX {
@@ -116,12 +158,66 @@ pub async fn run(ctx: Context, name: String, source: KafkaSource, shutdown: Canc
     }
 }
 
+/// Records the connector's health in the store: each error as it comes
+/// (the same one again at most every [`WARN_EVERY`]), the points written
+/// every [`HEALTH_EVERY`]; until every sender is gone.
+async fn health(ctx: Context, name: String, mut events: mpsc::UnboundedReceiver<Health>) {
+    let mut points = 0u64;
+    let mut flush_at: Option<tokio::time::Instant> = None;
+    let mut recorded: BTreeMap<String, Instant> = BTreeMap::new();
+    loop {
+        let event = match flush_at {
+            Some(at) => tokio::select! {
+                e = events.recv() => e,
+                _ = tokio::time::sleep_until(at) => {
+                    record(&ctx, &name, std::mem::take(&mut points), None).await;
+                    flush_at = None;
+                    continue;
+                }
+            },
+            None => events.recv().await,
+        };
+        match event {
+            None => {
+                if points > 0 {
+                    record(&ctx, &name, points, None).await;
+                }
+                return;
+            }
+            Some(Health::Written(n)) => {
+                points += n;
+                flush_at.get_or_insert_with(|| tokio::time::Instant::now() + HEALTH_EVERY);
+            }
+            Some(Health::Failed(error)) => {
+                let now = Instant::now();
+                if recorded.get(&error).is_none_or(|t| now - *t > WARN_EVERY) {
+                    recorded.insert(error.clone(), now);
+                    record(&ctx, &name, std::mem::take(&mut points), Some(error)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn record(ctx: &Context, name: &str, points: u64, error: Option<String>) {
+    let outcome = crate::store::RunOutcome {
+        finished_at: ctx.clock.now(),
+        points,
+        watermark: None,
+        error,
+    };
+    if let Err(e) = ctx.store.record_stream_health(name, &outcome).await {
+        tracing::debug!(connector = %name, error = %e, "recording the kafka connector's health failed");
+    }
+}
+
 /// One consumer's life: until shutdown (Ok) or a fatal consumer error.
 async fn run_consumer(
     ctx: &Context,
     name: &str,
     source: &KafkaSource,
     shutdown: &CancellationToken,
+    health: &mpsc::UnboundedSender<Health>,
 ) -> KafkaResult<()> {
     let (batches_tx, batches_rx) = mpsc::unbounded_channel();
     let (acks_tx, acks_rx) = sync_mpsc::channel();
@@ -130,11 +226,13 @@ async fn run_consumer(
         name.to_string(),
         batches_rx,
         acks_tx,
+        health.clone(),
         shutdown.clone(),
     ));
     let shared = Shared {
         name: name.to_string(),
         ctx: ctx.clone(),
+        health: health.clone(),
         shutdown: shutdown.clone(),
         pipe: Mutex::new(Pipeline::new(
             name, source, ctx, batches_tx, acks_rx, shutdown,
@@ -237,6 +335,7 @@ async fn write_batches(
     name: String,
     mut batches: mpsc::UnboundedReceiver<Batch>,
     acks: sync_mpsc::Sender<Ack>,
+    health: mpsc::UnboundedSender<Health>,
     shutdown: CancellationToken,
 ) {
     while let Some(batch) = batches.recv().await {
@@ -298,6 +397,7 @@ async fn write_batches(
             .with_label_values(&[&name])
             .set(ctx.clock.now().timestamp_millis() as f64 / 1000.0);
         ctx.live.points_written(&batch.points);
+        let _ = health.send(Health::Written(batch.points.len() as u64));
         let ack = Ack {
             batch: batch.id,
             units: batch.units,
@@ -340,10 +440,11 @@ fn consume(config: ClientConfig, shared: Shared, topics: &[String]) -> KafkaResu
                 return Err(KafkaError::MessageConsumptionFatal(code));
             }
             Some(Err(e)) => {
-                let text = e.to_string();
+                let text = error_text(&e);
                 let now = Instant::now();
                 if warned.get(&text).is_none_or(|t| now - *t > WARN_EVERY) {
                     tracing::warn!(connector = %name, error = %text, "kafka consumer error");
+                    consumer.context().report(text.clone());
                     warned.insert(text, now);
                 }
             }
@@ -375,6 +476,9 @@ fn consume(config: ClientConfig, shared: Shared, topics: &[String]) -> KafkaResu
 struct Shared {
     name: String,
     ctx: Context,
+    /// librdkafka's errors go to the connector's health (also from its
+    /// own threads, which call `log`).
+    health: mpsc::UnboundedSender<Health>,
     shutdown: CancellationToken,
     pipe: Mutex<Pipeline>,
 }
@@ -382,6 +486,11 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Pipeline> {
         self.pipe.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Tells the connector's health of an error.
+    fn report(&self, error: String) {
+        let _ = self.health.send(Health::Failed(error));
     }
 }
 
@@ -393,7 +502,8 @@ impl ClientContext for Shared {
             | RDKafkaLogLevel::Alert
             | RDKafkaLogLevel::Critical
             | RDKafkaLogLevel::Error => {
-                tracing::error!(connector = %name, facility = fac, "librdkafka: {message}")
+                tracing::error!(connector = %name, facility = fac, "librdkafka: {message}");
+                self.report(format!("librdkafka: {message}"));
             }
             RDKafkaLogLevel::Warning => {
                 tracing::warn!(connector = %name, facility = fac, "librdkafka: {message}")
