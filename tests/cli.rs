@@ -196,6 +196,69 @@ async fn ingest_then_score_on_postgres() {
         .unwrap();
 }
 
+/// The same over TLS (`sslmode=verify-full`), and while the commands run
+/// every connection of theirs to the database is encrypted.
+#[tokio::test]
+async fn ingest_then_score_on_postgres_over_tls() {
+    if pg::skip() {
+        return;
+    }
+    let db = pg::fresh_database().await;
+    let url = pg::tls_url(db.url()).await;
+    let name = db.name().to_string();
+    // Sample the server's view of the database's connections while the
+    // commands run; every one seen must be encrypted.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let (mut seen, mut encrypted) = (0, 0);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let (c, e) = pg::connections_encrypted(&name).await;
+                seen += c;
+                encrypted += e;
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            (seen, encrypted)
+        })
+    };
+    tokio::task::spawn_blocking(move || ingest_and_score(&url))
+        .await
+        .unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (seen, encrypted) = watcher.await.unwrap();
+    assert!(seen > 0, "no connection of the commands was seen");
+    assert_eq!(
+        encrypted, seen,
+        "{encrypted} of {seen} connections encrypted"
+    );
+}
+
+/// A wrong CA is refused, saying so, and the password is not printed.
+#[tokio::test]
+async fn a_wrong_ca_is_refused_with_a_clear_error() {
+    if pg::skip() {
+        return;
+    }
+    let db = pg::fresh_database().await;
+    let certs = common::tls::certs();
+    let url = pg::tls_url(&db.url().replacen("postgres@", "postgres:s3cret-pw@", 1))
+        .await
+        .replace(
+            &pg::server_certificate().await.display().to_string(),
+            &certs.ca.display().to_string(),
+        );
+    let out = tokio::task::spawn_blocking(move || {
+        okrd(&repo(), &["score"], &[("OKRD_DATABASE__URL", url.as_str())])
+    })
+    .await
+    .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(err.contains("not signed by a trusted CA"), "{err}");
+    assert!(!err.contains("s3cret-pw"), "{err}");
+}
+
 #[test]
 fn a_file_with_a_bad_row_is_rejected_whole() {
     let tmp = tempfile::tempdir().unwrap();

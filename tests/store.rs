@@ -46,8 +46,8 @@ impl Target {
     }
 }
 
-/// Instantiates each case once per backend: `sqlite::<case>` and
-/// `postgres::<case>`.
+/// Instantiates each case once per backend: `sqlite::<case>`,
+/// `postgres::<case>`, and `postgres_tls::<case>` (over TLS).
 macro_rules! cases {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -72,6 +72,24 @@ macro_rules! cases {
                     }
                     let db = pg::fresh_database().await;
                     super::$case(super::Target { url: db.url().to_string() }).await;
+                }
+            )*
+        }
+
+        /// The same cases over TLS: `sslmode=verify-full`, the server's
+        /// certificate as `sslrootcert`.
+        mod postgres_tls {
+            use crate::common::pg;
+
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    if pg::skip() {
+                        return;
+                    }
+                    let db = pg::fresh_database().await;
+                    let url = pg::tls_url(db.url()).await;
+                    super::$case(super::Target { url }).await;
                 }
             )*
         }
@@ -623,4 +641,81 @@ async fn postgres_without_timescaledb_keeps_a_plain_points_table() {
         .expect("count");
     assert_eq!(count, 1);
     conn.close().await.expect("close");
+}
+
+/// okrd's connections to a PostgreSQL URL with `sslmode=verify-full` are
+/// encrypted, as the server itself reports (`pg_stat_ssl`); with
+/// `sslmode=disable` they are not, so the count can tell the difference.
+#[tokio::test]
+async fn postgres_over_tls_is_encrypted() {
+    if common::pg::skip() {
+        return;
+    }
+    for (tls, expect_encrypted) in [(true, true), (false, false)] {
+        let db = common::pg::fresh_database().await;
+        let url = if tls {
+            common::pg::tls_url(db.url()).await
+        } else {
+            format!("{}?sslmode=disable", db.url())
+        };
+        let store = store::open(&url).await.expect("open");
+        let s = key("m", &[]);
+        store
+            .write_points(&[point(&s, t(0), 1.0)], &no_progress)
+            .await
+            .expect("write");
+        let (connections, encrypted) = common::pg::connections_encrypted(db.name()).await;
+        assert!(connections >= 1, "the store holds a connection");
+        let expected = if expect_encrypted { connections } else { 0 };
+        assert_eq!(
+            encrypted, expected,
+            "{url}: {encrypted} of {connections} encrypted"
+        );
+    }
+}
+
+/// A TLS failure says what failed, and never the password: a CA that did
+/// not sign the server's certificate, a host name the certificate does not
+/// name, a server that does not speak TLS.
+#[tokio::test]
+async fn postgres_tls_failures_are_named_without_the_password() {
+    if common::pg::skip() {
+        return;
+    }
+    let db = common::pg::fresh_database().await;
+    let certs = common::tls::certs();
+    // Trust auth ignores the password; it is there to be kept out of messages.
+    let with_password = db.url().replacen("postgres@", "postgres:s3cret-pw@", 1);
+    let tls = common::pg::tls_url(&with_password).await;
+    assert!(tls.contains("@localhost"), "{tls}");
+    let wrong_ca = tls.replace(
+        &common::pg::server_certificate().await.display().to_string(),
+        &certs.ca.display().to_string(),
+    );
+    let wrong_host = tls.replacen("@localhost", "@127.0.0.1", 1);
+    // A server that answers "no TLS" to the SSLRequest.
+    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let plain_port = plain.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = plain.accept().await {
+            let mut request = [0u8; 8];
+            let _ = socket.read_exact(&mut request).await;
+            let _ = socket.write_all(b"N").await;
+        }
+    });
+    let no_tls = format!("postgres://postgres:s3cret-pw@127.0.0.1:{plain_port}/x?sslmode=require");
+    for (url, words) in [
+        (&wrong_ca, "not signed by a trusted CA"),
+        (&wrong_host, "not valid for the host name"),
+        (&no_tls, "does not speak TLS"),
+    ] {
+        let message = match store::open(url).await {
+            Ok(_) => panic!("{url} opened"),
+            Err(e) => e.to_string(),
+        };
+        assert!(message.contains(words), "{url}: {message}");
+        assert!(!message.contains("s3cret-pw"), "{message}");
+        assert!(message.contains("postgres:***@"), "{message}");
+    }
 }

@@ -200,3 +200,54 @@ pub fn with_database(url: &str, name: &str) -> String {
     }
     out
 }
+
+/// The certificate the server presents, from `ssl_cert_file` (Debian's
+/// snakeoil certificate: self-signed, for `localhost`), to verify it by.
+/// Panics, naming the script that turns TLS on, when the server has it off.
+pub async fn server_certificate() -> std::path::PathBuf {
+    let mut admin = PgConnection::connect(&admin_url()).await.expect("connect");
+    let ssl: String = sqlx::query_scalar("SHOW ssl")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        ssl, "on",
+        "PostgreSQL has TLS off: scripts/test turns it on (through scripts/ensure-postgres.sh)"
+    );
+    let file: String = sqlx::query_scalar("SHOW ssl_cert_file")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    let _ = admin.close().await;
+    // A relative path is relative to the data directory; Debian's is absolute.
+    file.into()
+}
+
+/// `url` as a TLS connection verified as libpq's `verify-full` does: to
+/// `localhost` (the name in the local server's certificate, instead of
+/// 127.0.0.1), trusting only the server's own certificate.
+pub async fn tls_url(url: &str) -> String {
+    let cert = server_certificate().await;
+    let url = url.replacen("@127.0.0.1", "@localhost", 1);
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!(
+        "{url}{sep}sslmode=verify-full&sslrootcert={}",
+        cert.display()
+    )
+}
+
+/// How many connections to database `name` there are now, and how many of
+/// them are encrypted (`pg_stat_ssl`).
+pub async fn connections_encrypted(name: &str) -> (i64, i64) {
+    let mut admin = PgConnection::connect(&admin_url()).await.expect("connect");
+    let counts = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE s.ssl) \
+         FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.datname = $1",
+    )
+    .bind(name)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    let _ = admin.close().await;
+    counts
+}
