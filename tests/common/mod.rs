@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod kafka;
+pub mod mysql;
 pub mod pg;
 pub mod process;
 pub mod server;

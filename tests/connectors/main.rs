@@ -1,6 +1,7 @@
 //! Pull connectors end to end: `http` against a local fixture server,
 //! `prometheus` against the real Prometheus (Debian's package) scraping a
-//! fixture exporter, `sql` against the real PostgreSQL; registration by YAML
+//! fixture exporter, `sql` against the real PostgreSQL and MariaDB (also
+//! over TLS); registration by YAML
 //! and REST; health in /metrics and the API; scheduling (no overlap, one
 //! catch-up, one slow connector never delays another); and one run per
 //! tick across two `okrd serve` instances on one PostgreSQL.
@@ -12,6 +13,7 @@ mod fixture;
 mod api;
 mod http;
 mod instances;
+mod mysql;
 mod prometheus;
 mod schedule;
 mod sql;

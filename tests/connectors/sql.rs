@@ -194,3 +194,36 @@ async fn sql_pulls_incrementally_across_a_restart() {
         "the REST connector read the updated row"
     );
 }
+
+/// A PostgreSQL source over TLS (`sslmode=verify-full`): the pull works,
+/// and the connection the connector keeps to the source is encrypted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_pulls_from_postgres_over_tls() {
+    if pg::skip() {
+        return;
+    }
+    let source = pg::fresh_database().await;
+    exec(
+        source.url(),
+        "CREATE TABLE daily (day date, value float8);
+         INSERT INTO daily VALUES ('2026-11-01', 1.5), ('2026-11-02', 2.5);",
+    )
+    .await;
+    let dsn = pg::tls_url(source.url()).await;
+    let d = Deployment::new();
+    d.connector_file(
+        "tls",
+        &format!("- name: tls\n  type: sql\n  schedule: \"@every 1s\"\n  dsn: {dsn}\n  query: SELECT day AS ts, value FROM daily WHERE day > $1\n  metric: daily\n"),
+    );
+    let server = d.start(None, &[], None, &[]);
+    let c = eventually(Duration::from_secs(30), "the pull", || async {
+        connector(&server, "tls")
+            .await
+            .filter(|c| c["points_ingested"] == 2)
+    })
+    .await;
+    assert!(c["last_error"].is_null(), "{c}");
+    let (connections, encrypted) = pg::connections_encrypted(source.name()).await;
+    assert_eq!(connections, 1, "the connector keeps one connection");
+    assert_eq!(encrypted, 1);
+}
