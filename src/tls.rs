@@ -141,13 +141,6 @@ pub fn describe(error: &(dyn std::error::Error + 'static)) -> Option<String> {
         if let Some(r) = e.downcast_ref::<rustls::Error>() {
             return Some(rustls_words(r));
         }
-        if let Some(r) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(rustls_words(r));
-        }
         if let Some(sqlx::Error::Tls(inner)) = e.downcast_ref::<sqlx::Error>() {
             let text = inner.to_string();
             return Some(if text.contains("does not support TLS") {
@@ -157,7 +150,14 @@ pub fn describe(error: &(dyn std::error::Error + 'static)) -> Option<String> {
                 format!("TLS failed: {text}")
             });
         }
-        next = e.source();
+        // An I/O error's `source` skips the error it wraps (rustls's, or
+        // another I/O error): look at that one itself.
+        next = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
     }
     None
 }
@@ -185,6 +185,25 @@ fn rustls_words(e: &rustls::Error) -> String {
             other => format!("TLS: the server's certificate is refused: {other:?}"),
         },
         other => format!("TLS handshake failed: {other}"),
+    }
+}
+
+/// An error and its causes, as one message (reqwest's and lettre's own
+/// omit the causes), led by [`describe`]'s words for a TLS failure.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    match describe(e) {
+        Some(words) => format!("{words} ({out})"),
+        None => out,
     }
 }
 

@@ -18,7 +18,7 @@ use okrd::metrics::Metrics;
 use okrd::model::{Point, SeriesKey, Timestamp};
 use okrd::scorer;
 use okrd::store::{self, AlertKey, Store};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// 2026-11-02T00:00:00Z, inside the test objective's period.
 fn t0() -> Timestamp {
@@ -788,4 +788,192 @@ async fn a_delivery_decided_before_a_kill_is_sent_once_after_restart() {
     assert_eq!(deliveries.len(), 1, "one transition, one delivery: {v}");
     assert_eq!(deliveries[0]["status"], "sent");
     assert_eq!(v["alerts"][0]["episode"], 1);
+}
+
+/// The local SMTP relay of `tests/fixtures/smtp_server.py` (Debian's
+/// `python3-aiosmtpd`): STARTTLS or smtps with the test certificate, AUTH
+/// required (user `okrd`, password `relay-pw`).
+struct Relay {
+    child: std::process::Child,
+    port: u16,
+    messages: std::sync::mpsc::Receiver<Value>,
+}
+
+impl Relay {
+    fn start(mode: &str, certs: &common::tls::Certs) -> Relay {
+        use std::io::BufRead;
+        let python = std::path::Path::new("/usr/bin/python3");
+        let has_aiosmtpd = std::process::Command::new(python)
+            .args(["-c", "import aiosmtpd"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            has_aiosmtpd,
+            "Debian's python3-aiosmtpd is not installed: scripts/test installs it (through scripts/install-test-deps.sh)"
+        );
+        let port = common::process::free_port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/smtp_server.py");
+        let mut child = std::process::Command::new(python)
+            .arg(script)
+            .arg(mode)
+            .arg(port.to_string())
+            .arg(&certs.cert)
+            .arg(&certs.key)
+            .args(["okrd", "relay-pw"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("ready"));
+        let (tx, messages) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = tx.send(serde_json::from_str(&line).unwrap());
+            }
+        });
+        Relay {
+            child,
+            port,
+            messages,
+        }
+    }
+
+    fn message(&self) -> Option<Value> {
+        self.messages.recv_timeout(Duration::from_secs(10)).ok()
+    }
+
+    /// Whether no message came: asked once a send has returned, when the
+    /// relay would already have printed one it accepted.
+    fn received_nothing(&self) -> bool {
+        self.messages.recv_timeout(Duration::from_secs(1)).is_err()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn email_notifier(smtp: &str, ca: &std::path::Path) -> String {
+    format!(
+        "{{ type: email, to: [growth@example.com], smtp: \"{smtp}\", from: okrd@example.com, username: okrd, password: relay-pw, ca_file: \"{}\" }}",
+        ca.display()
+    )
+}
+
+/// The one delivery of the counter-metric alert through `notifier`.
+async fn deliver_through(notifier: String) -> okrd::store::Delivery {
+    let (_d, config) = deployment(&[("mail", notifier)]);
+    let (_dir, s, _clock) = services(config.clone()).await;
+    fire(s.store.as_ref(), &config).await;
+    let senders = okrd::alerts::notifiers::Senders::new(Duration::from_secs(60));
+    assert_eq!(outbox::deliver_due(&s, &senders).await.unwrap(), 1);
+    s.store.deliveries(&counter_key()).await.unwrap().remove(0)
+}
+
+/// `smtp://` upgrades with STARTTLS (the relay requires it before AUTH and
+/// mail), logs in, and checks the relay's certificate against `ca_file`.
+#[tokio::test]
+async fn email_through_a_starttls_relay_with_login() {
+    let certs = common::tls::certs();
+    let relay = Relay::start("starttls", &certs);
+    let smtp = format!("smtp://localhost:{}", relay.port);
+    let d = deliver_through(email_notifier(&smtp, &certs.ca)).await;
+    assert_eq!(d.status, "sent", "{d:?}");
+    let m = relay.message().expect("the relay received the message");
+    assert_eq!(m["tls"], true);
+    assert_eq!(m["login"], "okrd");
+    assert!(
+        m["data"]
+            .as_str()
+            .unwrap()
+            .contains("Subject: [okrd FIRING] growth/activation"),
+        "{m}"
+    );
+}
+
+/// `smtps://` is TLS from the first byte; a relay whose certificate the
+/// `ca_file` did not sign is refused, in words, and gets nothing.
+#[tokio::test]
+async fn email_over_smtps_and_an_untrusted_relay_refused() {
+    let certs = common::tls::certs();
+    let relay = Relay::start("smtps", &certs);
+    let smtp = format!("smtps://localhost:{}", relay.port);
+    let d = deliver_through(email_notifier(&smtp, &certs.ca)).await;
+    assert_eq!(d.status, "sent", "{d:?}");
+    let m = relay.message().expect("the relay received the message");
+    assert_eq!(
+        (m["tls"].clone(), m["login"].clone()),
+        (json!(true), json!("okrd"))
+    );
+
+    let d = deliver_through(email_notifier(&smtp, &certs.other_ca)).await;
+    assert_ne!(d.status, "sent");
+    let error = d.last_error.unwrap();
+    assert!(error.contains("not signed by a trusted CA"), "{error}");
+    assert!(!error.contains("relay-pw"), "{error}");
+    assert!(relay.received_nothing(), "nothing reached the relay");
+}
+
+/// `?tls=required` refuses to send to a relay that offers no STARTTLS: no
+/// message (and no password) goes out in clear.
+#[tokio::test]
+async fn email_with_tls_required_refuses_a_relay_without_tls() {
+    let (port, data) = smtp_sink().await;
+    let certs = common::tls::certs();
+    let smtp = format!("smtp://127.0.0.1:{port}?tls=required");
+    let d = deliver_through(email_notifier(&smtp, &certs.ca)).await;
+    assert_ne!(d.status, "sent");
+    let error = d.last_error.unwrap();
+    assert!(error.to_lowercase().contains("starttls"), "{error}");
+    let data = tokio::time::timeout(Duration::from_secs(10), data)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(data, "", "no DATA was sent");
+}
+
+/// A webhook over HTTPS with a private CA: delivered with `ca_file`, and
+/// refused (the certificate is not trusted) without it.
+#[tokio::test]
+async fn webhook_over_https_with_a_private_ca() {
+    let (base, seen) = receiver(vec![]).await;
+    let backend: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+    let certs = common::tls::certs();
+    let tls = common::tls::Stunnel::start(&certs, backend);
+    let url = format!("https://localhost:{}", tls.port);
+    let (_d, config) = deployment(&[
+        (
+            "private",
+            format!(
+                "{{ type: webhook, url: \"{url}/private\", ca_file: \"{}\" }}",
+                certs.ca.display()
+            ),
+        ),
+        (
+            "public",
+            format!("{{ type: webhook, url: \"{url}/public\" }}"),
+        ),
+    ]);
+    let (_dir, s, _clock) = services(config.clone()).await;
+    fire(s.store.as_ref(), &config).await;
+    let senders = okrd::alerts::notifiers::Senders::new(Duration::from_secs(60));
+    assert_eq!(outbox::deliver_due(&s, &senders).await.unwrap(), 2);
+    let deliveries = s.store.deliveries(&counter_key()).await.unwrap();
+    let by = |n: &str| deliveries.iter().find(|d| d.notifier == n).unwrap();
+    assert_eq!(by("private").status, "sent", "{:?}", by("private"));
+    let public = by("public");
+    assert_ne!(public.status, "sent");
+    let error = public.last_error.as_deref().unwrap();
+    assert!(error.contains("not signed by a trusted CA"), "{error}");
+    let paths: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect();
+    assert_eq!(paths, ["private"]);
 }

@@ -77,7 +77,7 @@ pub(super) async fn send(
 async fn once(request: RequestBuilder, target: &str) -> Result<(StatusCode, Vec<u8>), PullError> {
     let transport = |e: reqwest::Error| PullError::Unreachable {
         target: target.to_string(),
-        message: error_chain(&e),
+        message: crate::tls::error_chain(&e),
     };
     let mut response = request.send().await.map_err(transport)?;
     let status = response.status();
@@ -102,20 +102,4 @@ pub(super) fn quote(body: &[u8]) -> String {
         Some((i, _)) => format!("{}...", &text[..i]),
         None => text.to_string(),
     }
-}
-
-/// An error and its causes, as reqwest's own message omits them; a TLS
-/// failure also in words.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    if let Some(words) = crate::tls::describe(e) {
-        out = format!("{words}: {out}");
-    }
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

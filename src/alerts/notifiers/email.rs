@@ -142,8 +142,7 @@ pub async fn send(
     }
     let transport = builder.build();
     transport.send(message).await.map(|_| ()).map_err(|e| {
-        let words = crate::tls::describe(&e).map_or(String::new(), |w| format!("{w}: "));
-        let message = format!("email via {}: {words}{e}", smtp.url);
+        let message = format!("email via {}: {}", smtp.url, crate::tls::error_chain(&e));
         if e.is_permanent() {
             SendError::permanent(message)
         } else {

@@ -121,10 +121,7 @@ pub(crate) async fn check_response(
     what: &str,
     r: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<reqwest::Response, SendError> {
-    let r = r.map_err(|e| {
-        let words = crate::tls::describe(&e).map_or(String::new(), |w| format!("{w}: "));
-        SendError::retry(format!("{what}: {words}{e}"))
-    })?;
+    let r = r.map_err(|e| SendError::retry(format!("{what}: {}", crate::tls::error_chain(&e))))?;
     let status = r.status();
     if status.is_success() {
         return Ok(r);
