@@ -574,3 +574,93 @@ async fn a_killed_consumer_restarts_and_every_point_is_stored_exactly_once() {
         .await;
     }
 }
+
+/// Kafka over TLS: librdkafka's mock broker behind stunnel, advertising
+/// the TLS port, so every connection is TLS. The real binary consumes
+/// through `security.protocol: SSL` with `ssl.ca.location`; the connectors
+/// that cannot connect show librdkafka's own error in
+/// `GET /api/v1/connectors/{name}` and in the log, with their name: a CA
+/// that did not sign the broker's certificate, a property librdkafka does
+/// not know, and SASL_SSL with SCRAM-SHA-512 (compiled in; the mock broker
+/// implements no SASL, so its handshake fails).
+#[tokio::test]
+async fn kafka_over_tls_and_librdkafka_errors_in_the_api() {
+    let certs = common::tls::certs();
+    let kafka = Kafka::start_tls(&certs);
+    let topic = kafka.topic(2).await;
+    let conf = tempfile::tempdir().unwrap();
+    let connectors = conf.path().join("connectors");
+    std::fs::create_dir_all(&connectors).unwrap();
+    let ca = certs.ca.display().to_string();
+    let other_ca = certs.other_ca.display().to_string();
+    let connector = |name: &str, properties: &str| {
+        format!(
+            "- name: {name}\n  type: kafka\n  brokers: \"{}\"\n  topics: [{topic}]\n  group: {name}\n  batch_max_wait: 50ms\n  properties: {{ {properties} }}\n",
+            kafka.brokers()
+        )
+    };
+    std::fs::write(
+        connectors.join("events.yaml"),
+        [
+            connector("tls", &format!("security.protocol: SSL, ssl.ca.location: \"{ca}\"")),
+            connector("wrong-ca", &format!("security.protocol: SSL, ssl.ca.location: \"{other_ca}\"")),
+            connector("typo", "security.protocol: SSL, no.such.property: \"1\""),
+            connector(
+                "scram",
+                &format!("security.protocol: SASL_SSL, sasl.mechanism: SCRAM-SHA-512, sasl.username: okrd, sasl.password: scram-pw, ssl.ca.location: \"{ca}\""),
+            ),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let service = format!(
+        "http:\n  listen: 127.0.0.1:0\npaths:\n  connectors: {}\n",
+        connectors.display()
+    );
+    let (payloads, expected) = messages(0, 500, false);
+    kafka.produce(&topic, 2, &payloads).await;
+    let server = Server::start(&service, &[], None, &[]);
+    let url = server.database_url.clone();
+    eventually(WAIT, "every point over TLS", || async {
+        (stored(&url).await.0 == expected.points).then_some(())
+    })
+    .await;
+    assert_eq!(stored(&url).await, (expected.points, expected.value_sum));
+
+    let api = |name: &str| {
+        let url = server.url(&format!("/api/v1/connectors/{name}"));
+        async move {
+            let c: Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+            c["last_error"].is_string().then_some(c)
+        }
+    };
+    for (name, words) in [
+        ("wrong-ca", "certificate verify failed"),
+        ("typo", "No such configuration property"),
+        ("scram", "SASL"),
+    ] {
+        let c = eventually(WAIT, name, || api(name)).await;
+        let error = c["last_error"].as_str().unwrap();
+        assert!(error.contains(words), "{name}: {error}");
+        assert!(!error.contains("scram-pw"), "{error}");
+        let log = server.log();
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&format!("connector={name}")) && l.contains(words)),
+            "{name}: no log line with its name and {words:?}"
+        );
+    }
+    // The consuming connector's health: its points, and no error.
+    let c = eventually(WAIT, "the tls connector's health", || async {
+        let c: Value = reqwest::get(server.url("/api/v1/connectors/tls"))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (c["points_ingested"] == expected.points).then_some(c)
+    })
+    .await;
+    assert!(c["last_error"].is_null(), "{c}");
+    assert!(c["last_success"].is_string(), "{c}");
+}

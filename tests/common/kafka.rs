@@ -12,7 +12,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
+use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 /// The variable naming a real broker's bootstrap servers.
@@ -22,8 +22,16 @@ pub const BROKERS_VAR: &str = "OKRD_TEST_KAFKA_BROKERS";
 pub struct Kafka {
     // Kept alive for the test's duration; dropping it stops the brokers.
     _mock: Option<MockCluster<'static, DefaultProducerContext>>,
+    tls: Option<TlsBroker>,
     brokers: String,
     producer: FutureProducer,
+}
+
+/// A mock broker behind TLS: the client that owns the mock cluster, and
+/// stunnel in front of it.
+struct TlsBroker {
+    owner: FutureProducer,
+    _stunnel: super::tls::Stunnel,
 }
 
 /// A name no other test (or run) uses.
@@ -57,6 +65,59 @@ impl Kafka {
             .expect("create producer");
         Kafka {
             _mock: mock,
+            tls: None,
+            brokers,
+            producer,
+        }
+    }
+
+    /// A mock cluster of one broker reached over TLS only: stunnel (with
+    /// `certs`) in front of it, and the broker advertising stunnel's port
+    /// as `localhost`, so every connection, bootstrap or not, is TLS. The
+    /// test producer speaks TLS too.
+    pub fn start_tls(certs: &super::tls::Certs) -> Kafka {
+        let owner: FutureProducer = ClientConfig::new()
+            .set("test.mock.num.brokers", "1")
+            .create()
+            .expect("start librdkafka's mock cluster");
+        let bootstrap = owner
+            .client()
+            .mock_cluster()
+            .expect("a mock cluster")
+            .bootstrap_servers();
+        let plain_port: u16 = bootstrap
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the mock broker's port");
+        let stunnel = super::tls::Stunnel::start(certs, plain_port);
+        let host = std::ffi::CString::new("localhost").unwrap();
+        // SAFETY: the cluster belongs to `owner`, alive for this call and
+        // kept for the test's duration; the host is copied.
+        unsafe {
+            let cluster = rdkafka_sys::rd_kafka_handle_mock_cluster(owner.client().native_ptr());
+            assert!(!cluster.is_null());
+            rdkafka_sys::rd_kafka_mock_broker_set_host_port(
+                cluster,
+                1,
+                host.as_ptr(),
+                i32::from(stunnel.port),
+            );
+        }
+        let brokers = format!("localhost:{}", stunnel.port);
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("security.protocol", "ssl")
+            .set("ssl.ca.location", certs.ca.to_str().unwrap())
+            .set("linger.ms", "5")
+            .create()
+            .expect("create producer");
+        Kafka {
+            _mock: None,
+            tls: Some(TlsBroker {
+                owner,
+                _stunnel: stunnel,
+            }),
             brokers,
             producer,
         }
@@ -75,6 +136,15 @@ impl Kafka {
     /// Creates a topic of `partitions` partitions with a unique name.
     pub async fn topic(&self, partitions: i32) -> String {
         let name = unique("okrd-test");
+        if let Some(tls) = &self.tls {
+            tls.owner
+                .client()
+                .mock_cluster()
+                .expect("a mock cluster")
+                .create_topic(&name, partitions, 1)
+                .expect("create mock topic");
+            return name;
+        }
         match &self._mock {
             Some(mock) => mock
                 .create_topic(&name, partitions, 1)
