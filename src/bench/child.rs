@@ -42,7 +42,7 @@ impl Child {
         fs::create_dir_all(dir.join("connectors"))?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let mut yaml = format!(
-            "database:\n  url: {}\npaths:\n  objectives: objectives\n  connectors: connectors\n\
+            "database:\n  url: {:?}\npaths:\n  objectives: objectives\n  connectors: connectors\n\
              http:\n  listen: 127.0.0.1:{port}\n  max_body: 64MiB\nscoring:\n  interval: {}\n",
             setup.database_url, setup.scoring_interval
         );

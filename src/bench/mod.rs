@@ -9,7 +9,8 @@
 //! - `dataset.rs`: the points the ingest phases send, as JSON and as COPY rows
 //! - `postgres.rs`: fresh databases, and PostgreSQL's binary COPY reference
 //! - `child.rs`: the `okrd serve` child: config, readiness, `/metrics`, peak RSS
-//! - `ingest.rs`: HTTP push from 8 clients; a Kafka topic through a `kafka` connector
+//! - `ingest.rs`: HTTP push from 8 clients; a Kafka topic through a `kafka` connector;
+//!   on PostgreSQL both in plaintext and over TLS (`verify-full`)
 //! - `latency.rs`: point pushed → KR value on `/metrics`, under background load
 //! - `recompute.rs`: 10,000 KRs over 10,000 series of 30 days of hourly points
 
@@ -100,6 +101,12 @@ pub struct StoreResults {
     pub store: String,
     pub http_push: Ingest,
     pub kafka: Ingest,
+    /// The same phases with okrd's connections to PostgreSQL over TLS
+    /// (the plaintext ones use `sslmode=disable`); PostgreSQL only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_push_tls: Option<Ingest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_tls: Option<Ingest>,
     pub latency: Latency,
     pub recompute: Recompute,
     /// The largest peak RSS of the okrd processes of all phases, MB.
@@ -161,23 +168,32 @@ async fn run_in(options: &Options, root: &Path, started: String) -> anyhow::Resu
     let mut stores = Vec::new();
     for store in &options.stores {
         let dir = root.join(store);
-        let phase = Phase {
+        let mut phase = Phase {
             store,
             dir: &dir,
             pg: &pg,
+            tls: false,
         };
-        eprintln!("{store}: HTTP push, {PUSH_CLIENTS} clients × {PUSH_BATCH}-point batches");
-        let (rate, rss) = phase.http_push(&dataset, bodies.clone()).await?;
-        eprintln!("  {:.0} points/s", rate.points_per_s);
-        let http_push = ingest(rate, rss, copy);
-
-        eprintln!(
-            "{store}: Kafka, {} point(s) a message, {PARTITIONS} partitions",
-            options.per_message
-        );
-        let (rate, rss) = phase.kafka(&dataset, &broker, options.per_message).await?;
-        eprintln!("  {:.0} points/s", rate.points_per_s);
-        let kafka = ingest(rate, rss, copy);
+        let (http_push, kafka) = phase
+            .ingest(&dataset, &bodies, &broker, options.per_message, copy)
+            .await?;
+        let (http_push_tls, kafka_tls) = if *store == "postgres" {
+            phase.tls = true;
+            let tls = phase
+                .ingest(&dataset, &bodies, &broker, options.per_message, copy)
+                .await;
+            phase.tls = false;
+            match tls {
+                Ok((push, kafka)) => (Some(push), Some(kafka)),
+                Err(e) if e.to_string().contains(NO_TLS) => {
+                    eprintln!("{store}: {NO_TLS}: no TLS phases");
+                    (None, None)
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            (None, None)
+        };
 
         eprintln!(
             "{store}: latency, {} probes under {} points/s",
@@ -203,11 +219,19 @@ async fn run_in(options: &Options, root: &Path, started: String) -> anyhow::Resu
             recompute_rss,
         ]
         .into_iter()
+        .chain(
+            http_push_tls
+                .iter()
+                .chain(&kafka_tls)
+                .map(|i| i.peak_rss_mb),
+        )
         .fold(0.0, f64::max);
         stores.push(StoreResults {
             store: store.clone(),
             http_push,
             kafka,
+            http_push_tls,
+            kafka_tls,
             latency,
             recompute,
             peak_rss_mb: peak,
@@ -235,20 +259,52 @@ fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
 
+/// Why the TLS phases are left out.
+const NO_TLS: &str = "the PostgreSQL server has TLS off";
+
 /// One store's phases, each on a fresh database and a fresh child.
 struct Phase<'a> {
     store: &'a str,
     dir: &'a Path,
     pg: &'a postgres::Server,
+    /// Whether okrd reaches PostgreSQL over TLS.
+    tls: bool,
 }
 
 impl Phase<'_> {
+    /// The two ingest phases, HTTP push then Kafka.
+    async fn ingest(
+        &self,
+        dataset: &Dataset,
+        bodies: &Arc<Vec<String>>,
+        broker: &Broker,
+        per_message: usize,
+        copy: f64,
+    ) -> anyhow::Result<(Ingest, Ingest)> {
+        let store = self.store;
+        let over = if self.tls { " (over TLS)" } else { "" };
+        eprintln!("{store}{over}: HTTP push, {PUSH_CLIENTS} clients × {PUSH_BATCH}-point batches");
+        let (rate, rss) = self.http_push(dataset, bodies.clone()).await?;
+        eprintln!("  {:.0} points/s", rate.points_per_s);
+        let http_push = ingest(rate, rss, copy);
+        eprintln!(
+            "{store}{over}: Kafka, {per_message} point(s) a message, {PARTITIONS} partitions"
+        );
+        let (rate, rss) = self.kafka(dataset, broker, per_message).await?;
+        eprintln!("  {:.0} points/s", rate.points_per_s);
+        Ok((http_push, ingest(rate, rss, copy)))
+    }
+
     /// A fresh database for phase `name`, and the child's directory.
     async fn fresh(&self, name: &str) -> anyhow::Result<(String, PathBuf)> {
         let dir = self.dir.join(name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let url = match self.store {
+            "postgres" if self.tls => {
+                let url = self.pg.fresh(name).await?;
+                self.pg.tls(&url).await?.context(NO_TLS)?
+            }
             "postgres" => self.pg.fresh(name).await?,
             "sqlite" => format!("sqlite://{}", dir.join("okrd.db").display()),
             other => anyhow::bail!("unknown store {other:?}: postgres or sqlite"),
@@ -284,7 +340,12 @@ impl Phase<'_> {
         per_message: usize,
     ) -> anyhow::Result<(Rate, f64)> {
         let (url, dir) = self.fresh("kafka").await?;
-        let topic = format!("okrd-bench-{}-{}", std::process::id(), self.store);
+        let topic = format!(
+            "okrd-bench-{}-{}{}",
+            std::process::id(),
+            self.store,
+            if self.tls { "-tls" } else { "" }
+        );
         broker
             .fill(&topic, PARTITIONS, dataset, per_message)
             .await?;
@@ -394,6 +455,9 @@ pub fn table(r: &Results) -> String {
     };
     row("HTTP push, 8 clients × 1,000", &|s| rate(&s.http_push));
     row("Kafka → store", &|s| rate(&s.kafka));
+    let or_dash = |i: &Option<Ingest>| i.as_ref().map_or("-".to_string(), rate);
+    row("HTTP push, store over TLS", &|s| or_dash(&s.http_push_tls));
+    row("Kafka → store over TLS", &|s| or_dash(&s.kafka_tls));
     row("end-to-end p50 / p99", &|s| {
         format!("{:.0} / {:.0} ms", s.latency.p50_ms, s.latency.p99_ms)
     });

@@ -25,7 +25,8 @@ impl Server {
     }
 
     /// Drops and creates database `okrd_bench_{name}`, with okrd's
-    /// schema; returns its URL.
+    /// schema; returns its URL, in plaintext (`sslmode=disable`) unless the
+    /// admin URL says otherwise.
     pub async fn fresh(&self, name: &str) -> anyhow::Result<String> {
         let db = format!("okrd_bench_{name}");
         let mut conn = PgConnection::connect(&self.admin)
@@ -38,13 +39,39 @@ impl Server {
             .execute(&mut conn)
             .await?;
         conn.close().await?;
-        let (base, _) = self
-            .admin
+        let (admin, query) = self.admin.split_once('?').unwrap_or((&self.admin, ""));
+        let (base, _) = admin
             .rsplit_once('/')
             .context("the PostgreSQL URL names no database")?;
-        let url = format!("{base}/{db}");
+        let query = match query {
+            q if q.contains("sslmode=") => q.to_string(),
+            "" => "sslmode=disable".to_string(),
+            q => format!("{q}&sslmode=disable"),
+        };
+        let url = format!("{base}/{db}?{query}");
         crate::store::migrate(&url).await?;
         Ok(url)
+    }
+
+    /// `url` (of [`Server::fresh`]) over TLS, verified as `verify-full`
+    /// against the server's own certificate (`ssl_cert_file`; Debian's
+    /// snakeoil names `localhost`, so 127.0.0.1 becomes `localhost`);
+    /// `None` when the server has TLS off.
+    pub async fn tls(&self, url: &str) -> anyhow::Result<Option<String>> {
+        let mut conn = PgConnection::connect(&self.admin).await?;
+        let ssl: String = sqlx::query_scalar("SHOW ssl").fetch_one(&mut conn).await?;
+        let cert: String = sqlx::query_scalar("SHOW ssl_cert_file")
+            .fetch_one(&mut conn)
+            .await?;
+        conn.close().await?;
+        if ssl != "on" {
+            return Ok(None);
+        }
+        let base = url.split('?').next().unwrap_or(url);
+        Ok(Some(format!(
+            "{}?sslmode=verify-full&sslrootcert={cert}",
+            base.replacen("@127.0.0.1", "@localhost", 1)
+        )))
     }
 
     /// Drops database `okrd_bench_{name}`.
