@@ -6,9 +6,10 @@
 
 FROM rust:1-bookworm AS build
 # librdkafka is compiled from the sources rdkafka-sys bundles (configure +
-# make, linking the system zlib); the rust image has the compiler and make.
+# make, linking the system zlib and OpenSSL, for SSL and SASL); the rust
+# image has the compiler and make.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends pkg-config zlib1g-dev \
+ && apt-get install -y --no-install-recommends pkg-config zlib1g-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -22,7 +23,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates zlib1g \
+ && apt-get install -y --no-install-recommends ca-certificates zlib1g libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin okrd
 WORKDIR /app

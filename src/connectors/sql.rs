@@ -7,9 +7,9 @@
 //! as it is), optionally `metric`; every other column is a label (text,
 //! integer or boolean; NULL means absent). The watermark, when the query
 //! uses it, is the latest ts the connector stored (1970-01-01T00:00:00Z
-//! before its first point), so `WHERE ts > $1` (PostgreSQL) or `WHERE ts
-//! > ?` (MySQL, where every `?` binds it) pulls incrementally, across
-//! restarts.
+//! before its first point), so `WHERE ts > $1` (PostgreSQL) or
+//! `WHERE ts > ?` (MySQL, where every `?` binds it) pulls incrementally,
+//! across restarts.
 //!
 //! The query runs in a read-only transaction with a statement timeout of
 //! the connector's timeout, over one connection kept between runs. TLS
@@ -216,6 +216,11 @@ pub(crate) enum Cell {
     Bool(bool),
 }
 
+/// `v` as a cell, NULL when absent.
+fn or_null<T>(v: Option<T>, f: impl FnOnce(T) -> Cell) -> Cell {
+    v.map_or(Cell::Null, f)
+}
+
 /// A result row of a source database: what its column types are to okrd,
 /// and its cells read by their database's own types. The one place where
 /// PostgreSQL and MySQL differ in reading results.
@@ -243,9 +248,6 @@ impl SourceRow for PgRow {
     }
 
     fn cell(&self, i: usize, type_name: &str, kind: Kind) -> Result<Cell, sqlx::Error> {
-        fn or_null<T>(v: Option<T>, f: impl FnOnce(T) -> Cell) -> Cell {
-            v.map_or(Cell::Null, f)
-        }
         Ok(match kind {
             Kind::Instant => or_null(self.try_get(i)?, Cell::Instant),
             Kind::DateTime => or_null(self.try_get(i)?, Cell::DateTime),

@@ -124,6 +124,22 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// The values stored at `url` of the series `metric` with `labels`, in
+/// October and November 2026 (the sources' days), oldest first.
+pub async fn stored_values(url: &str, metric: &str, labels: &[(&str, &str)]) -> Vec<f64> {
+    use chrono::TimeZone;
+    let store = okrd::store::open(url).await.unwrap();
+    let labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let key = okrd::model::SeriesKey::new(metric, labels);
+    let from = Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap();
+    let to = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+    let samples = store.load_series(&key, from, to).await.unwrap();
+    samples.iter().map(|s| s.value).collect()
+}
+
 /// One connector of `GET /api/v1/connectors`.
 pub async fn connector(server: &Server, name: &str) -> Option<Value> {
     let list = get_json(&server.url("/api/v1/connectors")).await;

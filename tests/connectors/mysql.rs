@@ -11,7 +11,7 @@ use sqlx::Connection;
 
 use crate::common::mysql;
 use crate::common::server::eventually;
-use crate::{connector, Deployment};
+use crate::{connector, stored_values, Deployment};
 
 fn midnight(day: u32) -> String {
     Utc.with_ymd_and_hms(2026, 11, day, 0, 0, 0)
@@ -118,20 +118,7 @@ async fn mysql_pulls_incrementally_over_tls_and_read_only() {
     // The stored values: DECIMAL read as numbers, per plan.
     let url = server.database_url.clone();
     server.stop();
-    let store = okrd::store::open(&url).await.unwrap();
-    let key = okrd::model::SeriesKey::new(
-        "retention_d30",
-        [("plan".to_string(), "pro".to_string())].into(),
-    );
-    let from = Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap();
-    let to = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
-    let values: Vec<f64> = store
-        .load_series(&key, from, to)
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.value)
-        .collect();
+    let values = stored_values(&url, "retention_d30", &[("plan", "pro")]).await;
     assert_eq!(values, [0.60, 0.61, 0.62, 0.63]);
     mysql::exec(&format!("DROP USER '{user}'@'%'")).await;
 }

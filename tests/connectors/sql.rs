@@ -10,7 +10,7 @@ use sqlx::{Connection, PgConnection};
 
 use crate::common::pg;
 use crate::common::server::eventually;
-use crate::{client, connector, get_text, metric, Deployment};
+use crate::{client, connector, get_text, metric, stored_values, Deployment};
 
 async fn exec(url: &str, sql: &str) {
     let mut c = PgConnection::connect(url).await.unwrap();
@@ -165,29 +165,9 @@ async fn sql_pulls_incrementally_across_a_restart() {
     // The stored values: day 2 kept what the first pull read.
     let url = server.database_url.clone();
     server.stop();
-    let store = okrd::store::open(&url).await.unwrap();
-    let key = okrd::model::SeriesKey::new(
-        "retention_d30",
-        [("plan".to_string(), "free".to_string())].into(),
-    );
-    let from = Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap();
-    let to = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
-    let values: Vec<f64> = store
-        .load_series(&key, from, to)
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.value)
-        .collect();
+    let values = stored_values(&url, "retention_d30", &[("plan", "free")]).await;
     assert_eq!(values, [0.30, 0.31, 0.32, 0.33, 0.34]);
-    let key = okrd::model::SeriesKey::new("retention_free", Default::default());
-    let values: Vec<f64> = store
-        .load_series(&key, from, to)
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.value)
-        .collect();
+    let values = stored_values(&url, "retention_free", &[]).await;
     assert_eq!(
         values,
         [30.0, 99.0],

@@ -16,7 +16,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::Row;
 
-use super::{Cell, Failed, Kind, SourceRow};
+use super::{or_null, Cell, Failed, Kind, SourceRow};
 use crate::model::Timestamp;
 
 /// The source's connection (one, kept between runs), made at first use.
@@ -133,9 +133,6 @@ impl SourceRow for MySqlRow {
     }
 
     fn cell(&self, i: usize, type_name: &str, kind: Kind) -> Result<Cell, sqlx::Error> {
-        fn or_null<T>(v: Option<T>, f: impl FnOnce(T) -> Cell) -> Cell {
-            v.map_or(Cell::Null, f)
-        }
         Ok(match kind {
             Kind::Instant => or_null(self.try_get(i)?, Cell::Instant),
             Kind::DateTime => or_null(self.try_get::<Option<NaiveDateTime>, _>(i)?, Cell::DateTime),
