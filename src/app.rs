@@ -3,9 +3,10 @@
 //! Start: load the config, open (and migrate) the store, bind the listener.
 //! Run: the HTTP API, the scorer, the reloader and the connectors, each a
 //! task sharing [`Live`]. Stop (SIGTERM/SIGINT, or the `shutdown` token):
-//! stop accepting connections, finish the requests in flight (a pushed
-//! point is acknowledged only once written, so nothing accepted is lost),
-//! then stop the tasks and close the store.
+//! stop accepting connections, give the requests in flight
+//! `http.shutdown_timeout` to finish and drop the rest (a pushed point is
+//! acknowledged only once written, so nothing acknowledged is lost), then
+//! stop the tasks and close the store.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub async fn serve(
         .with_context(|| format!("while binding http.listen {}", config.service.listen))?;
     let addr = listener.local_addr()?;
     let max_body = config.service.max_body;
+    let limits = config.service.limits.clone();
     let live = Arc::new(Live::new(config));
     let metrics = Arc::new(Metrics::new());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -86,10 +88,13 @@ pub async fn serve(
         clock,
     };
     tracing::info!("listening on http://{addr}");
-    axum::serve(listener, api::router(state, max_body))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .context("while serving HTTP")?;
+    api::server::serve(
+        listener,
+        api::router(state, max_body, &limits),
+        &limits,
+        shutdown.clone(),
+    )
+    .await;
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
     tracing::info!("stopped");

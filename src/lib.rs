@@ -21,7 +21,8 @@
 //! - [`api`]: the HTTP API and the status page.
 //! - [`clock`]: time, injected.
 //! - [`cli`], [`commands`]: the `okrd` command line, one file per command.
-//! - [`telemetry`]: logging setup.
+//! - [`telemetry`]: logging setup; [`secrets`]: what no log line or
+//!   response may show, and the redaction that keeps it so.
 //! - [`bench`]: `okrd bench`, which measures all of the above end to end.
 
 pub mod alerts;
@@ -40,5 +41,6 @@ pub mod model;
 pub mod reload;
 pub mod scorer;
 pub mod scoring;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;

@@ -110,8 +110,10 @@ pub fn parse_timestamp(text: &str) -> Result<Timestamp, String> {
     if let Ok(secs) = text.parse::<f64>() {
         return unix_seconds(secs);
     }
+    let shown: String = text.chars().take(40).collect();
+    let more = if shown.len() < text.len() { "..." } else { "" };
     Err(format!(
-        "invalid timestamp {text:?}: expected RFC 3339 (2026-10-01T00:00:00Z) or Unix seconds"
+        "invalid timestamp {shown:?}{more}: expected RFC 3339 (2026-10-01T00:00:00Z) or Unix seconds"
     ))
 }
 

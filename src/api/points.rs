@@ -4,23 +4,22 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::{require_token, AppState};
-use crate::ingest::{point_from_json, FastReader, Interner};
+use super::AppState;
+use crate::ingest::{point_from_json, FastReader, Interner, RejectReason};
 use crate::metrics::PUSH_CONNECTOR;
 use crate::store::no_progress;
 
 /// Stores `{"points": [...]}`; answers `{"stored": n}` once durably written.
 pub async fn push(
     State(app): State<AppState>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    require_token(&app, &headers)?;
+    // The token was checked from the headers before the body was read
+    // (`guard`).
     let mut interner = Interner::default();
     // Plain bodies are read without a JSON tree; anything else (or any bad
     // point) goes the general way, which says what is wrong where.
@@ -44,12 +43,12 @@ fn read_general(
     body: &[u8],
     interner: &mut Interner,
 ) -> Result<Vec<crate::model::Point>, ApiError> {
-    let doc: Value = serde_json::from_slice(body).map_err(|e| {
-        reject_all(app, "invalid_json");
+    let doc: Value = crate::ingest::json::parse(body).map_err(|e| {
+        reject_all(app, RejectReason::InvalidJson.as_str());
         ApiError::bad_request(format!("invalid JSON: {e}"))
     })?;
     let Some(items) = doc.get("points").and_then(Value::as_array) else {
-        reject_all(app, "invalid_shape");
+        reject_all(app, RejectReason::InvalidShape.as_str());
         return Err(ApiError::bad_request(
             r#"expected a JSON object {"points": [...]}"#,
         ));

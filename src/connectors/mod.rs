@@ -1,5 +1,6 @@
 //! Connectors: where points come from.
 
+pub mod guard;
 pub mod http;
 pub mod kafka;
 pub mod prometheus;

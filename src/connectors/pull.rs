@@ -17,6 +17,7 @@ use crate::config::types::format_duration;
 use crate::ingest::{PointError, RejectReason};
 use crate::model::{parse_timestamp, unix_seconds, Point, Timestamp};
 
+use super::guard::Guard;
 use super::{http, prometheus, sql};
 
 /// One run of a pull connector.
@@ -63,13 +64,13 @@ pub enum PullError {
         message: String,
     },
     /// An HTTP status other than 2xx (after retries, for 5xx).
-    #[error("{target}: HTTP {status}: {body}")]
+    #[error("{target}: HTTP {status} ({body})")]
     Status {
         /// The URL.
         target: String,
         /// The status code.
         status: u16,
-        /// The start of the response body.
+        /// The body's content type and length (never its content).
         body: String,
     },
     /// The answer is not what the connector expects (not JSON, a JSON
@@ -138,11 +139,18 @@ pub fn is_pull(kind: &ConnectorKind) -> bool {
 }
 
 /// The [`Pull`] for a pull connector's settings; `None` for other kinds.
-pub fn build(kind: &ConnectorKind, timeout: Duration) -> Option<Box<dyn Pull>> {
+/// `guard` bounds where a connector registered over the API may connect.
+pub fn build(
+    kind: &ConnectorKind,
+    timeout: Duration,
+    guard: Option<Guard>,
+) -> Option<Box<dyn Pull>> {
     Some(match kind {
-        ConnectorKind::Http(s) => Box::new(http::HttpPull::new(s.clone())),
-        ConnectorKind::Prometheus(s) => Box::new(prometheus::PrometheusPull::new(s.clone())),
-        ConnectorKind::Sql(s) => Box::new(sql::SqlPull::new(s.clone(), timeout)),
+        ConnectorKind::Http(s) => Box::new(http::HttpPull::new(s.clone(), guard)),
+        ConnectorKind::Prometheus(s) => {
+            Box::new(prometheus::PrometheusPull::new(s.clone(), guard))
+        }
+        ConnectorKind::Sql(s) => Box::new(sql::SqlPull::new(s.clone(), timeout, guard)),
         _ => return None,
     })
 }
@@ -165,7 +173,7 @@ pub(super) fn json_number(v: &Value) -> Result<f64, String> {
     match n {
         Some(x) if x.is_finite() => Ok(x),
         Some(x) => Err(format!("value {x} is not a finite number")),
-        None => Err(format!("value {v} is not a number")),
+        None => Err(format!("value is {}, not a number", kind(v))),
     }
 }
 
@@ -178,7 +186,8 @@ pub(super) fn json_ts(v: &Value) -> Result<Timestamp, String> {
             .ok_or_else(|| format!("invalid timestamp {n}"))
             .and_then(unix_seconds),
         other => Err(format!(
-            "ts {other} is neither an RFC 3339 string nor Unix seconds"
+            "ts is {}, neither an RFC 3339 string nor Unix seconds",
+            kind(other)
         )),
     }
 }
@@ -192,7 +201,20 @@ pub(super) fn json_label(v: &Value) -> Result<Option<String>, String> {
         Value::String(s) => Ok(Some(s.clone())),
         Value::Number(n) => Ok(Some(n.to_string())),
         Value::Bool(b) => Ok(Some(b.to_string())),
-        other => Err(format!("{other} is not a label value (a string)")),
+        other => Err(format!("{} is not a label value (a string)", kind(other))),
+    }
+}
+
+/// What kind of JSON value `v` is, for messages that must not quote
+/// upstream content.
+pub(super) fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 

@@ -30,11 +30,13 @@ use chrono::{TimeDelta, TimeZone, Utc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::connector::ConnectorKind;
 use crate::config::types::{format_duration, Schedule};
 use crate::config::{self, Connector};
 use crate::model::Timestamp;
 use crate::store::{no_progress, RunOutcome};
 
+use super::guard::Guard;
 use super::pull::{self, Pull, PullError, Run};
 use super::runner::{self, Context};
 
@@ -131,27 +133,36 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
     loop {
         let yaml = configs.borrow_and_update().connectors.clone();
         api.refresh(&ctx).await;
-        let mut wanted: HashMap<String, Connector> = yaml
+        // A connector from a file is trusted (reviewed in Git); one
+        // registered over the API connects only where the guard allows.
+        let mut wanted: HashMap<String, (Connector, Option<Guard>)> = yaml
             .iter()
             .filter(|c| pull::is_pull(&c.kind))
-            .map(|c| (c.name.clone(), c.clone()))
+            .map(|c| (c.name.clone(), (c.clone(), None)))
             .collect();
         let registered: Vec<Connector> = api.valid().cloned().collect();
+        let guard = Guard::new(
+            configs
+                .borrow()
+                .service
+                .connector_destinations
+                .clone(),
+        );
         for c in registered {
             if yaml.iter().any(|y| y.name == c.name) {
                 api.warn_shadowed(&c.name);
             } else {
-                wanted.insert(c.name.clone(), c);
+                wanted.insert(c.name.clone(), (c, Some(guard.clone())));
             }
         }
         running.retain(|name, r| {
-            let keep = wanted.get(name) == Some(&r.connector);
+            let keep = wanted.get(name).map(|(c, _)| c) == Some(&r.connector);
             if !keep {
                 r.stop.cancel();
             }
             keep
         });
-        for (name, c) in wanted {
+        for (name, (c, guard)) in wanted {
             if running.contains_key(&name) {
                 continue;
             }
@@ -160,13 +171,14 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
                 tokio::spawn(run_connector(
                     ctx.clone(),
                     c.clone(),
+                    guard,
                     instance.clone(),
                     stop.clone(),
                 ))
             } else {
                 // A streaming or demo connector registered over the API runs
-                // like one from a file.
-                tokio::spawn(runner::run_all(ctx.clone(), vec![c.clone()], stop.clone()))
+                // like one from a file, once its brokers pass the guard.
+                tokio::spawn(run_stream(ctx.clone(), c.clone(), guard, stop.clone()))
             };
             running.insert(
                 name,
@@ -218,6 +230,7 @@ impl ApiConnectors {
             }
         };
         let env = config::process_env();
+        let allowed = ctx.live.config().service.connector_env.clone();
         self.loaded
             .retain(|name, _| stored.iter().any(|s| &s.name == name));
         for s in stored {
@@ -228,7 +241,7 @@ impl ApiConnectors {
             {
                 continue;
             }
-            let connector = match config::load_connector_text(&s.definition, API_SOURCE, &env) {
+            let connector = match config::load_connector_text(&s.definition, API_SOURCE, &env, Some(&allowed)) {
                 Ok(c) => Some(c),
                 Err(diagnostics) => {
                     for d in &diagnostics {
@@ -256,15 +269,42 @@ impl ApiConnectors {
     }
 }
 
-/// Runs one pull connector on its schedule until `stop`.
+/// Runs a streaming connector registered over the API: its Kafka brokers
+/// are checked against the guard first (librdkafka resolves and connects
+/// by itself after that).
+async fn run_stream(ctx: Context, c: Connector, guard: Option<Guard>, stop: CancellationToken) {
+    if let (Some(guard), ConnectorKind::Kafka(k)) = (&guard, &c.kind) {
+        for broker in k.brokers.split(',').map(str::trim) {
+            let (host, port) = match broker.rsplit_once(':') {
+                Some((h, p)) => (h, p.parse().unwrap_or(9092)),
+                None => (broker, 9092),
+            };
+            if let Err(why) = guard.resolve(host, port).await {
+                let error = PullError::Unreachable {
+                    target: broker.to_string(),
+                    message: why,
+                };
+                fail(&ctx, &c.name, &error);
+                return;
+            }
+        }
+    }
+    runner::run_all(ctx, vec![c], stop).await;
+}
+
+/// Runs one pull connector on its schedule until `stop`; `guard` bounds
+/// where one registered over the API may connect.
 pub async fn run_connector(
     ctx: Context,
     c: Connector,
+    guard: Option<Guard>,
     instance: Arc<str>,
     stop: CancellationToken,
 ) {
-    let (Some(schedule), Some(mut puller)) = (c.schedule.clone(), pull::build(&c.kind, c.timeout))
-    else {
+    let (Some(schedule), Some(mut puller)) = (
+        c.schedule.clone(),
+        pull::build(&c.kind, c.timeout, guard),
+    ) else {
         return;
     };
     let name = c.name.as_str();
@@ -444,7 +484,7 @@ fn fail(ctx: &Context, name: &str, error: &PullError) -> String {
         .connector_errors
         .with_label_values(&[name, error.reason()])
         .inc();
-    let text = format!("connector {name}: {error}");
+    let text = crate::secrets::redact(&format!("connector {name}: {error}"));
     tracing::warn!(connector = name, reason = error.reason(), "{text}");
     text
 }

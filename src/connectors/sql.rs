@@ -15,16 +15,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{Column, Row, TypeInfo};
 
 use crate::config::connector::SqlSource;
-use crate::ingest::{Interner, PointError, RejectReason};
+use crate::ingest::{limits, Interner, PointError, RejectReason};
 use crate::model::{
     is_valid_metric_name as is_valid_label_name, is_valid_metric_name, parse_timestamp,
     unix_seconds, Labels, Point, SeriesKey, Timestamp,
 };
 
+use super::guard::Guard;
 use super::pull::{reject, Pull, PullError, Pulled, Run};
 
 /// A `sql` connector.
@@ -33,32 +36,56 @@ pub struct SqlPull {
     target: String,
     timeout: Duration,
     pool: Option<PgPool>,
+    guard: Option<Guard>,
 }
 
 impl SqlPull {
-    /// A connector for `source`; it connects at its first run.
-    pub fn new(source: SqlSource, timeout: Duration) -> Self {
-        let target = redact(&source.dsn);
+    /// A connector for `source`; it connects at its first run. With a
+    /// `guard` (a connector registered over the API), the host is resolved
+    /// and checked first, and the connection goes to the checked address.
+    pub fn new(source: SqlSource, timeout: Duration, guard: Option<Guard>) -> Self {
+        let target = crate::secrets::redact(&redact(&source.dsn));
         Self {
             source,
             target,
             timeout,
             pool: None,
+            guard,
         }
     }
 
-    fn pool(&mut self) -> Result<PgPool, PullError> {
+    async fn pool(&mut self) -> Result<PgPool, PullError> {
         if let Some(pool) = &self.pool {
             return Ok(pool.clone());
+        }
+        let unreachable = |message: String| PullError::Unreachable {
+            target: self.target.clone(),
+            message,
+        };
+        let mut options = PgConnectOptions::from_str(&self.source.dsn)
+            .map_err(|e| unreachable(format!("invalid dsn: {e}")))?;
+        if let Some(guard) = &self.guard {
+            let host = options.get_host().to_string();
+            if host.starts_with('/') {
+                return Err(unreachable(
+                    "a connector registered over the API cannot use a Unix socket".into(),
+                ));
+            }
+            let addr = guard
+                .resolve(&host, options.get_port())
+                .await
+                .map_err(unreachable)?[0];
+            // With verify-full the certificate must match the name, so a
+            // rebound name cannot pass; otherwise the checked address is
+            // the one connected to.
+            if !matches!(options.get_ssl_mode(), PgSslMode::VerifyFull) {
+                options = options.host(&addr.ip().to_string());
+            }
         }
         let pool = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(self.timeout)
-            .connect_lazy(&self.source.dsn)
-            .map_err(|e| PullError::Unreachable {
-                target: self.target.clone(),
-                message: e.to_string(),
-            })?;
+            .connect_lazy_with(options);
         self.pool = Some(pool.clone());
         Ok(pool)
     }
@@ -76,7 +103,7 @@ impl Pull for SqlPull {
     }
 
     async fn pull(&mut self, run: &Run) -> Result<Pulled, PullError> {
-        let pool = self.pool()?;
+        let pool = self.pool().await?;
         let watermark =
             uses_watermark(&self.source.query).then(|| run.watermark.unwrap_or_else(epoch));
         let rows = fetch(&pool, &self.source.query, watermark, self.timeout)
@@ -88,10 +115,13 @@ impl Pull for SqlPull {
                 },
                 Failed::Query(e) => PullError::Query {
                     target: self.target.clone(),
-                    message: match &e {
-                        sqlx::Error::Database(d) => d.message().to_string(),
-                        other => other.to_string(),
-                    },
+                    message: super::request::clip(
+                        &match &e {
+                            sqlx::Error::Database(d) => d.message().to_string(),
+                            other => other.to_string(),
+                        },
+                        300,
+                    ),
                 },
             })?;
         convert(self.source.metric.as_deref(), &rows).map_err(|message| PullError::BadResponse {
@@ -321,12 +351,11 @@ fn point(
         None => return Err(reject(InvalidMetric, "metric is NULL")),
     };
     let value = value.ok_or_else(|| reject(InvalidValue, "no value"))?;
-    if !value.is_finite() {
-        return Err(reject(InvalidValue, format!("value {value} is not finite")));
-    }
+    let ts = ts.ok_or_else(|| reject(InvalidTs, "no ts"))?;
+    limits::check_point(&metric, &labels, ts, value)?;
     Ok(Point {
         series: interner.intern(SeriesKey::new(metric, labels)),
-        ts: ts.ok_or_else(|| reject(InvalidTs, "no ts"))?,
+        ts,
         value,
     })
 }

@@ -26,7 +26,7 @@ const MAX_CONNECTIONS: u32 = 8;
 
 const INSERT_SERIES: &str = "INSERT INTO series (metric, labels) \
      SELECT * FROM UNNEST($1::text[], $2::text[]) \
-     ON CONFLICT (metric, labels) DO UPDATE SET metric = EXCLUDED.metric \
+     ON CONFLICT (metric, md5(labels)) DO UPDATE SET metric = EXCLUDED.metric \
      RETURNING id, metric, labels";
 
 // An unchanged value is not rewritten: re-sent data (overlapping pulls) then
@@ -126,7 +126,7 @@ impl PostgresStore {
             return Ok(Some(id));
         }
         let id: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM series WHERE metric = $1 AND labels = $2")
+            sqlx::query_scalar("SELECT id FROM series WHERE metric = $1 AND md5(labels) = md5($2) AND labels = $2")
                 .bind(&key.metric)
                 .bind(key.labels_json())
                 .fetch_optional(&self.pool)

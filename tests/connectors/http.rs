@@ -32,9 +32,9 @@ async fn pull_once(yaml: &str) -> Result<Pulled, PullError> {
 }
 
 async fn pull_once_with(yaml: &str, env: &okrd::config::Env) -> Result<Pulled, PullError> {
-    let c = okrd::config::load_connector_text(yaml, "test.yaml", env)
+    let c = okrd::config::load_connector_text(yaml, "test.yaml", env, None)
         .unwrap_or_else(|d| panic!("{d:?}"));
-    let mut p = pull::build(&c.kind, c.timeout).unwrap();
+    let mut p = pull::build(&c.kind, c.timeout, None).unwrap();
     let run = Run {
         tick: Utc::now(),
         watermark: None,

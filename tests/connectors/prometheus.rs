@@ -51,9 +51,9 @@ fn tick() -> chrono::DateTime<Utc> {
 }
 
 async fn pull_once(yaml: &str) -> Result<Pulled, PullError> {
-    let c = okrd::config::load_connector_text(yaml, "test.yaml", &Default::default())
+    let c = okrd::config::load_connector_text(yaml, "test.yaml", &Default::default(), None)
         .unwrap_or_else(|d| panic!("{d:?}"));
-    let mut p = pull::build(&c.kind, c.timeout).unwrap();
+    let mut p = pull::build(&c.kind, c.timeout, None).unwrap();
     let run = Run {
         tick: tick(),
         watermark: None,
