@@ -50,14 +50,20 @@ async fn entries(app: &AppState) -> Result<Vec<Entry>, ApiError> {
     let env = config::process_env();
     let allowed = &config.service.connector_env;
     for stored in app.store.api_connectors().await? {
-        let (connector, problems) =
-            match config::load_connector_text(&stored.definition, API_SOURCE, &env, Some(allowed)) {
-                Ok(c) => (Some(c), Vec::new()),
-                Err(d) => (
-                    None,
-                    d.iter().map(|d| crate::secrets::redact(&d.to_string())).collect(),
-                ),
-            };
+        let (connector, problems) = match config::load_connector_text(
+            &stored.definition,
+            API_SOURCE,
+            &env,
+            Some(allowed),
+        ) {
+            Ok(c) => (Some(c), Vec::new()),
+            Err(d) => (
+                None,
+                d.iter()
+                    .map(|d| crate::secrets::redact(&d.to_string()))
+                    .collect(),
+            ),
+        };
         out.insert(
             stored.name.clone(),
             Entry {
@@ -168,8 +174,8 @@ pub async fn register(
             .iter()
             .map(|d| crate::secrets::redact(&d.to_string()))
             .collect();
-            ApiError::bad_request(format!("invalid connector: {}", errors.join("; ")))
-                .with("errors", json!(errors))
+        ApiError::bad_request(format!("invalid connector: {}", errors.join("; ")))
+            .with("errors", json!(errors))
     })?;
     if let Some(c) = config.connectors.iter().find(|c| c.name == connector.name) {
         return Err(ApiError::new(

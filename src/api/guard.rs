@@ -110,7 +110,11 @@ async fn admit(gate: Gate, access: Access, req: Request, next: Next) -> Response
     let _permit = if bytes == 0 {
         None
     } else {
-        match gate.budget.clone().try_acquire_many_owned(clamp(bytes) as u32) {
+        match gate
+            .budget
+            .clone()
+            .try_acquire_many_owned(clamp(bytes) as u32)
+        {
             Ok(permit) => Some(permit),
             Err(_) => {
                 let mut response = ApiError::new(

@@ -107,7 +107,8 @@ async fn ready(State(app): State<AppState>) -> Response {
         Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check: the store is unavailable");
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable").into_response()
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable")
+                .into_response()
         }
         Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

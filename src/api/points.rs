@@ -14,10 +14,7 @@ use crate::metrics::PUSH_CONNECTOR;
 use crate::store::no_progress;
 
 /// Stores `{"points": [...]}`; answers `{"stored": n}` once durably written.
-pub async fn push(
-    State(app): State<AppState>,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+pub async fn push(State(app): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
     // The token was checked from the headers before the body was read
     // (`guard`).
     let mut interner = Interner::default();

@@ -235,8 +235,13 @@ mod tests {
         assert_eq!(substitute("a${A}b", &e, None).unwrap(), "axb");
         assert_eq!(substitute("${B:-fb}", &e, None).unwrap(), "fb");
         assert_eq!(substitute("${EMPTY:-fb}", &e, None).unwrap(), "");
-        assert_eq!(substitute("$${A} costs $5", &e, None).unwrap(), "${A} costs $5");
-        assert!(substitute("${B}", &e, None).unwrap_err().contains("B is not set"));
+        assert_eq!(
+            substitute("$${A} costs $5", &e, None).unwrap(),
+            "${A} costs $5"
+        );
+        assert!(substitute("${B}", &e, None)
+            .unwrap_err()
+            .contains("B is not set"));
         assert!(substitute("${A", &e, None).is_err());
         // An allowlist is checked on the variable's name, fallback or not.
         let only_a = ["A".to_string()];

@@ -88,10 +88,11 @@ impl Pull for HttpPull {
                 body: answer.describe(),
             });
         }
-        let doc: Value = serde_json::from_slice(&answer.body).map_err(|e| PullError::BadResponse {
-            target: url.clone(),
-            message: format!("the response ({}) is not JSON: {e}", answer.describe()),
-        })?;
+        let doc: Value =
+            serde_json::from_slice(&answer.body).map_err(|e| PullError::BadResponse {
+                target: url.clone(),
+                message: format!("the response ({}) is not JSON: {e}", answer.describe()),
+            })?;
         extract(&self.source, &doc, run.tick).map_err(|message| PullError::BadResponse {
             target: url,
             message,
@@ -218,7 +219,6 @@ fn point(
         value,
     })
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -147,9 +147,7 @@ pub fn build(
 ) -> Option<Box<dyn Pull>> {
     Some(match kind {
         ConnectorKind::Http(s) => Box::new(http::HttpPull::new(s.clone(), guard)),
-        ConnectorKind::Prometheus(s) => {
-            Box::new(prometheus::PrometheusPull::new(s.clone(), guard))
-        }
+        ConnectorKind::Prometheus(s) => Box::new(prometheus::PrometheusPull::new(s.clone(), guard)),
         ConnectorKind::Sql(s) => Box::new(sql::SqlPull::new(s.clone(), timeout, guard)),
         _ => return None,
     })

@@ -97,7 +97,10 @@ pub(super) async fn send(
     if let Some(guard) = guard {
         let request = build().build().map_err(|e| PullError::BadResponse {
             target: target.to_string(),
-            message: format!("cannot build the request: {}", error_chain(&e.without_url())),
+            message: format!(
+                "cannot build the request: {}",
+                error_chain(&e.without_url())
+            ),
         })?;
         guard
             .check_url(request.url())

@@ -141,13 +141,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
             .map(|c| (c.name.clone(), (c.clone(), None)))
             .collect();
         let registered: Vec<Connector> = api.valid().cloned().collect();
-        let guard = Guard::new(
-            configs
-                .borrow()
-                .service
-                .connector_destinations
-                .clone(),
-        );
+        let guard = Guard::new(configs.borrow().service.connector_destinations.clone());
         for c in registered {
             if yaml.iter().any(|y| y.name == c.name) {
                 api.warn_shadowed(&c.name);
@@ -241,7 +235,12 @@ impl ApiConnectors {
             {
                 continue;
             }
-            let connector = match config::load_connector_text(&s.definition, API_SOURCE, &env, Some(&allowed)) {
+            let connector = match config::load_connector_text(
+                &s.definition,
+                API_SOURCE,
+                &env,
+                Some(&allowed),
+            ) {
                 Ok(c) => Some(c),
                 Err(diagnostics) => {
                     for d in &diagnostics {
@@ -301,10 +300,9 @@ pub async fn run_connector(
     instance: Arc<str>,
     stop: CancellationToken,
 ) {
-    let (Some(schedule), Some(mut puller)) = (
-        c.schedule.clone(),
-        pull::build(&c.kind, c.timeout, guard),
-    ) else {
+    let (Some(schedule), Some(mut puller)) =
+        (c.schedule.clone(), pull::build(&c.kind, c.timeout, guard))
+    else {
         return;
     };
     let name = c.name.as_str();

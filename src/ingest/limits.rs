@@ -166,11 +166,21 @@ mod tests {
                 RejectReason::InvalidLabels,
             ),
             (
-                check_point("m", &Labels::new(), min_ts() - chrono::TimeDelta::microseconds(1), 1.0),
+                check_point(
+                    "m",
+                    &Labels::new(),
+                    min_ts() - chrono::TimeDelta::microseconds(1),
+                    1.0,
+                ),
                 RejectReason::InvalidTs,
             ),
             (
-                check_point("m", &Labels::new(), max_ts() + chrono::TimeDelta::microseconds(1), 1.0),
+                check_point(
+                    "m",
+                    &Labels::new(),
+                    max_ts() + chrono::TimeDelta::microseconds(1),
+                    1.0,
+                ),
                 RejectReason::InvalidTs,
             ),
             (

@@ -125,12 +125,13 @@ impl PostgresStore {
         if let Some(id) = self.series.get(key) {
             return Ok(Some(id));
         }
-        let id: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM series WHERE metric = $1 AND md5(labels) = md5($2) AND labels = $2")
-                .bind(&key.metric)
-                .bind(key.labels_json())
-                .fetch_optional(&self.pool)
-                .await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM series WHERE metric = $1 AND md5(labels) = md5($2) AND labels = $2",
+        )
+        .bind(&key.metric)
+        .bind(key.labels_json())
+        .fetch_optional(&self.pool)
+        .await?;
         if let Some(id) = id {
             self.series.insert([(Arc::new(key.clone()), id)]);
         }

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::common::server::eventually;
 use crate::fixture::Fixture;
-use crate::{client, connector, kr_value, objective, Deployment};
+use crate::{client, connector, kr_value, objective, Deployment, TOKEN};
 
 /// Starts Prometheus scraping `exporter` (host:port) and waits until its
 /// first samples are queryable.
@@ -140,7 +140,7 @@ async fn the_real_prometheus_is_queried_by_yaml_and_rest_connectors() {
         ),
     );
     let server = d.start(
-        None,
+        Some(TOKEN),
         &[objective("file", "retention_avg", "{}", now)],
         None,
         &[],
@@ -163,17 +163,19 @@ async fn the_real_prometheus_is_queried_by_yaml_and_rest_connectors() {
     });
     let r = client()
         .post(server.url("/api/v1/connectors"))
+        .bearer_auth(TOKEN)
         .json(&body)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 201);
-    // Without a token, `${VAR}` (the server's environment) is refused.
+    // `${VAR}` may read only what http.connector_env lists: HOME is not.
     let mut secret = body.clone();
     secret["name"] = json!("prom-secret");
     secret["query"] = json!("up{token=\"${HOME}\"}");
     let r = client()
         .post(server.url("/api/v1/connectors"))
+        .bearer_auth(TOKEN)
         .json(&secret)
         .send()
         .await
@@ -181,7 +183,10 @@ async fn the_real_prometheus_is_queried_by_yaml_and_rest_connectors() {
     assert_eq!(r.status().as_u16(), 400);
     let answer: Value = r.json().await.unwrap();
     assert!(
-        answer["error"].as_str().unwrap().contains("http.token"),
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("http.connector_env"),
         "{answer}"
     );
     let c = eventually(
