@@ -258,6 +258,8 @@ mod tests {
             {"date": "2026-11-21T00:00:00Z", "rate": null, "plan": "pro"},
             {"date": "yesterday", "rate": 1, "plan": "pro"},
             {"date": "2026-11-21T00:00:00Z", "rate": 1, "plan": {"a": 1}},
+            {"date": "2026-11-21T00:00:00Z", "rate": 1, "plan": "p".repeat(1025)},
+            {"date": -1, "rate": 1, "plan": "pro"},
         ]});
         let got = extract(&s, &doc, tick()).unwrap();
         assert_eq!(got.points.len(), 2);
@@ -265,7 +267,18 @@ mod tests {
         assert!(got.points[1].series.labels.is_empty(), "absent label");
         assert_eq!(got.points[1].value, 0.5);
         let reasons: Vec<_> = got.rejected.iter().map(|e| e.reason.as_str()).collect();
-        assert_eq!(reasons, ["invalid_value", "invalid_ts", "invalid_labels"]);
+        // The same limits as every path: a label value past 1,024 bytes, a
+        // ts before 1970.
+        assert_eq!(
+            reasons,
+            [
+                "invalid_value",
+                "invalid_ts",
+                "invalid_labels",
+                "invalid_labels",
+                "invalid_ts"
+            ]
+        );
         assert!(got.rejected[0]
             .message
             .starts_with("item 2: extract.value pointer \"/rate\""));

@@ -269,6 +269,10 @@ mod tests {
             r#"[{"metric":"m","ts":1,"value":1},{"metric":"m","ts":1,"value":1,"x":2}]"#,
             r#"{"metric":"m","labels":{"a":"1","a":"2"},"ts":1790812800,"value":1}"#,
             r#"{"metric":"m","ts":-1,"value":1}"#,
+            &format!(
+                r#"{{"metric":"m","labels":{{"a":"{}"}},"ts":1,"value":1}}"#,
+                "v".repeat(1025)
+            ),
             r#"{"metric":"m","labels":{"a":"1"},"ts":1790812800,"value":1,"ts":2}"#,
         ] {
             assert!(d.decode_fast(bad.as_bytes(), &mut out).is_none(), "{bad}");
