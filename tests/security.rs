@@ -714,3 +714,22 @@ async fn shutdown_drops_what_is_still_unfinished_after_its_deadline() {
     );
     assert!(server.log().contains("dropping their connections"));
 }
+
+#[test]
+fn the_documented_reject_reasons_are_the_code_s() {
+    let readme = include_str!("../README.md");
+    let after = readme
+        .split("`okrd_points_rejected_total{connector,reason}` (")
+        .nth(1)
+        .expect("README lists the reject reasons");
+    let list = &after[..after.find(';').unwrap()];
+    let documented: Vec<&str> = list
+        .split(',')
+        .map(|s| s.trim().trim_matches('`'))
+        .collect();
+    let code: Vec<&str> = okrd::ingest::REJECT_REASONS
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
+    assert_eq!(documented, code);
+}
