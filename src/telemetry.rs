@@ -15,3 +15,16 @@ pub fn init() {
         .with_target(false)
         .init();
 }
+
+/// An error and its causes on one line, as `Display` of many errors
+/// (reqwest's, hyper's) omits the causes.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

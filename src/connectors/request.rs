@@ -99,7 +99,7 @@ pub(super) async fn send(
             target: target.to_string(),
             message: format!(
                 "cannot build the request: {}",
-                error_chain(&e.without_url())
+                crate::telemetry::error_chain(&e.without_url())
             ),
         })?;
         guard
@@ -152,7 +152,7 @@ pub(super) async fn send(
 async fn once(request: RequestBuilder, target: &str) -> Result<Answer, PullError> {
     let transport = |e: reqwest::Error| PullError::Unreachable {
         target: target.to_string(),
-        message: error_chain(&e.without_url()),
+        message: crate::telemetry::error_chain(&e.without_url()),
     };
     let mut response = request.send().await.map_err(transport)?;
     let status = response.status();
@@ -184,18 +184,6 @@ pub(super) fn clip(text: &str, max: usize) -> String {
     let mut out: String = text.chars().filter(|c| !c.is_control()).take(max).collect();
     if text.chars().count() > max {
         out.push_str("...");
-    }
-    out
-}
-
-/// An error and its causes, as reqwest's own message omits them.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
     }
     out
 }

@@ -86,24 +86,34 @@ impl Senders {
 }
 
 /// Classifies an HTTP response: 2xx is success; 408, 429 and 5xx are worth
-/// retrying; other 4xx are not.
+/// retrying; other 4xx are not. The message names neither the URL (a Slack
+/// webhook's URL is its secret) nor the receiver's body: its status,
+/// content type and length.
 pub(crate) async fn check_response(
     what: &str,
     r: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<reqwest::Response, SendError> {
-    let r = r.map_err(|e| SendError::retry(format!("{what}: {e}")))?;
+    let r = r.map_err(|e| {
+        SendError::retry(format!(
+            "{what}: {}",
+            crate::telemetry::error_chain(&e.without_url())
+        ))
+    })?;
     let status = r.status();
     if status.is_success() {
         return Ok(r);
     }
-    let body: String = r
-        .text()
-        .await
-        .unwrap_or_default()
+    let content_type: String = r
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("no content type")
         .chars()
-        .take(300)
+        .take(100)
+        .filter(|c| !c.is_control())
         .collect();
-    let message = format!("{what}: HTTP {status}: {body}");
+    let len = r.bytes().await.map_or(0, |b| b.len());
+    let message = format!("{what}: HTTP {status} ({content_type}, {len} bytes)");
     if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
         Err(SendError::retry(message))
     } else {
