@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use common::both_stores;
 use common::server::{eventually, objective_yaml, service_yaml, signal, Server};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -380,32 +381,6 @@ async fn no_secret_or_upstream_body_in_any_response_or_log_line() {
     }
 }
 
-macro_rules! both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(None).await;
-                }
-            )*
-        }
-        mod postgres {
-            use crate::common::pg;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if pg::skip() {
-                        return;
-                    }
-                    let db = pg::fresh_database().await;
-                    super::$case(Some(db.url().to_string())).await;
-                }
-            )*
-        }
-    };
-}
-
 both_stores!(
     points_past_a_limit_are_rejected_with_their_reason,
     readyz_says_the_store_is_down_without_its_error_text,
@@ -606,17 +581,23 @@ async fn bodies_buffered_at_once_are_capped_with_503_and_retry_after() {
             .unwrap();
         slow.push(s);
     }
-    let (status, answer, headers) = eventually(Duration::from_secs(10), "a 503", || async {
-        let got = send(
-            reqwest::Method::POST,
-            &server.url("/api/v1/points"),
-            None,
-            Some(r#"{"points": []}"#.into()),
-        )
-        .await;
-        (got.0 == 503).then_some(got)
-    })
-    .await;
+    let push_until = |want: u16, what: &'static str| {
+        let url = server.url("/api/v1/points");
+        eventually(Duration::from_secs(10), what, move || {
+            let url = url.clone();
+            async move {
+                let got = send(
+                    reqwest::Method::POST,
+                    &url,
+                    None,
+                    Some(r#"{"points": []}"#.into()),
+                )
+                .await;
+                (got.0 == want).then_some(got)
+            }
+        })
+    };
+    let (status, answer, headers) = push_until(503, "a 503").await;
     assert_eq!(status, 503);
     assert_eq!(headers["retry-after"], "1");
     assert!(answer["error"].as_str().unwrap().contains("max_buffered"));
@@ -630,17 +611,7 @@ async fn bodies_buffered_at_once_are_capped_with_503_and_retry_after() {
     .await;
     assert_eq!(status, 200);
     drop(slow);
-    let (status, answer, _) = eventually(Duration::from_secs(10), "room again", || async {
-        let got = send(
-            reqwest::Method::POST,
-            &server.url("/api/v1/points"),
-            None,
-            Some(r#"{"points": []}"#.into()),
-        )
-        .await;
-        (got.0 == 200).then_some(got)
-    })
-    .await;
+    let (status, answer, _) = push_until(200, "room again").await;
     assert_eq!((status, answer["stored"].as_u64()), (200, Some(0)));
 }
 

@@ -10,34 +10,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chrono::{SubsecRound, TimeDelta, Utc};
+use common::both_stores;
 use common::server::{eventually, objective_yaml, service_yaml, signal, Server};
 use serde_json::{json, Value};
-
-macro_rules! both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(None).await;
-                }
-            )*
-        }
-        mod postgres {
-            use crate::common::pg;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if pg::skip() {
-                        return;
-                    }
-                    let db = pg::fresh_database().await;
-                    super::$case(Some(db.url().to_string())).await;
-                }
-            )*
-        }
-    };
-}
 
 both_stores!(
     pushed_points_become_scores_in_the_api_and_metrics,
