@@ -124,6 +124,8 @@ pub enum Notifier {
         /// Alertmanager base URLs.
         urls: Vec<String>,
     },
+    /// okrd's own log (the quickstart's notifier).
+    Log,
 }
 
 impl Default for ServiceConfig {
@@ -230,6 +232,13 @@ struct RawAlertmanager {
     #[serde(rename = "type")]
     _type: String,
     urls: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    #[serde(rename = "type")]
+    _type: String,
 }
 
 /// The top-level keys of the service config: only `OKRD_*` variables under
@@ -466,7 +475,7 @@ fn load_notifier(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<Not
     let kind = type_of(
         node,
         path,
-        &["slack", "webhook", "email", "alertmanager"],
+        &["slack", "webhook", "email", "alertmanager", "log"],
         diags,
     )?;
     Some(match kind.as_str() {
@@ -488,6 +497,10 @@ fn load_notifier(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<Not
                 smtp: r.smtp,
                 from: r.from,
             }
+        }
+        "log" => {
+            let _: RawLog = diags.deserialize(node, path)?;
+            Notifier::Log
         }
         _ => {
             let r: RawAlertmanager = diags.deserialize(node, path)?;

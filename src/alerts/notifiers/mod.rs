@@ -4,6 +4,7 @@
 
 mod alertmanager;
 mod email;
+mod log;
 mod slack;
 mod webhook;
 
@@ -81,6 +82,7 @@ impl Senders {
             Notifier::Alertmanager { urls } => {
                 alertmanager::send(&self.http, urls, event, self.alertmanager_ends_after).await
             }
+            Notifier::Log => log::send(event),
         }
     }
 }
