@@ -18,7 +18,13 @@
 //!   score, status and forecast (SPEC §4).
 //! - [`scorer`]: reads series from the store and runs [`scoring`]; the only
 //!   caller of the scoring functions.
-//! - [`api`]: the HTTP API and the status page.
+//! - [`alerts`]: counter-metric and stale-data alerts, decided in the
+//!   store with an outbox, delivered by the notifiers.
+//! - [`metrics`]: every Prometheus metric okrd exports.
+//! - [`api`]: the HTTP API and the status page, behind the token, the
+//!   byte budget and the server's bounds.
+//! - [`app`]: `okrd serve`: start, run the tasks, stop; [`live`]: the
+//!   running config and scorecard the tasks share; [`reload`]: hot reload.
 //! - [`clock`]: time, injected.
 //! - [`cli`], [`commands`]: the `okrd` command line, one file per command.
 //! - [`telemetry`]: logging setup; [`secrets`]: what no log line or

@@ -154,11 +154,6 @@ impl Diagnostics {
             .count()
     }
 
-    /// How many warnings have been recorded.
-    pub fn warning_count(&self) -> usize {
-        self.items.len() - self.error_count()
-    }
-
     /// All diagnostics, errors first, then by file and position.
     pub fn into_sorted(mut self) -> Vec<Diagnostic> {
         self.items.sort_by(|a, b| {

@@ -11,9 +11,7 @@ use serde_json::Value;
 
 use crate::config::connector::PrometheusSource;
 use crate::ingest::{limits, Interner, PointError, RejectReason};
-use crate::model::{
-    is_valid_metric_name as is_valid_label_name, Labels, Point, SeriesKey, Timestamp,
-};
+use crate::model::{is_valid_label_name, Labels, Point, SeriesKey, Timestamp};
 
 use super::guard::Guard;
 use super::pull::{json_number, json_ts, reject, Pull, PullError, Pulled, Run};

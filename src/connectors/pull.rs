@@ -5,7 +5,8 @@
 //! its own file, and that file's tests. The [`scheduler`](super::scheduler)
 //! decides when it runs, bounds each run by the connector's timeout, writes
 //! the points and records its health; a connector only fetches and converts.
-//! A new type is a copy of a sibling file plus one arm in [`build`].
+//! A new type is a copy of a sibling file plus one arm in [`build`] and
+//! one in [`is_pull`].
 
 use std::time::Duration;
 

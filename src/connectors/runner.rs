@@ -1,5 +1,5 @@
-//! Runs the connectors of the current config. Today: `synthetic` (the
-//! quickstart's demo data); the pull and stream types join here.
+//! Runs the config's streaming and demo connectors (`kafka`, `synthetic`)
+//! and restarts them on reload; the pull types run in `scheduler`.
 //!
 //! A connector never writes SQL: it produces points, the store writes them,
 //! and the live state is told so the scorer recomputes.

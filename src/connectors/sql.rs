@@ -23,8 +23,8 @@ use sqlx::{Column, Row, TypeInfo};
 use crate::config::connector::SqlSource;
 use crate::ingest::{limits, Interner, PointError, RejectReason};
 use crate::model::{
-    is_valid_metric_name as is_valid_label_name, is_valid_metric_name, parse_timestamp,
-    unix_seconds, Labels, Point, SeriesKey, Timestamp,
+    is_valid_label_name, is_valid_metric_name, parse_timestamp, unix_seconds, Labels, Point,
+    SeriesKey, Timestamp,
 };
 
 use super::guard::Guard;

@@ -6,7 +6,7 @@
 use chrono::{TimeZone, Utc};
 
 use super::point::{reject, PointError, RejectReason};
-use crate::model::{is_valid_metric_name, Labels, Timestamp};
+use crate::model::{is_valid_label_name, is_valid_metric_name, Labels, Timestamp};
 
 /// The longest metric or label name, in bytes.
 pub const MAX_NAME_BYTES: usize = 255;
@@ -59,7 +59,7 @@ pub fn check_label(name: &str, value: &str) -> Result<(), PointError> {
             ),
         ));
     }
-    if !is_valid_metric_name(name) {
+    if !is_valid_label_name(name) {
         return Err(reject(
             RejectReason::InvalidLabels,
             format!("invalid label name {name:?}: must match [a-zA-Z_][a-zA-Z0-9_]*"),

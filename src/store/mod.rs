@@ -138,15 +138,10 @@ pub trait Store: ConnectorStore + AlertStore + Send + Sync {
     /// Names of the metrics that have at least one stored point.
     async fn metrics_with_points(&self) -> Result<BTreeSet<String>, StoreError>;
 
-    /// Appends a score-history row unless the newest row at or before
-    /// `record.at` has the same value, progress, score and status; a row at
-    /// the same `at` is replaced. Returns whether a row was written.
-    async fn record_score(&self, record: &ScoreRecord) -> Result<bool, StoreError> {
-        Ok(self.record_scores(std::slice::from_ref(record)).await? == 1)
-    }
-
-    /// [`Store::record_score`] for each of `records`, in one transaction;
-    /// returns how many rows were written.
+    /// Appends a score-history row for each of `records`, in one
+    /// transaction, unless the newest row at or before its `at` has the same
+    /// value, progress, score and status; a row at the same `at` is
+    /// replaced. Returns how many rows were written.
     async fn record_scores(&self, records: &[ScoreRecord]) -> Result<usize, StoreError>;
 
     /// Replaces a KR's score history from `from` on (rows with at >= from)
