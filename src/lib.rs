@@ -25,7 +25,7 @@
 //!   byte budget and the server's bounds.
 //! - [`app`]: `okrd serve`: start, run the tasks, stop; [`live`]: the
 //!   running config and scorecard the tasks share; [`reload`]: hot reload.
-//! - [`clock`]: time, injected.
+//! - [`clock`]: time, injected; [`backoff`]: the one doubling wait.
 //! - [`cli`], [`commands`]: the `okrd` command line, one file per command.
 //! - [`telemetry`]: logging setup; [`secrets`]: what no log line or
 //!   response may show, and the redaction that keeps it so.
@@ -34,6 +34,7 @@
 pub mod alerts;
 pub mod api;
 pub mod app;
+pub mod backoff;
 pub mod bench;
 pub mod cli;
 pub mod clock;

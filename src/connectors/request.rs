@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use super::guard::Guard;
 use super::pull::{PullError, Run};
+use crate::backoff::Backoff;
 
 /// Retries after the first attempt.
 const MAX_RETRIES: u32 = 3;
@@ -110,7 +111,7 @@ pub(super) async fn send(
             })?;
     }
     let per_attempt = (run.timeout / 3).max(Duration::from_millis(100));
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::new(FIRST_BACKOFF, run.timeout.max(FIRST_BACKOFF));
     let mut attempt = 0;
     loop {
         let remaining = run.deadline.saturating_duration_since(Instant::now());
@@ -138,14 +139,14 @@ pub(super) async fn send(
             return Err(error);
         }
         attempt += 1;
-        if attempt > MAX_RETRIES || Instant::now() + backoff >= run.deadline {
+        let wait = backoff.next_delay();
+        if attempt > MAX_RETRIES || Instant::now() + wait >= run.deadline {
             // A 5xx, once retries are spent, is the caller's to read (a
             // Prometheus error comes in one).
             return answer.ok_or(error);
         }
         tracing::debug!(target, attempt, error = %error, "retrying");
-        tokio::time::sleep(backoff).await;
-        backoff *= 2;
+        tokio::time::sleep(wait).await;
     }
 }
 

@@ -44,6 +44,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::config::connector::{KafkaSource, OffsetReset};
 use crate::model::Point;
 use crate::store::{no_progress, DeadLetter};
@@ -92,7 +93,7 @@ const WARN_EVERY: Duration = Duration::from_secs(30);
 /// Runs the connector `name` until `shutdown`. A consumer that fails is
 /// restarted after a growing delay; a store that fails pauses consumption.
 pub async fn run(ctx: Context, name: String, source: KafkaSource, shutdown: CancellationToken) {
-    let mut delay = RESTART_MIN;
+    let mut backoff = Backoff::new(RESTART_MIN, RESTART_MAX);
     loop {
         let started = Instant::now();
         match run_consumer(&ctx, &name, &source, &shutdown).await {
@@ -102,17 +103,16 @@ pub async fn run(ctx: Context, name: String, source: KafkaSource, shutdown: Canc
                     .connector_errors
                     .with_label_values(&[&name, "kafka"])
                     .inc();
-                tracing::error!(connector = %name, error = %e, retry_in = ?delay, "kafka consumer failed");
+                tracing::error!(connector = %name, error = %e, retry_in = ?backoff.peek(), "kafka consumer failed");
             }
         }
         if started.elapsed() > RESTART_MAX {
-            delay = RESTART_MIN;
+            backoff.reset();
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
         }
-        delay = (delay * 2).min(RESTART_MAX);
     }
 }
 
@@ -240,7 +240,7 @@ async fn write_batches(
     shutdown: CancellationToken,
 ) {
     while let Some(batch) = batches.recv().await {
-        let mut delay = WRITE_RETRY_MIN;
+        let mut backoff = Backoff::new(WRITE_RETRY_MIN, WRITE_RETRY_MAX);
         let mut failures = 0u32;
         let started = Instant::now();
         loop {
@@ -257,9 +257,8 @@ async fn write_batches(
                     failures += 1;
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(delay) => {}
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
                     }
-                    delay = (delay * 2).min(WRITE_RETRY_MAX);
                 }
             }
         }
