@@ -11,6 +11,8 @@
 //!   `prometheus`, `sql`) run by the scheduler, the `kafka` consumer, the
 //!   `synthetic` demo series.
 //! - [`model`]: series keys, points, samples, timestamps.
+//! - [`sink`]: the one ingest path every source's points take: write,
+//!   count, record the source's success, mark dirty.
 //! - [`store`]: the [`store::Store`] trait over SQLite and PostgreSQL:
 //!   idempotent batched point writes, series reads, score history; on
 //!   PostgreSQL with TimescaleDB, the points table is a hypertable.
@@ -49,5 +51,6 @@ pub mod reload;
 pub mod scorer;
 pub mod scoring;
 pub mod secrets;
+pub mod sink;
 pub mod store;
 pub mod telemetry;

@@ -146,6 +146,18 @@ async fn pushed_points_become_scores_in_the_api_and_metrics(db: Option<String>) 
             "{series} = {got}, expected {expected}"
         );
     }
+    // A push records its source's last success like any connector (the one
+    // ingest path): within this test's run.
+    let pushed = metric(
+        &metrics,
+        r#"okrd_connector_last_success_timestamp_seconds{connector="push"}"#,
+    )
+    .unwrap_or_else(|| panic!("no last success for push in\n{metrics}"));
+    let now = Utc::now().timestamp() as f64;
+    assert!(
+        (now - 120.0..=now + 1.0).contains(&pushed),
+        "{pushed} vs {now}"
+    );
 
     // The detail explains the score and has the history.
     let detail = get_json(&server.url("/api/v1/key-results/growth/kr")).await;

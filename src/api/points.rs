@@ -11,7 +11,6 @@ use super::error::ApiError;
 use super::AppState;
 use crate::ingest::{point_from_json, FastReader, Interner, RejectReason};
 use crate::metrics::PUSH_CONNECTOR;
-use crate::store::no_progress;
 
 /// Stores `{"points": [...]}`; answers `{"stored": n}` once durably written.
 pub async fn push(State(app): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
@@ -24,12 +23,7 @@ pub async fn push(State(app): State<AppState>, body: Bytes) -> Result<Json<Value
         Some(points) => points,
         None => read_general(&app, &body, &mut interner)?,
     };
-    let stored = app.store.write_points(&points, &no_progress).await?;
-    app.metrics
-        .points_ingested
-        .with_label_values(&[PUSH_CONNECTOR])
-        .inc_by(points.len() as u64);
-    app.live.points_written(&points);
+    let stored = app.ingest(PUSH_CONNECTOR, &points).await?;
     Ok(Json(json!({ "stored": stored })))
 }
 
@@ -60,10 +54,7 @@ fn read_general(
     }
     if !rejected.is_empty() {
         for (_, e) in &rejected {
-            app.metrics
-                .points_rejected
-                .with_label_values(&[PUSH_CONNECTOR, e.reason.as_str()])
-                .inc();
+            app.rejected(PUSH_CONNECTOR, e.reason.as_str(), 1);
         }
         let list: Vec<Value> = rejected
             .iter()
@@ -80,8 +71,5 @@ fn read_general(
 }
 
 fn reject_all(app: &AppState, reason: &str) {
-    app.metrics
-        .points_rejected
-        .with_label_values(&[PUSH_CONNECTOR, reason])
-        .inc();
+    app.rejected(PUSH_CONNECTOR, reason, 1);
 }

@@ -103,7 +103,7 @@ pub const ERROR_REASONS: [&str; 6] = [
     "http_status",
     "bad_response",
     "query",
-    "store",
+    crate::sink::STORE_REASON,
 ];
 
 impl PullError {
@@ -115,7 +115,7 @@ impl PullError {
             PullError::Status { .. } => "http_status",
             PullError::BadResponse { .. } => "bad_response",
             PullError::Query { .. } => "query",
-            PullError::Store(_) => "store",
+            PullError::Store(_) => crate::sink::STORE_REASON,
         }
     }
 }

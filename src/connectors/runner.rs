@@ -13,7 +13,6 @@ use crate::config::connector::{Connector, ConnectorKind};
 use crate::config::types::Schedule;
 use crate::ingest::Interner;
 use crate::model::{Point, Timestamp};
-use crate::store::no_progress;
 
 use super::synthetic;
 
@@ -63,27 +62,10 @@ async fn wait_tick(schedule: &Schedule, now: Timestamp, shutdown: &CancellationT
     }
 }
 
+/// The demo's points, through the one ingest path; a failed write is
+/// counted and logged there, and the next tick writes again.
 async fn write(ctx: &Context, name: &str, points: &[Point]) {
-    match ctx.store.write_points(points, &no_progress).await {
-        Ok(_) => {
-            ctx.metrics
-                .points_ingested
-                .with_label_values(&[name])
-                .inc_by(points.len() as u64);
-            ctx.metrics
-                .connector_last_success
-                .with_label_values(&[name])
-                .set(ctx.clock.now().timestamp_millis() as f64 / 1000.0);
-            ctx.live.points_written(points);
-        }
-        Err(e) => {
-            tracing::warn!(connector = name, error = %e, "writing points failed");
-            ctx.metrics
-                .connector_errors
-                .with_label_values(&[name, "store"])
-                .inc();
-        }
-    }
+    let _ = ctx.ingest(name, points).await;
 }
 
 /// The demo connector: backfills the objectives' periods so far at an

@@ -16,7 +16,7 @@
 //!   intervals are aligned to the Unix epoch), so they contend for the same
 //!   ticks. A new connector (no tick run yet) runs at once, for the latest
 //!   tick, and then on schedule.
-//! - A run's points go through the store and then `Live::points_written`;
+//! - A run's points go through the one ingest path (`Services::ingest`);
 //!   its outcome goes to the run state (shown by `GET /api/v1/connectors`)
 //!   and to the health metrics.
 //!
@@ -34,7 +34,7 @@ use crate::config::connector::ConnectorKind;
 use crate::config::types::{format_duration, Schedule};
 use crate::config::{self, Connector};
 use crate::model::Timestamp;
-use crate::store::{no_progress, RunOutcome};
+use crate::store::RunOutcome;
 
 use super::guard::Guard;
 use super::pull::{self, Pull, PullError, Run};
@@ -426,10 +426,7 @@ async fn run_tick(
         }
     };
     for (i, r) in pulled.rejected.iter().enumerate() {
-        ctx.metrics
-            .points_rejected
-            .with_label_values(&[name, r.reason.as_str()])
-            .inc();
+        ctx.rejected(name, r.reason.as_str(), 1);
         if i < LOGGED_REJECTS {
             tracing::warn!(
                 connector = name,
@@ -448,24 +445,14 @@ async fn run_tick(
         );
     }
     let points = &pulled.points;
-    if !points.is_empty() {
-        if let Err(e) = ctx.store.write_points(points, &no_progress).await {
-            let error = PullError::Store(e.to_string());
-            finish(ctx, name, instance, 0, None, Some(fail(ctx, name, &error))).await;
-            return;
-        }
-        ctx.live.points_written(points);
+    if let Err(e) = ctx.ingest(name, points).await {
+        // Counted and logged by the ingest path; recorded as the run's error.
+        let error = PullError::Store(e.to_string());
+        let text = crate::secrets::redact(&format!("connector {name}: {error}"));
+        finish(ctx, name, instance, 0, None, Some(text)).await;
+        return;
     }
     let n = points.len() as u64;
-    ctx.metrics
-        .points_ingested
-        .with_label_values(&[name])
-        .inc_by(n);
-    let finished = ctx.clock.now();
-    ctx.metrics
-        .connector_last_success
-        .with_label_values(&[name])
-        .set(seconds(finished));
     let watermark = points.iter().map(|p| p.ts).max();
     tracing::debug!(
         connector = name,

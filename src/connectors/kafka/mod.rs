@@ -47,7 +47,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::config::connector::{KafkaSource, OffsetReset};
 use crate::model::Point;
-use crate::store::{no_progress, DeadLetter};
+use crate::store::DeadLetter;
 
 /// What the connector needs: the store, metrics, live state, clock.
 pub type Context = crate::live::Services;
@@ -244,13 +244,11 @@ async fn write_batches(
         let mut failures = 0u32;
         let started = Instant::now();
         loop {
-            match write_batch(&ctx, &batch).await {
+            match write_batch(&ctx, &name, &batch).await {
                 Ok(()) => break,
                 Err(e) => {
-                    ctx.metrics
-                        .connector_errors
-                        .with_label_values(&[&name, "store"])
-                        .inc();
+                    // The ingest path counted and logged a failed points
+                    // write; dead letters are written here.
                     if failures == 0 {
                         tracing::warn!(connector = %name, error = %e, points = batch.points.len(), "writing a kafka batch failed; consumption pauses until the store is back");
                     }
@@ -273,14 +271,8 @@ async fn write_batches(
             queued = batches.len(),
             "kafka batch written"
         );
-        let m = &ctx.metrics;
-        m.points_ingested
-            .with_label_values(&[&name])
-            .inc_by(batch.points.len() as u64);
         for (reason, n) in &batch.rejected {
-            m.points_rejected
-                .with_label_values(&[name.as_str(), reason])
-                .inc_by(*n);
+            ctx.rejected(&name, reason, *n);
         }
         if let Some(first) = batch.dead.first() {
             tracing::warn!(
@@ -293,10 +285,6 @@ async fn write_batches(
                 "kafka messages dead-lettered (GET /api/v1/dead-letters lists them)"
             );
         }
-        m.connector_last_success
-            .with_label_values(&[&name])
-            .set(ctx.clock.now().timestamp_millis() as f64 / 1000.0);
-        ctx.live.points_written(&batch.points);
         let ack = Ack {
             batch: batch.id,
             units: batch.units,
@@ -307,13 +295,17 @@ async fn write_batches(
     }
 }
 
-async fn write_batch(ctx: &Context, batch: &Batch) -> Result<(), crate::store::StoreError> {
+/// Writes a batch's dead letters, then its points through the one ingest
+/// path (which counts them and records the connector's success).
+async fn write_batch(
+    ctx: &Context,
+    name: &str,
+    batch: &Batch,
+) -> Result<(), crate::store::StoreError> {
     if !batch.dead.is_empty() {
         ctx.store.write_dead_letters(&batch.dead).await?;
     }
-    if !batch.points.is_empty() {
-        ctx.store.write_points(&batch.points, &no_progress).await?;
-    }
+    ctx.ingest(name, &batch.points).await?;
     Ok(())
 }
 
