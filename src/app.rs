@@ -14,11 +14,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState};
+use crate::api;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Env};
 use crate::connectors::runner;
-use crate::live::Live;
+use crate::live::{Live, Services};
 use crate::metrics::Metrics;
 use crate::{reload, scorer, store};
 
@@ -60,7 +60,7 @@ pub async fn serve(
         live.clone(),
         shutdown.clone(),
     ));
-    let ctx = runner::Context {
+    let ctx = Services {
         live: live.clone(),
         store: store.clone(),
         metrics: metrics.clone(),
@@ -81,7 +81,7 @@ pub async fn serve(
     ));
     tasks.spawn(supervise_connectors(ctx, shutdown.clone()));
 
-    let state = AppState {
+    let state = Services {
         live,
         store,
         metrics,
@@ -102,7 +102,7 @@ pub async fn serve(
 }
 
 /// Runs the config's connectors, restarting them when a reload changes them.
-async fn supervise_connectors(ctx: runner::Context, shutdown: CancellationToken) {
+async fn supervise_connectors(ctx: Services, shutdown: CancellationToken) {
     let mut configs = ctx.live.watch_config();
     loop {
         let connectors = configs.borrow_and_update().connectors.clone();

@@ -28,10 +28,10 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::AppState;
 use crate::config::types::format_duration;
 use crate::config::{self, Connector};
 use crate::connectors::scheduler::{schedule_text, API_SOURCE};
+use crate::live::Services;
 use crate::model::Timestamp;
 use crate::store::ConnectorState;
 
@@ -44,7 +44,7 @@ struct Entry {
     problems: Vec<String>,
 }
 
-async fn entries(app: &AppState) -> Result<Vec<Entry>, ApiError> {
+async fn entries(app: &Services) -> Result<Vec<Entry>, ApiError> {
     let config = app.live.config();
     let mut out: BTreeMap<String, Entry> = BTreeMap::new();
     let env = config::process_env();
@@ -125,7 +125,7 @@ fn view(e: &Entry, state: Option<&ConnectorState>, now: Timestamp) -> Value {
 }
 
 /// `GET /api/v1/connectors`.
-pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(app): State<Services>) -> Result<Json<Value>, ApiError> {
     let states = app.store.connector_states().await?;
     let now = app.clock.now();
     let list: Vec<Value> = entries(&app)
@@ -138,7 +138,7 @@ pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> 
 
 /// `GET /api/v1/connectors/{name}`.
 pub async fn detail(
-    State(app): State<AppState>,
+    State(app): State<Services>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let Some(entry) = entries(&app).await?.into_iter().find(|e| e.name == name) else {
@@ -150,7 +150,7 @@ pub async fn detail(
 
 /// `POST /api/v1/connectors`.
 pub async fn register(
-    State(app): State<AppState>,
+    State(app): State<Services>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     // An operator's action: `guard` checked the token before the body.
@@ -209,7 +209,7 @@ pub async fn register(
 
 /// `DELETE /api/v1/connectors/{name}`.
 pub async fn delete(
-    State(app): State<AppState>,
+    State(app): State<Services>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let config = app.live.config();

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
 use super::error::ApiError;
-use super::AppState;
+use crate::live::Services;
 
 /// Who may make a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub enum Access {
 #[derive(Clone)]
 pub struct Gate {
     /// The services (for the token, which a reload may change).
-    pub app: AppState,
+    pub app: Services,
     /// Bytes of bodies that may be buffered at once.
     pub budget: Arc<Semaphore>,
     /// `http.max_body`, reserved for a body of undeclared length.
@@ -47,7 +47,7 @@ pub struct Gate {
 
 impl Gate {
     /// A gate with a budget of `max_buffered` bytes.
-    pub fn new(app: AppState, max_buffered: usize, max_body: usize) -> Self {
+    pub fn new(app: Services, max_buffered: usize, max_body: usize) -> Self {
         Self {
             app,
             budget: Arc::new(Semaphore::new(clamp(max_buffered))),
@@ -62,7 +62,7 @@ fn clamp(bytes: usize) -> usize {
 
 /// Checks the bearer token for `access`. The comparison takes the same
 /// time wherever the strings differ.
-pub fn check_token(app: &AppState, headers: &HeaderMap, access: Access) -> Result<(), ApiError> {
+pub fn check_token(app: &Services, headers: &HeaderMap, access: Access) -> Result<(), ApiError> {
     let config = app.live.config();
     let Some(token) = config.service.token.as_deref() else {
         return match access {

@@ -39,17 +39,15 @@ use tower_http::timeout::TimeoutLayer;
 pub use error::ApiError;
 
 use crate::config::service::HttpLimits;
+use crate::live::Services;
 use guard::Gate;
 use status_page::{KrView, ObjectiveView, StatusPage};
-
-/// What every handler can reach.
-pub type AppState = crate::live::Services;
 
 /// The router. Bodies over `max_body` get 413 (at once when declared);
 /// `limits` bound the bytes buffered across requests and each request's
 /// time. Writes, connector definitions and dead letters need the token
 /// when one is set ([`guard`]); every error is JSON.
-pub fn router(state: AppState, max_body: usize, limits: &HttpLimits) -> Router {
+pub fn router(state: Services, max_body: usize, limits: &HttpLimits) -> Router {
     let gate = Gate::new(state.clone(), limits.max_buffered, max_body);
     let token = from_fn_with_state(gate.clone(), guard::token_if_set);
     let operator = from_fn_with_state(gate, guard::operator);
@@ -89,7 +87,7 @@ pub fn router(state: AppState, max_body: usize, limits: &HttpLimits) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(app): State<AppState>) -> Response {
+async fn metrics(State(app): State<Services>) -> Response {
     let text = app.metrics.render(&app.live.card());
     (
         [(
@@ -102,7 +100,7 @@ async fn metrics(State(app): State<AppState>) -> Response {
 }
 
 /// 200 while the store answers; 503 otherwise, the cause only in the log.
-async fn ready(State(app): State<AppState>) -> Response {
+async fn ready(State(app): State<Services>) -> Response {
     match tokio::time::timeout(Duration::from_secs(2), app.store.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
         Ok(Err(e)) => {
@@ -118,7 +116,7 @@ async fn ready(State(app): State<AppState>) -> Response {
     }
 }
 
-async fn page(State(app): State<AppState>) -> Result<Html<String>, ApiError> {
+async fn page(State(app): State<Services>) -> Result<Html<String>, ApiError> {
     let config = app.live.config();
     let card = app.live.card();
     let now = app.clock.now();

@@ -8,12 +8,12 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::AppState;
 use crate::ingest::{point_from_json, FastReader, Interner, RejectReason};
+use crate::live::Services;
 use crate::metrics::PUSH_CONNECTOR;
 
 /// Stores `{"points": [...]}`; answers `{"stored": n}` once durably written.
-pub async fn push(State(app): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+pub async fn push(State(app): State<Services>, body: Bytes) -> Result<Json<Value>, ApiError> {
     // The token was checked from the headers before the body was read
     // (`guard`).
     let mut interner = Interner::default();
@@ -30,7 +30,7 @@ pub async fn push(State(app): State<AppState>, body: Bytes) -> Result<Json<Value
 /// The body read through a JSON tree: every point, or a 400 naming each
 /// bad one (index and reason).
 fn read_general(
-    app: &AppState,
+    app: &Services,
     body: &[u8],
     interner: &mut Interner,
 ) -> Result<Vec<crate::model::Point>, ApiError> {
@@ -70,6 +70,6 @@ fn read_general(
     Ok(points)
 }
 
-fn reject_all(app: &AppState, reason: &str) {
+fn reject_all(app: &Services, reason: &str) {
     app.rejected(PUSH_CONNECTOR, reason, 1);
 }

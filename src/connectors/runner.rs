@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::connector::{Connector, ConnectorKind};
 use crate::config::types::Schedule;
 use crate::ingest::Interner;
+use crate::live::Services;
 use crate::model::{Point, Timestamp};
 
 use super::synthetic;
@@ -19,12 +20,9 @@ use super::synthetic;
 /// Step of the synthetic connector's backfill of the period so far.
 const BACKFILL_STEP: Duration = Duration::from_secs(3600);
 
-/// What a connector task needs.
-pub type Context = crate::live::Services;
-
 /// Runs `connectors` until `generation` is cancelled (at shutdown, or when
 /// a reload replaces the connector set).
-pub async fn run_all(ctx: Context, connectors: Vec<Connector>, generation: CancellationToken) {
+pub async fn run_all(ctx: Services, connectors: Vec<Connector>, generation: CancellationToken) {
     let mut tasks = tokio::task::JoinSet::new();
     for c in connectors {
         match &c.kind {
@@ -64,14 +62,14 @@ async fn wait_tick(schedule: &Schedule, now: Timestamp, shutdown: &CancellationT
 
 /// The demo's points, through the one ingest path; a failed write is
 /// counted and logged there, and the next tick writes again.
-async fn write(ctx: &Context, name: &str, points: &[Point]) {
+async fn write(ctx: &Services, name: &str, points: &[Point]) {
     let _ = ctx.ingest(name, points).await;
 }
 
 /// The demo connector: backfills the objectives' periods so far at an
 /// hourly step (idempotent: the same instants give the same points), then
 /// writes the scenario's current point on every tick.
-async fn run_synthetic(ctx: Context, c: Connector, shutdown: CancellationToken) {
+async fn run_synthetic(ctx: Services, c: Connector, shutdown: CancellationToken) {
     let schedule = c
         .schedule
         .clone()

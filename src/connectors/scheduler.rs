@@ -38,7 +38,8 @@ use crate::store::RunOutcome;
 
 use super::guard::Guard;
 use super::pull::{self, Pull, PullError, Run};
-use super::runner::{self, Context};
+use super::runner;
+use crate::live::Services;
 
 /// How often the store is asked for connectors registered over the API
 /// (by this instance or another).
@@ -125,7 +126,7 @@ struct Running {
 /// over the API until `shutdown`, starting, stopping and restarting only
 /// those that a reload or a registration changed. A YAML connector shadows
 /// an API connector of the same name.
-pub async fn run(ctx: Context, shutdown: CancellationToken) {
+pub async fn run(ctx: Services, shutdown: CancellationToken) {
     let instance: Arc<str> = instance_id(ctx.clock.now()).into();
     let mut configs = ctx.live.watch_config();
     let mut api = ApiConnectors::default();
@@ -208,7 +209,7 @@ struct ApiConnectors {
 }
 
 impl ApiConnectors {
-    async fn refresh(&mut self, ctx: &Context) {
+    async fn refresh(&mut self, ctx: &Services) {
         let stored = match ctx.store.api_connectors().await {
             Ok(list) => {
                 self.store_failing = false;
@@ -271,7 +272,7 @@ impl ApiConnectors {
 /// Runs a streaming connector registered over the API: its Kafka brokers
 /// are checked against the guard first (librdkafka resolves and connects
 /// by itself after that).
-async fn run_stream(ctx: Context, c: Connector, guard: Option<Guard>, stop: CancellationToken) {
+async fn run_stream(ctx: Services, c: Connector, guard: Option<Guard>, stop: CancellationToken) {
     if let (Some(guard), ConnectorKind::Kafka(k)) = (&guard, &c.kind) {
         for broker in k.brokers.split(',').map(str::trim) {
             let (host, port) = match broker.rsplit_once(':') {
@@ -294,7 +295,7 @@ async fn run_stream(ctx: Context, c: Connector, guard: Option<Guard>, stop: Canc
 /// Runs one pull connector on its schedule until `stop`; `guard` bounds
 /// where one registered over the API may connect.
 pub async fn run_connector(
-    ctx: Context,
+    ctx: Services,
     c: Connector,
     guard: Option<Guard>,
     instance: Arc<str>,
@@ -366,7 +367,7 @@ fn seconds(t: Timestamp) -> f64 {
 
 /// Claims and runs one tick: pull, write, record.
 async fn run_tick(
-    ctx: &Context,
+    ctx: &Services,
     c: &Connector,
     puller: &mut dyn Pull,
     tick: Timestamp,
@@ -464,7 +465,7 @@ async fn run_tick(
 }
 
 /// Counts and logs a failed run; returns the error as recorded.
-fn fail(ctx: &Context, name: &str, error: &PullError) -> String {
+fn fail(ctx: &Services, name: &str, error: &PullError) -> String {
     ctx.metrics
         .connector_errors
         .with_label_values(&[name, error.reason()])
@@ -475,7 +476,7 @@ fn fail(ctx: &Context, name: &str, error: &PullError) -> String {
 }
 
 async fn finish(
-    ctx: &Context,
+    ctx: &Services,
     name: &str,
     instance: &str,
     points: u64,

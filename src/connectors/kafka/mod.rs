@@ -46,11 +46,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::config::connector::{KafkaSource, OffsetReset};
+use crate::live::Services;
 use crate::model::Point;
 use crate::store::DeadLetter;
-
-/// What the connector needs: the store, metrics, live state, clock.
-pub type Context = crate::live::Services;
 
 /// How long a revocation waits for the revoked partitions' batches to be
 /// written before committing what is; the rest is consumed again by the
@@ -92,7 +90,7 @@ const WARN_EVERY: Duration = Duration::from_secs(30);
 
 /// Runs the connector `name` until `shutdown`. A consumer that fails is
 /// restarted after a growing delay; a store that fails pauses consumption.
-pub async fn run(ctx: Context, name: String, source: KafkaSource, shutdown: CancellationToken) {
+pub async fn run(ctx: Services, name: String, source: KafkaSource, shutdown: CancellationToken) {
     let mut backoff = Backoff::new(RESTART_MIN, RESTART_MAX);
     loop {
         let started = Instant::now();
@@ -118,7 +116,7 @@ pub async fn run(ctx: Context, name: String, source: KafkaSource, shutdown: Canc
 
 /// One consumer's life: until shutdown (Ok) or a fatal consumer error.
 async fn run_consumer(
-    ctx: &Context,
+    ctx: &Services,
     name: &str,
     source: &KafkaSource,
     shutdown: &CancellationToken,
@@ -233,7 +231,7 @@ struct Ack {
 /// is retried until written, or until shutdown, when its messages are left
 /// for the next consumer to take again.
 async fn write_batches(
-    ctx: Context,
+    ctx: Services,
     name: String,
     mut batches: mpsc::UnboundedReceiver<Batch>,
     acks: sync_mpsc::Sender<Ack>,
@@ -298,7 +296,7 @@ async fn write_batches(
 /// Writes a batch's dead letters, then its points through the one ingest
 /// path (which counts them and records the connector's success).
 async fn write_batch(
-    ctx: &Context,
+    ctx: &Services,
     name: &str,
     batch: &Batch,
 ) -> Result<(), crate::store::StoreError> {
@@ -365,7 +363,7 @@ fn consume(config: ClientConfig, shared: Shared, topics: &[String]) -> KafkaResu
 /// thread, never while the loop holds the lock).
 struct Shared {
     name: String,
-    ctx: Context,
+    ctx: Services,
     shutdown: CancellationToken,
     pipe: Mutex<Pipeline>,
 }
@@ -476,7 +474,7 @@ impl ConsumerContext for Shared {
 /// The consumer side's state.
 struct Pipeline {
     name: String,
-    ctx: Context,
+    ctx: Services,
     max_points: usize,
     max_wait: Duration,
     max_in_flight: usize,
@@ -505,7 +503,7 @@ impl Pipeline {
     fn new(
         name: &str,
         source: &KafkaSource,
-        ctx: &Context,
+        ctx: &Services,
         to_writer: mpsc::UnboundedSender<Batch>,
         acks: sync_mpsc::Receiver<Ack>,
         shutdown: &CancellationToken,
