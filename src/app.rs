@@ -70,6 +70,7 @@ pub async fn serve(
         ctx.clone(),
         shutdown.clone(),
     ));
+    tasks.spawn(crate::alerts::run(ctx.clone(), shutdown.clone()));
     tasks.spawn(crate::alerts::outbox::run(
         ctx.clone(),
         ctx.live.outbox_signal(),

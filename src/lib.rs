@@ -18,6 +18,7 @@
 //!   PostgreSQL with TimescaleDB, the points table is a hypertable.
 //! - [`scoring`]: pure functions from a KR, its samples and a time to a
 //!   score, status and forecast (SPEC §4).
+//! - [`scorecard`]: the published scores (a leaf the readers share).
 //! - [`scorer`]: reads series from the store and runs [`scoring`]; the only
 //!   caller of the scoring functions.
 //! - [`alerts`]: counter-metric and stale-data alerts, decided in the
@@ -48,6 +49,7 @@ pub mod live;
 pub mod metrics;
 pub mod model;
 pub mod reload;
+pub mod scorecard;
 pub mod scorer;
 pub mod scoring;
 pub mod secrets;

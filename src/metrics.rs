@@ -11,7 +11,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::scorer::{KeyResultRow, Scorecard};
+use crate::scorecard::{KeyResultRow, Scorecard};
 use crate::scoring::Status;
 
 /// Connector name used for points pushed over HTTP.

@@ -12,7 +12,8 @@ use crate::config::types::{format_duration, Tolerance};
 use crate::config::{KeyResult, Objective};
 use crate::live::Services;
 use crate::model::{minus, SeriesKey};
-use crate::scorer::{self, Evaluation, KeyResultRow};
+use crate::scorecard::KeyResultRow;
+use crate::scorer::{self, Evaluation};
 use crate::scoring::{BaselineSource, Margins, Status};
 
 /// Points listed in an explanation at most (the most recent).

@@ -6,12 +6,21 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::load_config;
-use crate::cli::Format;
 use crate::clock::{Clock, SystemClock};
 use crate::model::Timestamp;
-use crate::scorer::{score_all, Scorecard};
+use crate::scorecard::Scorecard;
+use crate::scorer::score_all;
 use crate::scoring::Margins;
 use crate::store;
+
+/// Output format of `okrd score`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// The JSON document of SPEC §5.
+    Json,
+}
 
 /// Scores at `at` (default: now) and prints a table or SPEC §5's JSON.
 pub async fn run(
