@@ -5,21 +5,17 @@
 //! its own file, and that file's tests. The [`scheduler`](super::scheduler)
 //! decides when it runs, bounds each run by the connector's timeout, writes
 //! the points and records its health; a connector only fetches and converts.
-//! A new type is a copy of a sibling file plus one arm in [`build`] and
-//! one in [`is_pull`].
+//! A new type is a copy of a sibling file plus one arm in the registry
+//! ([`super::runner_for`]).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::config::connector::ConnectorKind;
 use crate::config::types::format_duration;
 use crate::ingest::{PointError, RejectReason};
 use crate::model::{parse_timestamp, unix_seconds, Point, Timestamp};
-
-use super::guard::Guard;
-use super::{http, prometheus, sql};
 
 /// One run of a pull connector.
 #[derive(Debug, Clone)]
@@ -129,29 +125,6 @@ pub trait Pull: Send {
     /// Fetches and converts the points of `run`. Bounded by the scheduler's
     /// timeout; it may use `run.deadline` to budget retries.
     async fn pull(&mut self, run: &Run) -> Result<Pulled, PullError>;
-}
-
-/// Whether connectors of this kind run on a schedule (by the scheduler).
-pub fn is_pull(kind: &ConnectorKind) -> bool {
-    matches!(
-        kind,
-        ConnectorKind::Http(_) | ConnectorKind::Prometheus(_) | ConnectorKind::Sql(_)
-    )
-}
-
-/// The [`Pull`] for a pull connector's settings; `None` for other kinds.
-/// `guard` bounds where a connector registered over the API may connect.
-pub fn build(
-    kind: &ConnectorKind,
-    timeout: Duration,
-    guard: Option<Guard>,
-) -> Option<Box<dyn Pull>> {
-    Some(match kind {
-        ConnectorKind::Http(s) => Box::new(http::HttpPull::new(s.clone(), guard)),
-        ConnectorKind::Prometheus(s) => Box::new(prometheus::PrometheusPull::new(s.clone(), guard)),
-        ConnectorKind::Sql(s) => Box::new(sql::SqlPull::new(s.clone(), timeout, guard)),
-        _ => return None,
-    })
 }
 
 pub(super) fn reject(reason: RejectReason, message: impl Into<String>) -> PointError {

@@ -9,13 +9,13 @@ use std::time::Duration;
 use chrono::SubsecRound;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::connector::{Connector, ConnectorKind};
+use crate::config::connector::Connector;
 use crate::config::types::Schedule;
 use crate::ingest::Interner;
 use crate::live::Services;
 use crate::model::{Point, Timestamp};
 
-use super::synthetic;
+use super::{runner_for, synthetic, Runner};
 
 /// Step of the synthetic connector's backfill of the period so far.
 const BACKFILL_STEP: Duration = Duration::from_secs(3600);
@@ -25,20 +25,9 @@ const BACKFILL_STEP: Duration = Duration::from_secs(3600);
 pub async fn run_all(ctx: Services, connectors: Vec<Connector>, generation: CancellationToken) {
     let mut tasks = tokio::task::JoinSet::new();
     for c in connectors {
-        match &c.kind {
-            ConnectorKind::Synthetic => {
-                tasks.spawn(run_synthetic(ctx.clone(), c, generation.clone()));
-            }
-            ConnectorKind::Kafka(k) => {
-                tasks.spawn(super::kafka::run(
-                    ctx.clone(),
-                    c.name.clone(),
-                    k.clone(),
-                    generation.clone(),
-                ));
-            }
-            // Pull connectors run on their schedules in `scheduler`.
-            ConnectorKind::Http(_) | ConnectorKind::Prometheus(_) | ConnectorKind::Sql(_) => {}
+        // Pull connectors run on their schedules in `scheduler`.
+        if let Runner::Streaming(task) = runner_for(&c, None) {
+            tasks.spawn(task(ctx.clone(), generation.clone()));
         }
     }
     while tasks.join_next().await.is_some() {}
@@ -69,7 +58,7 @@ async fn write(ctx: &Services, name: &str, points: &[Point]) {
 /// The demo connector: backfills the objectives' periods so far at an
 /// hourly step (idempotent: the same instants give the same points), then
 /// writes the scenario's current point on every tick.
-async fn run_synthetic(ctx: Services, c: Connector, shutdown: CancellationToken) {
+pub(super) async fn run_synthetic(ctx: Services, c: Connector, shutdown: CancellationToken) {
     let schedule = c
         .schedule
         .clone()

@@ -37,8 +37,9 @@ use crate::model::Timestamp;
 use crate::store::RunOutcome;
 
 use super::guard::Guard;
-use super::pull::{self, Pull, PullError, Run};
+use super::pull::{Pull, PullError, Run};
 use super::runner;
+use super::Runner;
 use crate::live::Services;
 
 /// How often the store is asked for connectors registered over the API
@@ -138,7 +139,7 @@ pub async fn run(ctx: Services, shutdown: CancellationToken) {
         // registered over the API connects only where the guard allows.
         let mut wanted: HashMap<String, (Connector, Option<Guard>)> = yaml
             .iter()
-            .filter(|c| pull::is_pull(&c.kind))
+            .filter(|c| super::is_scheduled(&c.kind))
             .map(|c| (c.name.clone(), (c.clone(), None)))
             .collect();
         let registered: Vec<Connector> = api.valid().cloned().collect();
@@ -162,7 +163,7 @@ pub async fn run(ctx: Services, shutdown: CancellationToken) {
                 continue;
             }
             let stop = shutdown.child_token();
-            let task = if pull::is_pull(&c.kind) {
+            let task = if super::is_scheduled(&c.kind) {
                 tokio::spawn(run_connector(
                     ctx.clone(),
                     c.clone(),
@@ -301,8 +302,8 @@ pub async fn run_connector(
     instance: Arc<str>,
     stop: CancellationToken,
 ) {
-    let (Some(schedule), Some(mut puller)) =
-        (c.schedule.clone(), pull::build(&c.kind, c.timeout, guard))
+    let (Some(schedule), Runner::Scheduled(mut puller)) =
+        (c.schedule.clone(), super::runner_for(&c, guard))
     else {
         return;
     };

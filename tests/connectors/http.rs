@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use okrd::connectors::pull::{self, PullError, Pulled, Run};
+use okrd::connectors::pull::{PullError, Pulled, Run};
+use okrd::connectors::{runner_for, Runner};
 use serde_json::json;
 
 use crate::common::server::eventually;
@@ -34,7 +35,9 @@ async fn pull_once(yaml: &str) -> Result<Pulled, PullError> {
 async fn pull_once_with(yaml: &str, env: &okrd::config::Env) -> Result<Pulled, PullError> {
     let c = okrd::config::load_connector_text(yaml, "test.yaml", env, None)
         .unwrap_or_else(|d| panic!("{d:?}"));
-    let mut p = pull::build(&c.kind, c.timeout, None).unwrap();
+    let Runner::Scheduled(mut p) = runner_for(&c, None) else {
+        panic!("a pull connector is scheduled")
+    };
     let run = Run {
         tick: Utc::now(),
         watermark: None,

@@ -6,7 +6,8 @@ use crate::common::process::{spawn_prometheus, Daemon};
 use std::time::Duration;
 
 use chrono::Utc;
-use okrd::connectors::pull::{self, PullError, Pulled, Run};
+use okrd::connectors::pull::{PullError, Pulled, Run};
+use okrd::connectors::{runner_for, Runner};
 use serde_json::{json, Value};
 
 use crate::common::server::eventually;
@@ -53,7 +54,9 @@ fn tick() -> chrono::DateTime<Utc> {
 async fn pull_once(yaml: &str) -> Result<Pulled, PullError> {
     let c = okrd::config::load_connector_text(yaml, "test.yaml", &Default::default(), None)
         .unwrap_or_else(|d| panic!("{d:?}"));
-    let mut p = pull::build(&c.kind, c.timeout, None).unwrap();
+    let Runner::Scheduled(mut p) = runner_for(&c, None) else {
+        panic!("a pull connector is scheduled")
+    };
     let run = Run {
         tick: tick(),
         watermark: None,
