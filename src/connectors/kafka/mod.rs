@@ -683,17 +683,11 @@ impl Pipeline {
         // What was taken must reach the writer before waiting for it.
         self.flush();
         let deadline = Instant::now() + PAUSE_AFTER;
-        while self.in_flight >= self.max_in_flight && !self.shutdown.is_cancelled() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            match self.acks.recv_timeout(left.min(MAX_POLL)) {
-                Ok(ack) => self.finish(ack),
-                Err(sync_mpsc::RecvTimeoutError::Timeout) => {}
-                Err(sync_mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
+        self.wait_for_acks(
+            deadline,
+            |p| p.in_flight < p.max_in_flight,
+            |p| p.shutdown.is_cancelled(),
+        );
         self.store_offsets(consumer);
         tracing::debug!(connector = %self.name, waited_ms = (PAUSE_AFTER - deadline.saturating_duration_since(Instant::now())).as_millis() as u64, "kafka consumer waited for the writer");
         if self.in_flight >= self.max_in_flight {
@@ -759,18 +753,13 @@ impl Pipeline {
         shutdown: &CancellationToken,
     ) {
         self.flush();
-        let deadline = Instant::now() + REVOKE_DRAIN;
-        while revoked.iter().any(|tp| self.tracker.is_pending(tp)) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || (shutdown.is_cancelled() && self.to_writer.is_none()) {
-                tracing::warn!(connector = %self.name, "kafka partitions revoked before their messages were written; their next owner consumes them again");
-                break;
-            }
-            match self.acks.recv_timeout(left.min(MAX_POLL)) {
-                Ok(ack) => self.finish(ack),
-                Err(sync_mpsc::RecvTimeoutError::Timeout) => {}
-                Err(sync_mpsc::RecvTimeoutError::Disconnected) => break,
-            }
+        let written = self.wait_for_acks(
+            Instant::now() + REVOKE_DRAIN,
+            |p| !revoked.iter().any(|tp| p.tracker.is_pending(tp)),
+            |p| shutdown.is_cancelled() && p.to_writer.is_none(),
+        );
+        if !written {
+            tracing::warn!(connector = %self.name, "kafka partitions revoked before their messages were written; their next owner consumes them again");
         }
         self.store_offsets(consumer);
         if !consumer.assignment_lost() {
@@ -791,18 +780,34 @@ impl Pipeline {
     fn drain(&mut self, consumer: &BaseConsumer<Shared>, limit: Duration) {
         self.flush();
         self.to_writer = None;
-        let deadline = Instant::now() + limit;
-        while !self.tracker.is_idle() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                tracing::warn!(connector = %self.name, "kafka shutdown: batches still unwritten; they are consumed again at the next start");
-                break;
-            }
-            match self.acks.recv_timeout(left) {
-                Ok(ack) => self.finish(ack),
-                Err(_) => break,
-            }
+        if !self.wait_for_acks(Instant::now() + limit, |p| p.tracker.is_idle(), |_| false) {
+            tracing::warn!(connector = %self.name, "kafka shutdown: batches still unwritten; they are consumed again at the next start");
         }
         self.store_offsets(consumer);
+    }
+
+    /// Takes the writer's acknowledgements until `done`, `deadline`, `stop`
+    /// or the writer's end; whether `done` holds then. The one wait for
+    /// the writer (backpressure, revocation, shutdown).
+    fn wait_for_acks(
+        &mut self,
+        deadline: Instant,
+        done: impl Fn(&Self) -> bool,
+        stop: impl Fn(&Self) -> bool,
+    ) -> bool {
+        loop {
+            if done(self) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || stop(self) {
+                return false;
+            }
+            match self.acks.recv_timeout(left.min(MAX_POLL)) {
+                Ok(ack) => self.finish(ack),
+                Err(sync_mpsc::RecvTimeoutError::Timeout) => {}
+                Err(sync_mpsc::RecvTimeoutError::Disconnected) => return done(self),
+            }
+        }
     }
 }
