@@ -49,6 +49,10 @@ async fn send(
     (status, value, headers)
 }
 
+async fn get(url: &str, token: Option<&str>) -> (u16, Value, reqwest::header::HeaderMap) {
+    send(reqwest::Method::GET, url, token, None).await
+}
+
 /// A TCP server that counts connections and answers each request with a
 /// 500 whose body must never be shown by okrd.
 struct Upstream {
@@ -122,7 +126,7 @@ async fn without_a_token_connectors_cannot_be_registered_at_all() {
     )
     .await;
     assert_eq!(status, 403);
-    let (status, list, _) = send(reqwest::Method::GET, &url, None, None).await;
+    let (status, list, _) = get(&url, None).await;
     assert_eq!(status, 200);
     assert_eq!(list["connectors"], json!([]), "nothing was stored");
 }
@@ -233,11 +237,9 @@ async fn api_connectors_reach_no_loopback_link_local_or_private_address_by_defau
         .collect();
     for name in &names {
         let c = eventually(Duration::from_secs(30), "the refusal", || async {
-            let (_, c, _) = send(
-                reqwest::Method::GET,
+            let (_, c, _) = get(
                 &server.url(&format!("/api/v1/connectors/{name}")),
                 Some(TOKEN),
-                None,
             )
             .await;
             c["last_error"].is_string().then_some(c)
@@ -301,11 +303,9 @@ async fn no_secret_or_upstream_body_in_any_response_or_log_line() {
     // Every connector has failed at least once.
     for name in ["from-file", "from-api", "warehouse"] {
         eventually(Duration::from_secs(30), "an error recorded", || async {
-            let (_, c, _) = send(
-                reqwest::Method::GET,
+            let (_, c, _) = get(
                 &server.url(&format!("/api/v1/connectors/{name}")),
                 Some(TOKEN),
-                None,
             )
             .await;
             let e = c["last_error"].as_str()?.to_string();
@@ -372,7 +372,7 @@ async fn no_secret_or_upstream_body_in_any_response_or_log_line() {
         "/api/v1/connectors/from-api",
         "/api/v1/dead-letters",
     ] {
-        let (status, _, _) = send(reqwest::Method::GET, &server.url(path), None, None).await;
+        let (status, _, _) = get(&server.url(path), None).await;
         assert_eq!(status, 401, "{path}");
     }
     for path in ["/api/v1/key-results", "/api/v1/objectives", "/metrics", "/"] {
@@ -486,7 +486,7 @@ async fn readyz_says_the_store_is_down_without_its_error_text() {
         .await
         .unwrap();
     let (status, answer, _) = eventually(Duration::from_secs(30), "readyz 503", || async {
-        let got = send(reqwest::Method::GET, &server.url("/readyz"), None, None).await;
+        let got = get(&server.url("/readyz"), None).await;
         (got.0 == 503).then_some(got)
     })
     .await;
@@ -544,7 +544,7 @@ async fn the_token_and_a_declared_length_are_checked_before_any_body_is_read() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("larger than http.max_body"), "{answer}");
     // JSON on every error: unknown route, wrong method.
-    let (status, answer, _) = send(reqwest::Method::GET, &server.url("/nope"), None, None).await;
+    let (status, answer, _) = get(&server.url("/nope"), None).await;
     assert_eq!(
         (status, answer["error"].as_str()),
         (404, Some("no such route"))
@@ -599,13 +599,7 @@ async fn bodies_buffered_at_once_are_capped_with_503_and_retry_after() {
     assert_eq!(headers["retry-after"], "1");
     assert!(answer["error"].as_str().unwrap().contains("max_buffered"));
     // Reads need no budget.
-    let (status, _, _) = send(
-        reqwest::Method::GET,
-        &server.url("/api/v1/objectives"),
-        None,
-        None,
-    )
-    .await;
+    let (status, _, _) = get(&server.url("/api/v1/objectives"), None).await;
     assert_eq!(status, 200);
     drop(slow);
     let (status, answer, _) = push_until(200, "room again").await;
