@@ -3,9 +3,10 @@
 //! Start: load the config, open (and migrate) the store, bind the listener.
 //! Run: the HTTP API, the scorer, the reloader and the connectors, each a
 //! task sharing [`Live`]. Stop (SIGTERM/SIGINT, or the `shutdown` token):
-//! stop accepting connections, finish the requests in flight (a pushed
-//! point is acknowledged only once written, so nothing accepted is lost),
-//! then stop the tasks and close the store.
+//! stop accepting connections, give the requests in flight
+//! `http.shutdown_timeout` to finish and drop the rest (a pushed point is
+//! acknowledged only once written, so nothing acknowledged is lost), then
+//! stop the tasks and close the store.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,11 +14,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState};
+use crate::api;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Env};
 use crate::connectors::runner;
-use crate::live::Live;
+use crate::live::{Live, Services};
 use crate::metrics::Metrics;
 use crate::{reload, scorer, store};
 
@@ -32,14 +33,18 @@ pub async fn serve(
         anyhow::anyhow!("invalid configuration:\n{}", list.join("\n"))
     })?;
     let url = config.service.database_url.clone();
-    let store = store::open(&url)
-        .await
-        .with_context(|| format!("while opening the store at {}", crate::tls::redact(&url)))?;
+    let store = store::open(&url).await.with_context(|| {
+        format!(
+            "while opening the store at {}",
+            crate::secrets::redact(&url)
+        )
+    })?;
     let listener = tokio::net::TcpListener::bind(config.service.listen)
         .await
         .with_context(|| format!("while binding http.listen {}", config.service.listen))?;
     let addr = listener.local_addr()?;
     let max_body = config.service.max_body;
+    let limits = config.service.limits.clone();
     let live = Arc::new(Live::new(config));
     let metrics = Arc::new(Metrics::new());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -58,7 +63,7 @@ pub async fn serve(
         live.clone(),
         shutdown.clone(),
     ));
-    let ctx = runner::Context {
+    let ctx = Services {
         live: live.clone(),
         store: store.clone(),
         metrics: metrics.clone(),
@@ -68,6 +73,7 @@ pub async fn serve(
         ctx.clone(),
         shutdown.clone(),
     ));
+    tasks.spawn(crate::alerts::run(ctx.clone(), shutdown.clone()));
     tasks.spawn(crate::alerts::outbox::run(
         ctx.clone(),
         ctx.live.outbox_signal(),
@@ -79,17 +85,20 @@ pub async fn serve(
     ));
     tasks.spawn(supervise_connectors(ctx, shutdown.clone()));
 
-    let state = AppState {
+    let state = Services {
         live,
         store,
         metrics,
         clock,
     };
     tracing::info!("listening on http://{addr}");
-    axum::serve(listener, api::router(state, max_body))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .context("while serving HTTP")?;
+    api::server::serve(
+        listener,
+        api::router(state, max_body, &limits),
+        &limits,
+        shutdown.clone(),
+    )
+    .await;
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
     tracing::info!("stopped");
@@ -97,7 +106,7 @@ pub async fn serve(
 }
 
 /// Runs the config's connectors, restarting them when a reload changes them.
-async fn supervise_connectors(ctx: runner::Context, shutdown: CancellationToken) {
+async fn supervise_connectors(ctx: Services, shutdown: CancellationToken) {
     let mut configs = ctx.live.watch_config();
     loop {
         let connectors = configs.borrow_and_update().connectors.clone();

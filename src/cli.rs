@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+
+use crate::commands::score::Format;
 
 use crate::commands;
 
@@ -78,15 +80,6 @@ pub enum Command {
         #[arg(long, default_value = "bench/results.json")]
         out: PathBuf,
     },
-}
-
-/// Output format of `okrd score`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Aligned columns for people.
-    Table,
-    /// The JSON document of SPEC §5.
-    Json,
 }
 
 fn parse_at(text: &str) -> Result<crate::model::Timestamp, String> {

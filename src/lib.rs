@@ -11,24 +11,35 @@
 //!   `prometheus`, `sql`) run by the scheduler, the `kafka` consumer, the
 //!   `synthetic` demo series.
 //! - [`model`]: series keys, points, samples, timestamps.
+//! - [`sink`]: the one ingest path every source's points take: write,
+//!   count, record the source's success, mark dirty.
 //! - [`store`]: the [`store::Store`] trait over SQLite and PostgreSQL:
 //!   idempotent batched point writes, series reads, score history; on
 //!   PostgreSQL with TimescaleDB, the points table is a hypertable.
 //! - [`scoring`]: pure functions from a KR, its samples and a time to a
 //!   score, status and forecast (SPEC §4).
+//! - [`scorecard`]: the published scores (a leaf the readers share).
 //! - [`scorer`]: reads series from the store and runs [`scoring`]; the only
 //!   caller of the scoring functions.
-//! - [`api`]: the HTTP API and the status page.
-//! - [`clock`]: time, injected.
+//! - [`alerts`]: counter-metric and stale-data alerts, decided in the
+//!   store with an outbox, delivered by the notifiers.
+//! - [`metrics`]: every Prometheus metric okrd exports.
+//! - [`api`]: the HTTP API and the status page, behind the token, the
+//!   byte budget and the server's bounds.
+//! - [`app`]: `okrd serve`: start, run the tasks, stop; [`live`]: the
+//!   running config and scorecard the tasks share; [`reload`]: hot reload.
+//! - [`clock`]: time, injected; [`backoff`]: the one doubling wait.
 //! - [`cli`], [`commands`]: the `okrd` command line, one file per command.
-//! - [`telemetry`]: logging setup.
+//! - [`telemetry`]: logging setup; [`secrets`]: what no log line or
+//!   response may show, and the redaction that keeps it so.
 //! - [`tls`]: TLS for every client okrd opens (rustls; CA files, libpq's
-//!   `sslmode`), TLS failures in words, passwords kept out of messages.
+//!   `sslmode`), and TLS failures in words.
 //! - [`bench`]: `okrd bench`, which measures all of the above end to end.
 
 pub mod alerts;
 pub mod api;
 pub mod app;
+pub mod backoff;
 pub mod bench;
 pub mod cli;
 pub mod clock;
@@ -40,8 +51,11 @@ pub mod live;
 pub mod metrics;
 pub mod model;
 pub mod reload;
+pub mod scorecard;
 pub mod scorer;
 pub mod scoring;
+pub mod secrets;
+pub mod sink;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -9,7 +9,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::config::Config;
 use crate::model::{Point, Timestamp};
-use crate::scorer::Scorecard;
+use crate::scorecard::Scorecard;
 
 /// The services every part of a running okrd shares: the API's state and
 /// each connector's context.
@@ -41,6 +41,7 @@ pub struct Live {
     card: RwLock<Arc<Scorecard>>,
     dirty: Mutex<Dirty>,
     wake: Notify,
+    published: Notify,
     outbox: Arc<Notify>,
 }
 
@@ -55,6 +56,7 @@ impl Live {
                 metrics: HashMap::new(),
             }),
             wake: Notify::new(),
+            published: Notify::new(),
             outbox: Arc::new(Notify::new()),
         }
     }
@@ -80,9 +82,16 @@ impl Live {
         Arc::clone(&self.card.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Publishes a new scorecard.
+    /// Publishes a new scorecard, and wakes the alert task.
     pub fn set_card(&self, card: Scorecard) {
         *self.card.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(card);
+        self.published.notify_one();
+    }
+
+    /// Resolves when a scorecard was published since the last wait
+    /// (several publications in between count once).
+    pub async fn card_published(&self) {
+        self.published.notified().await;
     }
 
     /// Records that `points` were durably written, and wakes the scorer.

@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     match runtime.block_on(okrd::cli::run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", okrd::secrets::redact(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

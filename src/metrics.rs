@@ -11,7 +11,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::scorer::{KeyResultRow, Scorecard};
+use crate::scorecard::{KeyResultRow, Scorecard};
 use crate::scoring::Status;
 
 /// Connector name used for points pushed over HTTP.
@@ -163,7 +163,7 @@ fn write_scorecard(card: &Scorecard, out: &mut String) {
     let krs = &card.key_results;
     family(
         out,
-        "okrd_counter_metric_degraded",
+        "okrd_guardrail_degraded",
         "1 while the counter metric is worse than W ago by more than its tolerance.",
         |f| {
             for r in krs {

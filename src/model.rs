@@ -101,6 +101,12 @@ pub fn is_valid_metric_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Whether `name` is a valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`, the
+/// Prometheus rule, which happens to be okrd's metric-name rule too).
+pub fn is_valid_label_name(name: &str) -> bool {
+    is_valid_metric_name(name)
+}
+
 /// Parses a point timestamp: RFC 3339, or Unix seconds (fractions allowed).
 pub fn parse_timestamp(text: &str) -> Result<Timestamp, String> {
     let text = text.trim();
@@ -110,8 +116,10 @@ pub fn parse_timestamp(text: &str) -> Result<Timestamp, String> {
     if let Ok(secs) = text.parse::<f64>() {
         return unix_seconds(secs);
     }
+    let shown: String = text.chars().take(40).collect();
+    let more = if shown.len() < text.len() { "..." } else { "" };
     Err(format!(
-        "invalid timestamp {text:?}: expected RFC 3339 (2026-10-01T00:00:00Z) or Unix seconds"
+        "invalid timestamp {shown:?}{more}: expected RFC 3339 (2026-10-01T00:00:00Z) or Unix seconds"
     ))
 }
 

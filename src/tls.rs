@@ -1,5 +1,4 @@
-//! TLS for the clients okrd opens (SPEC §2), and passwords kept out of
-//! messages.
+//! TLS for the clients okrd opens (SPEC §2).
 //!
 //! One TLS stack, rustls (with ring and Mozilla's roots), serves every
 //! client written in Rust: PostgreSQL and MySQL (sqlx), HTTP (reqwest, for
@@ -13,9 +12,8 @@
 //! - [`pg_options`], [`mysql_options`]: a database URL's connect options,
 //!   with libpq's rule that `sslmode=require` with an `sslrootcert` checks
 //!   the CA (`verify-ca`).
-//! - [`describe`]: a failed connection in words: an untrusted certificate, a
-//!   host-name mismatch, a server without TLS.
-//! - [`redact`]: a URL without its password.
+//! - [`describe`], [`explain`]: a failed connection in words: an untrusted
+//!   certificate, a host-name mismatch, a server without TLS.
 
 use std::path::{Path, PathBuf};
 
@@ -188,65 +186,19 @@ fn rustls_words(e: &rustls::Error) -> String {
     }
 }
 
-/// An error and its causes, as one message (reqwest's and lettre's own
-/// omit the causes), led by [`describe`]'s words for a TLS failure.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
+/// An error and its causes as one message ([`crate::telemetry::error_chain`]),
+/// led by [`describe`]'s words when it is a TLS failure.
+pub fn explain(e: &(dyn std::error::Error + 'static)) -> String {
+    let chain = crate::telemetry::error_chain(e);
     match describe(e) {
-        Some(words) => format!("{words} ({out})"),
-        None => out,
-    }
-}
-
-/// `scheme://user:secret@host/db?...` as `scheme://user:***@host/db`: no
-/// password, and no query (which may hold one too).
-pub fn redact(url: &str) -> String {
-    let url = url.split('?').next().unwrap_or_default();
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        Some(at) => match authority[..at].split_once(':') {
-            Some((user, _)) => format!(
-                "{}{user}:***@{}{}",
-                &url[..scheme_end],
-                &authority[at + 1..],
-                &rest[authority_end..]
-            ),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
+        Some(words) => format!("{words} ({chain})"),
+        None => chain,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact("postgres://reader:s3cret@db:5432/warehouse?sslmode=disable"),
-            "postgres://reader:***@db:5432/warehouse"
-        );
-        assert_eq!(redact("postgres://reader@db/w"), "postgres://reader@db/w");
-        assert_eq!(
-            redact("mysql://root:p@ss@127.0.0.1:3306/shop?ssl-mode=REQUIRED&password=x"),
-            "mysql://root:***@127.0.0.1:3306/shop"
-        );
-    }
 
     #[test]
     fn require_with_a_root_certificate_checks_the_ca_as_libpq_does() {

@@ -398,6 +398,24 @@ async fn services(config: Config) -> (tempfile::TempDir, Services, Arc<FixedCloc
     (dir, s, clock)
 }
 
+/// The quickstart's notifier: nothing leaves okrd, and the delivery is
+/// done at once (no retries against receivers that do not exist).
+#[tokio::test]
+async fn the_log_notifier_delivers_at_once() {
+    let (_d, config) = deployment(&[("log", "{ type: log }".to_string())]);
+    let (_dir, s, _clock) = services(config.clone()).await;
+    fire(s.store.as_ref(), &config).await;
+    let senders = okrd::alerts::notifiers::Senders::new(Duration::from_secs(60));
+    assert_eq!(outbox::deliver_due(&s, &senders).await.unwrap(), 1);
+    assert_eq!(outbox::deliver_due(&s, &senders).await.unwrap(), 0);
+    let sent = s.store.deliveries(&counter_key()).await.unwrap();
+    let got: Vec<(&str, &str, i64)> = sent
+        .iter()
+        .map(|d| (d.notifier.as_str(), d.status.as_str(), d.attempts))
+        .collect();
+    assert_eq!(got, [("log", "sent", 1)]);
+}
+
 #[tokio::test]
 async fn webhook_and_slack_receive_the_facts() {
     let (base, seen) = receiver(vec![]).await;

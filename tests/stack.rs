@@ -933,8 +933,8 @@ fn metric_names_are_read_from_promql() {
         ["okrd_key_result_info", "okrd_key_result_score"]
     );
     assert_eq!(
-        names(r#"sum(okrd_counter_metric_degraded) or vector(0) > 1e3 and okrd_x:rate5m"#),
-        ["okrd_counter_metric_degraded", "okrd_x:rate5m"]
+        names(r#"sum(okrd_guardrail_degraded) or vector(0) > 1e3 and okrd_x:rate5m"#),
+        ["okrd_guardrail_degraded", "okrd_x:rate5m"]
     );
     assert_eq!(
         names(r#"up{job="okrd", instance='okrd_\'x'}"#),
@@ -1183,7 +1183,7 @@ async fn every_metric_the_dashboards_and_rules_use_is_in_the_real_metrics_output
         "okrd_key_result_score",
         "okrd_key_result_expected_score",
         "okrd_key_result_status",
-        "okrd_counter_metric_degraded",
+        "okrd_guardrail_degraded",
         "okrd_points_ingested_total",
         "okrd_connector_last_success_timestamp_seconds",
         "okrd_connector_errors_total",

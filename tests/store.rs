@@ -404,7 +404,7 @@ async fn record_score_keeps_changes_only(target: Target) {
     let store = target.open().await;
     let rec = |r: ScoreRecord| {
         let store = store.clone();
-        async move { store.record_score(&r).await.expect("record_score") }
+        async move { store.record_scores(&[r]).await.expect("record_scores") == 1 }
     };
     let first = record(t(10), Some(0.4), 0.5, "on_track");
     assert!(rec(first.clone()).await);
@@ -437,10 +437,11 @@ async fn record_score_keeps_changes_only(target: Target) {
 async fn score_history_is_ordered_and_half_open(target: Target) {
     let store = target.open().await;
     for (i, s) in [30, 10, 20, 40].into_iter().enumerate() {
-        assert!(store
-            .record_score(&record(t(s), Some(i as f64), 0.1 * i as f64, "on_track"))
+        let written = store
+            .record_scores(&[record(t(s), Some(i as f64), 0.1 * i as f64, "on_track")])
             .await
-            .expect("record_score"));
+            .expect("record_scores");
+        assert_eq!(written, 1);
     }
     let got = store
         .score_history("onboarding", "activation", t(10), t(30))
@@ -460,9 +461,9 @@ async fn replace_score_history_rewrites_from_a_time_on(target: Target) {
     let store = target.open().await;
     for s in [10, 20, 30] {
         store
-            .record_score(&record(t(s), Some(s as f64), 0.5, "on_track"))
+            .record_scores(&[record(t(s), Some(s as f64), 0.5, "on_track")])
             .await
-            .expect("record_score");
+            .expect("record_scores");
     }
     let new = vec![
         record(t(20), Some(2.0), 0.2, "at_risk"),

@@ -26,7 +26,7 @@ use crate::config::objective::{Better, CounterMetric};
 use crate::config::types::{format_duration, Tolerance};
 use crate::config::{Config, KeyResult, Objective};
 use crate::model::Timestamp;
-use crate::scorer::{KeyResultRow, Scorecard};
+use crate::scorecard::{KeyResultRow, Scorecard};
 use crate::scoring::guardrail::{worse_than, CounterState};
 use crate::scoring::Status;
 use crate::store::{AlertKey, AlertRecord, Store, StoreError, Transition, TransitionOp};
@@ -42,6 +42,36 @@ pub const STALE_DATA: &str = "stale_data";
 /// lives in the store, so several instances and restarts agree.
 #[derive(Debug, Default)]
 pub struct Engine;
+
+/// The alert task of `okrd serve`: evaluates each scorecard the scorer
+/// publishes ([`Live::card_published`](crate::live::Live::card_published)),
+/// until `shutdown`, and wakes the outbox when transitions queued
+/// deliveries. The scorer knows nothing of alerts.
+pub async fn run(services: crate::live::Services, shutdown: tokio_util::sync::CancellationToken) {
+    let engine = Engine;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = services.live.card_published() => {}
+        }
+        let (config, card) = (services.live.config(), services.live.card());
+        match engine
+            .evaluate(
+                services.store.as_ref(),
+                &config,
+                &card,
+                services.clock.now(),
+            )
+            .await
+        {
+            Ok(0) => {}
+            Ok(_) => services.live.outbox_signal().notify_one(),
+            Err(e) => {
+                tracing::error!(error = %e, "evaluating alerts failed; retrying on the next scorecard")
+            }
+        }
+    }
+}
 
 impl Engine {
     /// Evaluates every KR of `card` at `now` and applies the transitions

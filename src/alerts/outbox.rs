@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::event::AlertEvent;
 use super::notifiers::{post_alerts, Senders};
+use crate::backoff::{jitter, Backoff};
 use crate::config::service::Notifier;
 use crate::live::Services;
 use crate::model::Timestamp;
@@ -32,11 +33,9 @@ const POLL: Duration = Duration::from_secs(1);
 
 /// The wait before attempt `attempt + 1`: 2 s doubling up to 10 min, ±25%.
 pub fn backoff(attempt: i64, jitter_seed: u32) -> Duration {
-    let base = 2.0 * 2f64.powi(attempt.clamp(0, 20) as i32);
-    let capped = base.min(600.0);
-    // A cheap spread in [-0.25, 0.25] so that failed senders do not retry in step.
-    let spread = (f64::from(jitter_seed % 1000) / 1000.0 - 0.5) * 0.5;
-    Duration::from_secs_f64(capped * (1.0 + spread))
+    let steps = Backoff::new(Duration::from_secs(2), Duration::from_secs(600));
+    let attempt = u32::try_from(attempt.max(0)).unwrap_or(u32::MAX);
+    jitter(steps.nth(attempt), 0.25, jitter_seed)
 }
 
 /// Delivers until `shutdown`; `wake` is notified when transitions queued

@@ -7,13 +7,13 @@ use chrono::TimeDelta;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::AppState;
+use crate::live::Services;
 
 /// Resolved alerts stay listed this long.
 const RECENT: TimeDelta = TimeDelta::hours(24);
 
 /// Firing alerts and those resolved within the last day.
-pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(app): State<Services>) -> Result<Json<Value>, ApiError> {
     let now = app.clock.now();
     let mut out = Vec::new();
     for a in app.store.alerts(now - RECENT).await? {

@@ -5,28 +5,33 @@
 //!   connector's origin (`yaml` or `api`), type, schedule, last run, last
 //!   success, last error and points ingested (from the run state shared by
 //!   every instance).
-//! - `POST /api/v1/connectors` (token): one connector as JSON, validated
-//!   exactly like one in `connectors/*.yaml` (JSON is YAML; `${VAR}` reads
-//!   the server's environment, is stored unexpanded, and is refused unless
-//!   `http.token` is set). 201 when new, 200
-//!   when it replaces an API connector, 409 when a connector file defines
-//!   the name. The scheduler starts it within a second, on every instance.
-//! - `DELETE /api/v1/connectors/{name}` (token): 204; 409 for a connector
-//!   defined in a file; 404 for an unknown name.
+//! - `POST /api/v1/connectors` (an operator's action: needs `http.token`
+//!   set and sent): one connector as JSON, validated exactly like one in
+//!   `connectors/*.yaml` (JSON is YAML). `${VAR}` may name only the
+//!   variables listed in `http.connector_env`, checked on the parsed
+//!   values; it is stored unexpanded. 201 when new, 200 when it replaces an
+//!   API connector, 409 when a connector file defines the name. The
+//!   scheduler starts it within a second, on every instance, behind the
+//!   destination guard (`connectors::guard`).
+//! - `DELETE /api/v1/connectors/{name}` (an operator's action): 204; 409
+//!   for a connector defined in a file; 404 for an unknown name.
+//!
+//! When a token is set, reading connectors needs it too (`guard`); errors
+//! are shown redacted ([`crate::secrets`]).
 
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::{require_token, AppState};
 use crate::config::types::format_duration;
 use crate::config::{self, Connector};
 use crate::connectors::scheduler::{schedule_text, API_SOURCE};
+use crate::live::Services;
 use crate::model::Timestamp;
 use crate::store::ConnectorState;
 
@@ -39,16 +44,26 @@ struct Entry {
     problems: Vec<String>,
 }
 
-async fn entries(app: &AppState) -> Result<Vec<Entry>, ApiError> {
+async fn entries(app: &Services) -> Result<Vec<Entry>, ApiError> {
     let config = app.live.config();
     let mut out: BTreeMap<String, Entry> = BTreeMap::new();
     let env = config::process_env();
+    let allowed = &config.service.connector_env;
     for stored in app.store.api_connectors().await? {
-        let (connector, problems) =
-            match config::load_connector_text(&stored.definition, API_SOURCE, &env) {
-                Ok(c) => (Some(c), Vec::new()),
-                Err(d) => (None, d.iter().map(ToString::to_string).collect()),
-            };
+        let (connector, problems) = match config::load_connector_text(
+            &stored.definition,
+            API_SOURCE,
+            &env,
+            Some(allowed),
+        ) {
+            Ok(c) => (Some(c), Vec::new()),
+            Err(d) => (
+                None,
+                d.iter()
+                    .map(|d| crate::secrets::redact(&d.to_string()))
+                    .collect(),
+            ),
+        };
         out.insert(
             stored.name.clone(),
             Entry {
@@ -91,7 +106,7 @@ fn view(e: &Entry, state: Option<&ConnectorState>, now: Timestamp) -> Value {
         "running": state.and_then(|s| s.lease_until).is_some_and(|t| t > now),
         "last_run": ts(state.and_then(|s| s.last_run_at)),
         "last_success": ts(state.and_then(|s| s.last_success_at)),
-        "last_error": state.and_then(|s| s.last_error.clone()),
+        "last_error": state.and_then(|s| s.last_error.as_deref()).map(crate::secrets::redact),
         "last_error_at": ts(state.and_then(|s| s.last_error_at)),
         "points_ingested": state.map_or(0, |s| s.points_ingested),
         "watermark": ts(state.and_then(|s| s.watermark)),
@@ -110,7 +125,7 @@ fn view(e: &Entry, state: Option<&ConnectorState>, now: Timestamp) -> Value {
 }
 
 /// `GET /api/v1/connectors`.
-pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(app): State<Services>) -> Result<Json<Value>, ApiError> {
     let states = app.store.connector_states().await?;
     let now = app.clock.now();
     let list: Vec<Value> = entries(&app)
@@ -123,7 +138,7 @@ pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> 
 
 /// `GET /api/v1/connectors/{name}`.
 pub async fn detail(
-    State(app): State<AppState>,
+    State(app): State<Services>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let Some(entry) = entries(&app).await?.into_iter().find(|e| e.name == name) else {
@@ -135,11 +150,10 @@ pub async fn detail(
 
 /// `POST /api/v1/connectors`.
 pub async fn register(
-    State(app): State<AppState>,
-    headers: HeaderMap,
+    State(app): State<Services>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    require_token(&app, &headers)?;
+    // An operator's action: `guard` checked the token before the body.
     let doc: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     if !doc.is_object() {
@@ -148,21 +162,21 @@ pub async fn register(
         ));
     }
     let text = String::from_utf8_lossy(&body);
-    // `${VAR}` reads the server's environment, secrets included: only a
-    // caller holding the token may use it.
-    if app.live.config().service.token.is_none() && text.contains("${") {
-        return Err(ApiError::bad_request(
-            "${VAR} in a connector registered over the API reads the server's environment, \
-             which needs http.token to be set (writes then need the token)",
-        ));
-    }
-    let connector = config::load_connector_text(&text, API_SOURCE, &config::process_env())
-        .map_err(|diagnostics| {
-            let errors: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
-            ApiError::bad_request(format!("invalid connector: {}", errors.join("; ")))
-                .with("errors", json!(errors))
-        })?;
     let config = app.live.config();
+    let connector = config::load_connector_text(
+        &text,
+        API_SOURCE,
+        &config::process_env(),
+        Some(&config.service.connector_env),
+    )
+    .map_err(|diagnostics| {
+        let errors: Vec<String> = diagnostics
+            .iter()
+            .map(|d| crate::secrets::redact(&d.to_string()))
+            .collect();
+        ApiError::bad_request(format!("invalid connector: {}", errors.join("; ")))
+            .with("errors", json!(errors))
+    })?;
     if let Some(c) = config.connectors.iter().find(|c| c.name == connector.name) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -195,11 +209,9 @@ pub async fn register(
 
 /// `DELETE /api/v1/connectors/{name}`.
 pub async fn delete(
-    State(app): State<AppState>,
-    headers: HeaderMap,
+    State(app): State<Services>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require_token(&app, &headers)?;
     let config = app.live.config();
     if let Some(c) = config.connectors.iter().find(|c| c.name == name) {
         return Err(ApiError::new(

@@ -9,7 +9,8 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{ApiError, AppState};
+use super::ApiError;
+use crate::live::Services;
 use crate::store::{DeadLetterQuery, StoredDeadLetter};
 
 const DEFAULT_LIMIT: u32 = 100;
@@ -26,7 +27,7 @@ pub struct Params {
 
 /// Lists dead letters: `{"dead_letters": [...]}`.
 pub async fn list(
-    State(app): State<AppState>,
+    State(app): State<Services>,
     Query(params): Query<Params>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);

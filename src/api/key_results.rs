@@ -7,12 +7,13 @@ use chrono::TimeDelta;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::AppState;
 use crate::config::objective::{Better, Target};
 use crate::config::types::{format_duration, Tolerance};
 use crate::config::{KeyResult, Objective};
+use crate::live::Services;
 use crate::model::{minus, SeriesKey};
-use crate::scorer::{self, Evaluation, KeyResultRow};
+use crate::scorecard::KeyResultRow;
+use crate::scorer::{self, Evaluation};
 use crate::scoring::{BaselineSource, Margins, Status};
 
 /// Points listed in an explanation at most (the most recent).
@@ -29,7 +30,7 @@ pub fn kr_json(row: &KeyResultRow) -> Value {
 }
 
 /// Every KR of the latest scorecard.
-pub async fn list(State(app): State<AppState>) -> Json<Value> {
+pub async fn list(State(app): State<Services>) -> Json<Value> {
     let card = app.live.card();
     let krs: Vec<Value> = card.key_results.iter().map(kr_json).collect();
     Json(json!({ "key_results": krs }))
@@ -37,7 +38,7 @@ pub async fn list(State(app): State<AppState>) -> Json<Value> {
 
 /// One KR, evaluated now, with its score history and an explanation.
 pub async fn detail(
-    State(app): State<AppState>,
+    State(app): State<Services>,
     Path((objective_id, kr_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let config = app.live.config();

@@ -8,48 +8,66 @@
 //! - `key_results.rs`: `GET /api/v1/key-results[/{objective}/{kr}]`
 //! - `dead_letters.rs`: `GET /api/v1/dead-letters`
 //! - `status_page.rs`: the HTML status page at `/` (a pure renderer)
+//! - `guard.rs`: the token, the byte budget and JSON errors, before any body
+//! - `server.rs`: the accept loop: connection cap, timeouts, shutdown deadline
 //! - this file: the router, `/metrics`, `/healthz`, `/readyz`, the page handler
 
 mod alerts;
 mod connectors;
 mod dead_letters;
 mod error;
+pub mod guard;
 mod key_results;
 mod objectives;
 mod points;
+pub mod server;
 pub mod status_page;
 
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::handler::Handler;
+use axum::http::{header, StatusCode};
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::TimeDelta;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
 pub use error::ApiError;
 
+use crate::config::service::HttpLimits;
+use crate::live::Services;
+use guard::Gate;
 use status_page::{KrView, ObjectiveView, StatusPage};
 
-/// What every handler can reach.
-pub type AppState = crate::live::Services;
-
-/// The router. `max_body` bounds request bodies (413 beyond it).
-pub fn router(state: AppState, max_body: usize) -> Router {
+/// The router. Bodies over `max_body` get 413 (at once when declared);
+/// `limits` bound the bytes buffered across requests and each request's
+/// time. Writes, connector definitions and dead letters need the token
+/// when one is set ([`guard`]); every error is JSON.
+pub fn router(state: Services, max_body: usize, limits: &HttpLimits) -> Router {
+    let gate = Gate::new(state.clone(), limits.max_buffered, max_body);
+    let token = from_fn_with_state(gate.clone(), guard::token_if_set);
+    let operator = from_fn_with_state(gate, guard::operator);
     Router::new()
         .route("/", get(page))
-        .route("/api/v1/points", post(points::push))
+        .route("/api/v1/points", post(points::push.layer(token.clone())))
         .route("/api/v1/objectives", get(objectives::list))
         .route("/api/v1/alerts", get(alerts::list))
-        .route("/api/v1/dead-letters", get(dead_letters::list))
+        .route(
+            "/api/v1/dead-letters",
+            get(dead_letters::list.layer(token.clone())),
+        )
         .route(
             "/api/v1/connectors",
-            get(connectors::list).post(connectors::register),
+            get(connectors::list.layer(token.clone()))
+                .post(connectors::register.layer(operator.clone())),
         )
         .route(
             "/api/v1/connectors/{name}",
-            get(connectors::detail).delete(connectors::delete),
+            get(connectors::detail.layer(token)).delete(connectors::delete.layer(operator)),
         )
         .route("/api/v1/key-results", get(key_results::list))
         .route(
@@ -60,34 +78,16 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(from_fn(guard::json_errors))
         .with_state(state)
 }
 
-/// Checks the bearer token for a write, when one is configured. The
-/// comparison takes the same time wherever the strings differ.
-pub(crate) fn require_token(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let config = app.live.config();
-    let Some(token) = config.service.token.as_deref() else {
-        return Ok(());
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized())
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    // The length is not secret; the contents are compared in full.
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn metrics(State(app): State<AppState>) -> Response {
+async fn metrics(State(app): State<Services>) -> Response {
     let text = app.metrics.render(&app.live.card());
     (
         [(
@@ -99,23 +99,24 @@ async fn metrics(State(app): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn ready(State(app): State<AppState>) -> Response {
+/// 200 while the store answers; 503 otherwise, the cause only in the log.
+async fn ready(State(app): State<Services>) -> Response {
     match tokio::time::timeout(Duration::from_secs(2), app.store.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
-        Ok(Err(e)) => (
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check: the store is unavailable");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable")
+                .into_response()
+        }
+        Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("store unavailable: {e}\n"),
+            "the store did not answer within 2s",
         )
-            .into_response(),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store did not answer within 2s\n",
-        )
-            .into_response(),
+        .into_response(),
     }
 }
 
-async fn page(State(app): State<AppState>) -> Result<Html<String>, ApiError> {
+async fn page(State(app): State<Services>) -> Result<Html<String>, ApiError> {
     let config = app.live.config();
     let card = app.live.card();
     let now = app.clock.now();

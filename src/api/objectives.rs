@@ -4,10 +4,10 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::AppState;
+use crate::live::Services;
 
 /// Every objective with its period, team, score and key result ids.
-pub async fn list(State(app): State<AppState>) -> Json<Value> {
+pub async fn list(State(app): State<Services>) -> Json<Value> {
     let config = app.live.config();
     let card = app.live.card();
     let objectives: Vec<Value> = config

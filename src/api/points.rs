@@ -4,23 +4,18 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::{require_token, AppState};
-use crate::ingest::{point_from_json, FastReader, Interner};
+use crate::ingest::{point_from_json, FastReader, Interner, RejectReason};
+use crate::live::Services;
 use crate::metrics::PUSH_CONNECTOR;
-use crate::store::no_progress;
 
 /// Stores `{"points": [...]}`; answers `{"stored": n}` once durably written.
-pub async fn push(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    require_token(&app, &headers)?;
+pub async fn push(State(app): State<Services>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    // The token was checked from the headers before the body was read
+    // (`guard`).
     let mut interner = Interner::default();
     // Plain bodies are read without a JSON tree; anything else (or any bad
     // point) goes the general way, which says what is wrong where.
@@ -28,28 +23,23 @@ pub async fn push(
         Some(points) => points,
         None => read_general(&app, &body, &mut interner)?,
     };
-    let stored = app.store.write_points(&points, &no_progress).await?;
-    app.metrics
-        .points_ingested
-        .with_label_values(&[PUSH_CONNECTOR])
-        .inc_by(points.len() as u64);
-    app.live.points_written(&points);
+    let stored = app.ingest(PUSH_CONNECTOR, &points).await?;
     Ok(Json(json!({ "stored": stored })))
 }
 
 /// The body read through a JSON tree: every point, or a 400 naming each
 /// bad one (index and reason).
 fn read_general(
-    app: &AppState,
+    app: &Services,
     body: &[u8],
     interner: &mut Interner,
 ) -> Result<Vec<crate::model::Point>, ApiError> {
-    let doc: Value = serde_json::from_slice(body).map_err(|e| {
-        reject_all(app, "invalid_json");
+    let doc: Value = crate::ingest::json::parse(body).map_err(|e| {
+        reject_all(app, RejectReason::InvalidJson.as_str());
         ApiError::bad_request(format!("invalid JSON: {e}"))
     })?;
     let Some(items) = doc.get("points").and_then(Value::as_array) else {
-        reject_all(app, "invalid_shape");
+        reject_all(app, RejectReason::InvalidShape.as_str());
         return Err(ApiError::bad_request(
             r#"expected a JSON object {"points": [...]}"#,
         ));
@@ -64,10 +54,7 @@ fn read_general(
     }
     if !rejected.is_empty() {
         for (_, e) in &rejected {
-            app.metrics
-                .points_rejected
-                .with_label_values(&[PUSH_CONNECTOR, e.reason.as_str()])
-                .inc();
+            app.rejected(PUSH_CONNECTOR, e.reason.as_str(), 1);
         }
         let list: Vec<Value> = rejected
             .iter()
@@ -83,9 +70,6 @@ fn read_general(
     Ok(points)
 }
 
-fn reject_all(app: &AppState, reason: &str) {
-    app.metrics
-        .points_rejected
-        .with_label_values(&[PUSH_CONNECTOR, reason])
-        .inc();
+fn reject_all(app: &Services, reason: &str) {
+    app.rejected(PUSH_CONNECTOR, reason, 1);
 }

@@ -62,7 +62,7 @@ pub async fn run(config_path: Option<&Path>, file: &Path) -> anyhow::Result<Exit
         .with_context(|| {
             format!(
                 "while opening the store at {}",
-                crate::tls::redact(&config.service.database_url)
+                crate::secrets::redact(&config.service.database_url)
             )
         })?;
     let bar = ProgressBar::new(points.len() as u64).with_style(

@@ -15,9 +15,12 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let url = &config.service.database_url;
-    let applied = store::migrate(url)
-        .await
-        .with_context(|| format!("while migrating the store at {}", crate::tls::redact(url)))?;
+    let applied = store::migrate(url).await.with_context(|| {
+        format!(
+            "while migrating the store at {}",
+            crate::secrets::redact(url)
+        )
+    })?;
     if applied.is_empty() {
         println!("{url}: schema is up to date");
     } else {

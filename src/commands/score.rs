@@ -6,12 +6,21 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::load_config;
-use crate::cli::Format;
 use crate::clock::{Clock, SystemClock};
 use crate::model::Timestamp;
-use crate::scorer::{score_all, Scorecard};
+use crate::scorecard::Scorecard;
+use crate::scorer::score_all;
 use crate::scoring::Margins;
 use crate::store;
+
+/// Output format of `okrd score`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// The JSON document of SPEC §5.
+    Json,
+}
 
 /// Scores at `at` (default: now) and prints a table or SPEC §5's JSON.
 pub async fn run(
@@ -28,7 +37,7 @@ pub async fn run(
         .with_context(|| {
             format!(
                 "while opening the store at {}",
-                crate::tls::redact(&config.service.database_url)
+                crate::secrets::redact(&config.service.database_url)
             )
         })?;
     let now = at.unwrap_or_else(|| SystemClock.now());

@@ -8,12 +8,20 @@ use super::Env;
 /// Expands `${VAR}` and `${VAR:-fallback}` in every scalar under `node`
 /// (`$${` is a literal `${`). An unset VAR without fallback is an error; a
 /// mapping entry whose value expands to nothing is removed, so it counts as
-/// absent.
-pub(super) fn expand(node: &mut Node, path: &str, env: &Env, diags: &mut Diagnostics) {
+/// absent. With `allowed`, only the variables it lists may be read (a
+/// connector registered over the API reads the `http.connector_env`
+/// allowlist); the check is on each parsed, decoded value.
+pub(super) fn expand(
+    node: &mut Node,
+    path: &str,
+    env: &Env,
+    allowed: Option<&[String]>,
+    diags: &mut Diagnostics,
+) {
     match &mut node.kind {
         Kind::Scalar { text, .. } => {
             if text.contains('$') {
-                match substitute(text, env) {
+                match substitute(text, env, allowed) {
                     Ok(expanded) => *text = expanded,
                     Err(e) => diags.error(node, path, e),
                 }
@@ -21,7 +29,7 @@ pub(super) fn expand(node: &mut Node, path: &str, env: &Env, diags: &mut Diagnos
         }
         Kind::Seq(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                expand(item, &format!("{path}[{i}]"), env, diags);
+                expand(item, &format!("{path}[{i}]"), env, allowed, diags);
             }
         }
         Kind::Map(entries) => {
@@ -33,7 +41,7 @@ pub(super) fn expand(node: &mut Node, path: &str, env: &Env, diags: &mut Diagnos
                     format!("{path}.{name}")
                 };
                 let had_reference = value.as_str().is_some_and(|t| t.contains("${"));
-                expand(value, &child, env, diags);
+                expand(value, &child, env, allowed, diags);
                 !(had_reference && value.as_str() == Some(""))
             });
         }
@@ -41,7 +49,7 @@ pub(super) fn expand(node: &mut Node, path: &str, env: &Env, diags: &mut Diagnos
     }
 }
 
-fn substitute(text: &str, env: &Env) -> Result<String, String> {
+fn substitute(text: &str, env: &Env, allowed: Option<&[String]>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find('$') {
@@ -65,8 +73,18 @@ fn substitute(text: &str, env: &Env) -> Result<String, String> {
             if !valid {
                 return Err(format!("invalid variable name {name:?} in {text:?}"));
             }
+            if let Some(list) = allowed.filter(|list| !list.iter().any(|v| v == name)) {
+                return Err(format!(
+                    "${{{name}}}: a connector registered over the API may read only the \
+                     environment variables listed in http.connector_env ({}), and {name} is not one",
+                    if list.is_empty() { "none are".to_string() } else { list.join(", ") }
+                ));
+            }
             match (env.get(name), fallback) {
-                (Some(v), _) => out.push_str(v),
+                (Some(v), _) => {
+                    crate::secrets::remember(v, &format!("${{{name}}}"));
+                    out.push_str(v);
+                }
                 (None, Some(f)) => out.push_str(f),
                 (None, None) => {
                     return Err(format!(
@@ -214,12 +232,24 @@ mod tests {
     #[test]
     fn substitution() {
         let e = env(&[("A", "x"), ("EMPTY", "")]);
-        assert_eq!(substitute("a${A}b", &e).unwrap(), "axb");
-        assert_eq!(substitute("${B:-fb}", &e).unwrap(), "fb");
-        assert_eq!(substitute("${EMPTY:-fb}", &e).unwrap(), "");
-        assert_eq!(substitute("$${A} costs $5", &e).unwrap(), "${A} costs $5");
-        assert!(substitute("${B}", &e).unwrap_err().contains("B is not set"));
-        assert!(substitute("${A", &e).is_err());
+        assert_eq!(substitute("a${A}b", &e, None).unwrap(), "axb");
+        assert_eq!(substitute("${B:-fb}", &e, None).unwrap(), "fb");
+        assert_eq!(substitute("${EMPTY:-fb}", &e, None).unwrap(), "");
+        assert_eq!(
+            substitute("$${A} costs $5", &e, None).unwrap(),
+            "${A} costs $5"
+        );
+        assert!(substitute("${B}", &e, None)
+            .unwrap_err()
+            .contains("B is not set"));
+        assert!(substitute("${A", &e, None).is_err());
+        // An allowlist is checked on the variable's name, fallback or not.
+        let only_a = ["A".to_string()];
+        assert_eq!(substitute("${A}", &e, Some(&only_a)).unwrap(), "x");
+        for refused in ["${HOME}", "${HOME:-x}", "a$${A}${PATH}"] {
+            let err = substitute(refused, &e, Some(&only_a)).unwrap_err();
+            assert!(err.contains("http.connector_env"), "{refused}: {err}");
+        }
     }
 
     #[test]
@@ -228,7 +258,7 @@ mod tests {
             .unwrap()
             .remove(0);
         let mut d = Diagnostics::new();
-        expand(&mut doc, "", &env(&[]), &mut d);
+        expand(&mut doc, "", &env(&[]), None, &mut d);
         let http = doc.get("http").unwrap();
         assert!(http.get("token").is_none());
         assert_eq!(http.get("listen").unwrap().as_str(), Some("0.0.0.0:1"));
@@ -239,7 +269,7 @@ mod tests {
         let mut doc = parse("a:\n  b: x${NOPE}\n").unwrap().remove(0);
         let mut d = Diagnostics::new();
         d.set_file("f.yaml");
-        expand(&mut doc, "", &env(&[]), &mut d);
+        expand(&mut doc, "", &env(&[]), None, &mut d);
         let out = d.into_sorted();
         assert_eq!(out[0].to_string(), "f.yaml:2:6: error: a.b: environment variable NOPE is not set (use ${NOPE:-fallback} for a default)");
     }

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::de::DeserializeOwned;
 
-use super::yaml::{Node, Span};
+use super::yaml::{Kind, Node, Span};
 
 /// Whether a diagnostic fails the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -122,15 +122,27 @@ impl Diagnostics {
         });
     }
 
-    /// Deserializes `node` (found at `path`) into `T`, recording the first
-    /// error with its exact position. `None` when it failed.
+    /// Deserializes `node` (found at `path`) into `T`, recording errors
+    /// with their exact position. An unknown field is recorded and then
+    /// left out, so the other errors of the same item (a bad target beside
+    /// a misspelt key) are reported too; the value is then returned for
+    /// the caller's own checks, with the error already counted. `None` on
+    /// any other error.
     pub fn deserialize<T: DeserializeOwned>(&mut self, node: &Node, path: &str) -> Option<T> {
-        match super::de::from_node(node, path) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.error_at(e.span, &e.path, e.message);
-                None
+        let mut pruned: Option<Node> = None;
+        loop {
+            let error = match super::de::from_node(pruned.as_ref().unwrap_or(node), path) {
+                Ok(v) => return Some(v),
+                Err(e) => e,
+            };
+            let unknown = error.message.starts_with("unknown field");
+            let span = error.span;
+            self.error_at(error.span, &error.path, error.message);
+            let mut next = pruned.take().unwrap_or_else(|| node.clone());
+            if !unknown || !remove_key_at(&mut next, span) {
+                return None;
             }
+            pruned = Some(next);
         }
     }
 
@@ -140,11 +152,6 @@ impl Diagnostics {
             .iter()
             .filter(|d| d.severity == Severity::Error)
             .count()
-    }
-
-    /// How many warnings have been recorded.
-    pub fn warning_count(&self) -> usize {
-        self.items.len() - self.error_count()
     }
 
     /// All diagnostics, errors first, then by file and position.
@@ -159,5 +166,21 @@ impl Diagnostics {
             ))
         });
         self.items
+    }
+}
+
+/// Removes the mapping entry whose key starts at `span`, wherever it is
+/// under `node`; whether one was found.
+fn remove_key_at(node: &mut Node, span: Span) -> bool {
+    match &mut node.kind {
+        Kind::Map(entries) => {
+            if let Some(i) = entries.iter().position(|(k, _)| k.span == span) {
+                entries.remove(i);
+                return true;
+            }
+            entries.iter_mut().any(|(_, v)| remove_key_at(v, span))
+        }
+        Kind::Seq(items) => items.iter_mut().any(|v| remove_key_at(v, span)),
+        _ => false,
     }
 }

@@ -10,11 +10,13 @@
 //! - `env.rs`: `${VAR}` expansion and `OKRD_*` overrides on the tree.
 //! - `service.rs`, `objective.rs`, `connector.rs`: the three file kinds.
 //! - `types.rs`: durations, tolerances, schedules, periods.
+//! - `destinations.rs`: where API-registered connectors may connect.
 //! - `lint.rs`: warnings about OKR practice (`okrd check`).
 //! - `error.rs`: diagnostics.
 
 pub mod connector;
 pub mod de;
+pub mod destinations;
 mod env;
 pub mod error;
 pub mod lint;
@@ -76,7 +78,7 @@ pub fn load(config_path: Option<&Path>, env: &Env) -> Result<Config, Vec<Diagnos
         Some(None) => return Err(diags.into_sorted()),
         None => Node::new(Kind::Null, Span { line: 1, col: 1 }),
     };
-    env::expand(&mut root, "", env, &mut diags);
+    env::expand(&mut root, "", env, None, &mut diags);
     env::apply_overrides(&mut root, env, &service::SECTIONS, &mut diags);
     let service = service::load_service(&root, &mut diags);
     let defaults = ServiceConfig::default();
@@ -183,13 +185,16 @@ pub fn load(config_path: Option<&Path>, env: &Env) -> Result<Config, Vec<Diagnos
 }
 
 /// Validates one connector given as text, exactly like one in
-/// `connectors/*.yaml` (`${VAR}` expanded from `env`): how a connector
-/// registered over the API (its JSON body, which is YAML) is checked.
+/// `connectors/*.yaml`: how a connector registered over the API (its JSON
+/// body, which is YAML) is checked. `${VAR}` is expanded from `env`; with
+/// `allowed` (`http.connector_env`, for a connector registered over the
+/// API) it may name only the variables listed there.
 /// `file` names the source in the errors.
 pub fn load_connector_text(
     text: &str,
     file: &str,
     env: &Env,
+    allowed: Option<&[String]>,
 ) -> Result<Connector, Vec<Diagnostic>> {
     let mut diags = Diagnostics::new();
     diags.set_file(file);
@@ -204,7 +209,7 @@ pub fn load_connector_text(
         );
         return Err(diags.into_sorted());
     }
-    env::expand(&mut doc, "", env, &mut diags);
+    env::expand(&mut doc, "", env, allowed, &mut diags);
     match connector::load_connector(&doc, "", &mut diags) {
         Some(c) if diags.error_count() == 0 => Ok(c),
         _ => Err(diags.into_sorted()),
@@ -266,7 +271,7 @@ fn documents(dir: &Path, env: &Env, diags: &mut Diagnostics) -> Vec<(String, Nod
             }
         };
         for mut doc in parse_all(&text, diags).unwrap_or_default() {
-            env::expand(&mut doc, "", env, diags);
+            env::expand(&mut doc, "", env, None, diags);
             out.push((file.clone(), doc));
         }
     }

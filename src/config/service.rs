@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::connector::load_ca_file;
+use super::destinations::Destinations;
 use super::error::Diagnostics;
 use super::types::{ByteSize, HumanDuration};
 use super::yaml::{Kind, Node};
@@ -28,6 +29,14 @@ pub struct ServiceConfig {
     pub token: Option<String>,
     /// Largest accepted request body; larger requests get 413.
     pub max_body: usize,
+    /// Bounds on connections and requests.
+    pub limits: HttpLimits,
+    /// Environment variables a connector registered over the API may read
+    /// as `${VAR}` (`http.connector_env`).
+    pub connector_env: Vec<String>,
+    /// Where connectors registered over the API may connect
+    /// (`http.connector_destinations`).
+    pub connector_destinations: Destinations,
     /// Periodic recompute interval.
     pub scoring_interval: Duration,
     /// Status margin below expected for `at_risk`.
@@ -46,6 +55,37 @@ pub struct ServiceConfig {
     pub alertmanager_resend: Duration,
     /// Delivery attempts before a notification is marked failed.
     pub max_attempts: u32,
+}
+
+/// Bounds on what the HTTP server holds for its clients (`http.*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpLimits {
+    /// Bytes of request bodies buffered at once across all requests; past
+    /// it a request gets 503 with `Retry-After`.
+    pub max_buffered: usize,
+    /// Connections open at once; past it new ones wait in the kernel's
+    /// backlog.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this; also how long an idle
+    /// keep-alive connection waits for its next request's headers.
+    pub header_timeout: Duration,
+    /// A request, body included, must be answered within this (408).
+    pub request_timeout: Duration,
+    /// On shutdown, requests in flight get this long to finish; then the
+    /// remaining connections are dropped.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_buffered: 64 << 20,
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// A team that owns objectives.
@@ -96,6 +136,8 @@ pub enum Notifier {
         /// A private CA to trust instead of the built-in roots.
         ca: Option<CaFile>,
     },
+    /// okrd's own log (the quickstart's notifier).
+    Log,
 }
 
 impl Notifier {
@@ -106,6 +148,7 @@ impl Notifier {
             | Notifier::Webhook { ca, .. }
             | Notifier::Email { ca, .. }
             | Notifier::Alertmanager { ca, .. } => ca.as_ref(),
+            Notifier::Log => None,
         }
     }
 }
@@ -199,6 +242,9 @@ impl Default for ServiceConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             token: None,
             max_body: 16 << 20,
+            limits: HttpLimits::default(),
+            connector_env: Vec::new(),
+            connector_destinations: Destinations::public(SocketAddr::from(([127, 0, 0, 1], 9464))),
             scoring_interval: Duration::from_secs(30),
             at_risk_margin: 0.10,
             off_track_margin: 0.25,
@@ -232,6 +278,13 @@ struct RawHttp {
     external_url: Option<String>,
     token: Option<String>,
     max_body: Option<ByteSize>,
+    max_buffered: Option<ByteSize>,
+    max_connections: Option<usize>,
+    header_timeout: Option<HumanDuration>,
+    request_timeout: Option<HumanDuration>,
+    shutdown_timeout: Option<HumanDuration>,
+    connector_env: Option<Vec<String>>,
+    connector_destinations: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -298,6 +351,13 @@ struct RawAlertmanager {
     ca_file: Option<PathBuf>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    #[serde(rename = "type")]
+    _type: String,
+}
+
 /// The top-level keys of the service config: only `OKRD_*` variables under
 /// these are overrides (so `OKRD_API_TOKEN`, referenced as `${OKRD_API_TOKEN}`,
 /// is not mistaken for one).
@@ -359,6 +419,65 @@ pub(super) fn load_service(node: &Node, diags: &mut Diagnostics) -> Option<Servi
             d.listen
         }),
     };
+    let connector_destinations = match &http.connector_destinations {
+        None => Destinations::public(listen),
+        Some(list) => Destinations::parse(list, listen).unwrap_or_else(|e| {
+            diags.error(
+                at(&["http", "connector_destinations"]),
+                "http.connector_destinations",
+                e,
+            );
+            Destinations::public(listen)
+        }),
+    };
+    let connector_env = http.connector_env.clone().unwrap_or_default();
+    for (i, name) in connector_env.iter().enumerate() {
+        let valid = !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !name.starts_with(|c: char| c.is_ascii_digit());
+        if !valid {
+            let n = at(&["http", "connector_env"]);
+            diags.error(
+                n.items().get(i).unwrap_or(n),
+                &format!("http.connector_env[{i}]"),
+                format!("{name:?} is not an environment variable name"),
+            );
+        }
+    }
+    let dl = HttpLimits::default();
+    let limits = HttpLimits {
+        max_buffered: http.max_buffered.map_or(dl.max_buffered, |b| b.0),
+        max_connections: http.max_connections.unwrap_or(dl.max_connections).max(1),
+        header_timeout: http.header_timeout.map_or(dl.header_timeout, |t| t.0),
+        request_timeout: http.request_timeout.map_or(dl.request_timeout, |t| t.0),
+        shutdown_timeout: http.shutdown_timeout.map_or(dl.shutdown_timeout, |t| t.0),
+    };
+    for (key, t) in [
+        ("header_timeout", limits.header_timeout),
+        ("request_timeout", limits.request_timeout),
+    ] {
+        if t.is_zero() {
+            diags.error(
+                at(&["http", key]),
+                &format!("http.{key}"),
+                "a timeout must be longer than zero",
+            );
+        }
+    }
+    let max_body = http.max_body.map_or(d.max_body, |b| b.0);
+    if max_body > limits.max_buffered {
+        diags.error(
+            at(&["http", "max_body"]),
+            "http.max_body",
+            format!(
+                "max_body ({max_body} bytes) is larger than max_buffered ({} bytes), so no body that large could ever be read",
+                limits.max_buffered
+            ),
+        );
+    }
+    if let Some(token) = &http.token {
+        crate::secrets::remember(token, "<http.token>");
+    }
     let database_url = database.url.unwrap_or(d.database_url);
     if !["sqlite:", "postgres://", "postgresql://"]
         .iter()
@@ -435,7 +554,10 @@ pub(super) fn load_service(node: &Node, diags: &mut Diagnostics) -> Option<Servi
         connectors_dir: paths.connectors.unwrap_or(d.connectors_dir),
         listen,
         token: http.token,
-        max_body: http.max_body.map_or(d.max_body, |b| b.0),
+        max_body,
+        limits,
+        connector_env,
+        connector_destinations,
         external_url: http
             .external_url
             .map(|u| u.trim_end_matches('/').to_string())
@@ -470,7 +592,7 @@ fn load_notifier(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<Not
     let kind = type_of(
         node,
         path,
-        &["slack", "webhook", "email", "alertmanager"],
+        &["slack", "webhook", "email", "alertmanager", "log"],
         diags,
     )?;
     let key = |k: &str| format!("{path}.{k}");
@@ -520,6 +642,10 @@ fn load_notifier(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<Not
                 login,
                 ca,
             }
+        }
+        "log" => {
+            let _: RawLog = diags.deserialize(node, path)?;
+            Notifier::Log
         }
         _ => {
             let r: RawAlertmanager = diags.deserialize(node, path)?;

@@ -13,28 +13,40 @@ use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use serde_json::Value;
 
 use crate::config::connector::{FieldRef, HttpMethod, HttpSource};
-use crate::ingest::{Interner, PointError, RejectReason};
+use crate::ingest::{limits, Interner, PointError, RejectReason};
 use crate::model::{Labels, Point, SeriesKey, Timestamp};
 
-use super::pull::{json_label, json_number, json_ts, reject, Pull, PullError, Pulled, Run};
+use super::guard::Guard;
+use super::pull::{json_label, json_number, json_ts, kind, reject, Pull, PullError, Pulled, Run};
 use super::request;
 
 /// An `http` connector.
 pub struct HttpPull {
     source: HttpSource,
     client: reqwest::Client,
+    guard: Option<Guard>,
+    target: String,
 }
 
 impl HttpPull {
-    /// A connector for `source`.
-    pub fn new(source: HttpSource) -> Self {
+    /// A connector for `source`; `guard` for one registered over the API.
+    pub fn new(source: HttpSource, guard: Option<Guard>) -> Self {
         for (k, v) in &source.request.headers {
             if HeaderName::from_bytes(k.as_bytes()).is_err() || HeaderValue::from_str(v).is_err() {
-                tracing::warn!(url = %source.request.url, header = %k, "invalid HTTP header name or value: it is not sent");
+                tracing::warn!(url = %crate::secrets::redact(&source.request.url), header = %k, "invalid HTTP header name or value: it is not sent");
             }
         }
-        let client = request::client(source.ca.as_ref());
-        Self { source, client }
+        let client = request::client(
+            guard.as_ref(),
+            request::port_of(&source.request.url),
+            source.ca.as_ref(),
+        );
+        Self {
+            target: crate::secrets::redact(&source.request.url),
+            source,
+            client,
+            guard,
+        }
     }
 
     fn request(&self) -> reqwest::RequestBuilder {
@@ -67,26 +79,24 @@ impl HttpPull {
 #[async_trait]
 impl Pull for HttpPull {
     fn target(&self) -> &str {
-        &self.source.request.url
+        &self.target
     }
 
     async fn pull(&mut self, run: &Run) -> Result<Pulled, PullError> {
-        let url = self.source.request.url.clone();
-        let (status, body) = request::send(|| self.request(), &url, run).await?;
-        if !status.is_success() {
+        let url = self.target.clone();
+        let answer = request::send(|| self.request(), self.guard.as_ref(), &url, run).await?;
+        if !answer.status.is_success() {
             return Err(PullError::Status {
                 target: url,
-                status: status.as_u16(),
-                body: request::quote(&body),
+                status: answer.status.as_u16(),
+                body: answer.describe(),
             });
         }
-        let doc: Value = serde_json::from_slice(&body).map_err(|e| PullError::BadResponse {
-            target: url.clone(),
-            message: format!(
-                "the response is not JSON ({e}); it starts with: {}",
-                request::quote(&body[..body.len().min(80)])
-            ),
-        })?;
+        let doc: Value =
+            serde_json::from_slice(&answer.body).map_err(|e| PullError::BadResponse {
+                target: url.clone(),
+                message: format!("the response ({}) is not JSON: {e}", answer.describe()),
+            })?;
         extract(&self.source, &doc, run.tick).map_err(|message| PullError::BadResponse {
             target: url,
             message,
@@ -155,11 +165,19 @@ fn point(
     let metric = match &ex.metric {
         FieldRef::Literal(m) => m.clone(),
         FieldRef::Pointer(p) => match at("metric", p, InvalidMetric)? {
-            Value::String(m) if crate::model::is_valid_metric_name(m) => m.clone(),
+            Value::String(m) => {
+                limits::check_metric(m).map_err(|e| {
+                    reject(InvalidMetric, format!("extract.metric pointer {p:?}: {e}"))
+                })?;
+                m.clone()
+            }
             other => {
                 return Err(reject(
                     InvalidMetric,
-                    format!("extract.metric pointer {p:?}: {other} is not a metric name ([a-zA-Z_][a-zA-Z0-9_]*)"),
+                    format!(
+                        "extract.metric pointer {p:?} leads to {}, not a metric name",
+                        kind(other)
+                    ),
                 ))
             }
         },
@@ -198,22 +216,12 @@ fn point(
             }
         }
     }
+    limits::check_point(&metric, &labels, ts, value)?;
     Ok(Point {
         series: interner.intern(SeriesKey::new(metric, labels)),
         ts,
         value,
     })
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]
@@ -255,6 +263,8 @@ mod tests {
             {"date": "2026-11-21T00:00:00Z", "rate": null, "plan": "pro"},
             {"date": "yesterday", "rate": 1, "plan": "pro"},
             {"date": "2026-11-21T00:00:00Z", "rate": 1, "plan": {"a": 1}},
+            {"date": "2026-11-21T00:00:00Z", "rate": 1, "plan": "p".repeat(1025)},
+            {"date": -1, "rate": 1, "plan": "pro"},
         ]});
         let got = extract(&s, &doc, tick()).unwrap();
         assert_eq!(got.points.len(), 2);
@@ -262,7 +272,18 @@ mod tests {
         assert!(got.points[1].series.labels.is_empty(), "absent label");
         assert_eq!(got.points[1].value, 0.5);
         let reasons: Vec<_> = got.rejected.iter().map(|e| e.reason.as_str()).collect();
-        assert_eq!(reasons, ["invalid_value", "invalid_ts", "invalid_labels"]);
+        // The same limits as every path: a label value past 1,024 bytes, a
+        // ts before 1970.
+        assert_eq!(
+            reasons,
+            [
+                "invalid_value",
+                "invalid_ts",
+                "invalid_labels",
+                "invalid_labels",
+                "invalid_ts"
+            ]
+        );
         assert!(got.rejected[0]
             .message
             .starts_with("item 2: extract.value pointer \"/rate\""));

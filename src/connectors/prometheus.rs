@@ -10,11 +10,10 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::config::connector::PrometheusSource;
-use crate::ingest::{Interner, PointError, RejectReason};
-use crate::model::{
-    is_valid_metric_name as is_valid_label_name, Labels, Point, SeriesKey, Timestamp,
-};
+use crate::ingest::{limits, Interner, PointError, RejectReason};
+use crate::model::{is_valid_label_name, Labels, Point, SeriesKey, Timestamp};
 
+use super::guard::Guard;
 use super::pull::{json_number, json_ts, reject, Pull, PullError, Pulled, Run};
 use super::request;
 
@@ -22,18 +21,26 @@ use super::request;
 pub struct PrometheusPull {
     source: PrometheusSource,
     endpoint: String,
+    target: String,
     client: reqwest::Client,
+    guard: Option<Guard>,
 }
 
 impl PrometheusPull {
-    /// A connector for `source`.
-    pub fn new(source: PrometheusSource) -> Self {
+    /// A connector for `source`; `guard` for one registered over the API.
+    pub fn new(source: PrometheusSource, guard: Option<Guard>) -> Self {
         let endpoint = format!("{}/api/v1/query", source.url.trim_end_matches('/'));
-        let client = request::client(source.ca.as_ref());
+        let client = request::client(
+            guard.as_ref(),
+            request::port_of(&endpoint),
+            source.ca.as_ref(),
+        );
         Self {
             source,
+            target: crate::secrets::redact(&endpoint),
             endpoint,
             client,
+            guard,
         }
     }
 }
@@ -41,7 +48,7 @@ impl PrometheusPull {
 #[async_trait]
 impl Pull for PrometheusPull {
     fn target(&self) -> &str {
-        &self.endpoint
+        &self.target
     }
 
     async fn pull(&mut self, run: &Run) -> Result<Pulled, PullError> {
@@ -51,39 +58,25 @@ impl Pull for PrometheusPull {
                 .get(&self.endpoint)
                 .query(&[("query", self.source.query.as_str()), ("time", &time)])
         };
-        let target = self.endpoint.clone();
-        let answer = request::send(build, &target, run).await;
-        let (status, body) = match answer {
-            Ok(answer) => answer,
-            // A 5xx that carries Prometheus's error (a query timeout, say)
-            // is reported with Prometheus's words.
-            Err(PullError::Status { status, body, .. }) => {
-                let doc: Option<Value> = serde_json::from_str(&body).ok();
-                return Err(match doc.as_ref().and_then(prometheus_error) {
-                    Some(message) => PullError::Query { target, message },
-                    None => PullError::Status {
-                        target,
-                        status,
-                        body,
-                    },
-                });
-            }
-            Err(e) => return Err(e),
-        };
-        let doc: Result<Value, _> = serde_json::from_slice(&body);
+        let target = self.target.clone();
+        // One attempt more than `send` would make on a 5xx is not needed:
+        // Prometheus's own error (a query timeout, say) comes in a 4xx or
+        // 5xx JSON answer, read here in either case.
+        let answer = request::send(build, self.guard.as_ref(), &target, run).await?;
+        let doc: Result<Value, _> = serde_json::from_slice(&answer.body);
         if let Some(message) = doc.as_ref().ok().and_then(prometheus_error) {
             return Err(PullError::Query { target, message });
         }
-        if !status.is_success() {
+        if !answer.status.is_success() {
             return Err(PullError::Status {
                 target,
-                status: status.as_u16(),
-                body: request::quote(&body),
+                status: answer.status.as_u16(),
+                body: answer.describe(),
             });
         }
         let doc = doc.map_err(|e| PullError::BadResponse {
             target: target.clone(),
-            message: format!("the response is not JSON: {e}"),
+            message: format!("the response ({}) is not JSON: {e}", answer.describe()),
         })?;
         convert(&self.source.metric, &doc)
             .map_err(|message| PullError::BadResponse { target, message })
@@ -100,7 +93,11 @@ fn prometheus_error(doc: &Value) -> Option<String> {
         .and_then(Value::as_str)
         .unwrap_or("error");
     let text = doc.get("error").and_then(Value::as_str).unwrap_or("");
-    Some(format!("prometheus: {kind}: {text}"))
+    Some(format!(
+        "prometheus: {}: {}",
+        request::clip(kind, 40),
+        request::clip(text, 300)
+    ))
 }
 
 /// The points of a successful query answer.
@@ -171,6 +168,7 @@ fn sample(
         json_ts(&pair[0]).map_err(|e| reject(InvalidTs, format!("{series}: {e}")))?;
     let value =
         json_number(&pair[1]).map_err(|e| reject(InvalidValue, format!("{series}: {e}")))?;
+    limits::check_point(&series.metric, &series.labels, ts, value)?;
     Ok(Point {
         series: interner.intern(series),
         ts,

@@ -5,19 +5,17 @@
 //! its own file, and that file's tests. The [`scheduler`](super::scheduler)
 //! decides when it runs, bounds each run by the connector's timeout, writes
 //! the points and records its health; a connector only fetches and converts.
-//! A new type is a copy of a sibling file plus one arm in [`build`].
+//! A new type is a copy of a sibling file plus one arm in the registry
+//! ([`super::runner_for`]).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::config::connector::ConnectorKind;
 use crate::config::types::format_duration;
 use crate::ingest::{PointError, RejectReason};
 use crate::model::{parse_timestamp, unix_seconds, Point, Timestamp};
-
-use super::{http, prometheus, sql};
 
 /// One run of a pull connector.
 #[derive(Debug, Clone)]
@@ -63,13 +61,13 @@ pub enum PullError {
         message: String,
     },
     /// An HTTP status other than 2xx (after retries, for 5xx).
-    #[error("{target}: HTTP {status}: {body}")]
+    #[error("{target}: HTTP {status} ({body})")]
     Status {
         /// The URL.
         target: String,
         /// The status code.
         status: u16,
-        /// The start of the response body.
+        /// The body's content type and length (never its content).
         body: String,
     },
     /// The answer is not what the connector expects (not JSON, a JSON
@@ -101,7 +99,7 @@ pub const ERROR_REASONS: [&str; 6] = [
     "http_status",
     "bad_response",
     "query",
-    "store",
+    crate::sink::STORE_REASON,
 ];
 
 impl PullError {
@@ -113,7 +111,7 @@ impl PullError {
             PullError::Status { .. } => "http_status",
             PullError::BadResponse { .. } => "bad_response",
             PullError::Query { .. } => "query",
-            PullError::Store(_) => "store",
+            PullError::Store(_) => crate::sink::STORE_REASON,
         }
     }
 }
@@ -127,24 +125,6 @@ pub trait Pull: Send {
     /// Fetches and converts the points of `run`. Bounded by the scheduler's
     /// timeout; it may use `run.deadline` to budget retries.
     async fn pull(&mut self, run: &Run) -> Result<Pulled, PullError>;
-}
-
-/// Whether connectors of this kind run on a schedule (by the scheduler).
-pub fn is_pull(kind: &ConnectorKind) -> bool {
-    matches!(
-        kind,
-        ConnectorKind::Http(_) | ConnectorKind::Prometheus(_) | ConnectorKind::Sql(_)
-    )
-}
-
-/// The [`Pull`] for a pull connector's settings; `None` for other kinds.
-pub fn build(kind: &ConnectorKind, timeout: Duration) -> Option<Box<dyn Pull>> {
-    Some(match kind {
-        ConnectorKind::Http(s) => Box::new(http::HttpPull::new(s.clone())),
-        ConnectorKind::Prometheus(s) => Box::new(prometheus::PrometheusPull::new(s.clone())),
-        ConnectorKind::Sql(s) => Box::new(sql::SqlPull::new(s.clone(), timeout)),
-        _ => return None,
-    })
 }
 
 pub(super) fn reject(reason: RejectReason, message: impl Into<String>) -> PointError {
@@ -165,7 +145,7 @@ pub(super) fn json_number(v: &Value) -> Result<f64, String> {
     match n {
         Some(x) if x.is_finite() => Ok(x),
         Some(x) => Err(format!("value {x} is not a finite number")),
-        None => Err(format!("value {v} is not a number")),
+        None => Err(format!("value is {}, not a number", kind(v))),
     }
 }
 
@@ -178,7 +158,8 @@ pub(super) fn json_ts(v: &Value) -> Result<Timestamp, String> {
             .ok_or_else(|| format!("invalid timestamp {n}"))
             .and_then(unix_seconds),
         other => Err(format!(
-            "ts {other} is neither an RFC 3339 string nor Unix seconds"
+            "ts is {}, neither an RFC 3339 string nor Unix seconds",
+            kind(other)
         )),
     }
 }
@@ -192,7 +173,20 @@ pub(super) fn json_label(v: &Value) -> Result<Option<String>, String> {
         Value::String(s) => Ok(Some(s.clone())),
         Value::Number(n) => Ok(Some(n.to_string())),
         Value::Bool(b) => Ok(Some(b.to_string())),
-        other => Err(format!("{other} is not a label value (a string)")),
+        other => Err(format!("{} is not a label value (a string)", kind(other))),
+    }
+}
+
+/// What kind of JSON value `v` is, for messages that must not quote
+/// upstream content.
+pub(super) fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 

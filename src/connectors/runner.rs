@@ -1,5 +1,5 @@
-//! Runs the connectors of the current config. Today: `synthetic` (the
-//! quickstart's demo data); the pull and stream types join here.
+//! Runs the config's streaming and demo connectors (`kafka`, `synthetic`)
+//! and restarts them on reload; the pull types run in `scheduler`.
 //!
 //! A connector never writes SQL: it produces points, the store writes them,
 //! and the live state is told so the scorer recomputes.
@@ -9,39 +9,25 @@ use std::time::Duration;
 use chrono::SubsecRound;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::connector::{Connector, ConnectorKind};
+use crate::config::connector::Connector;
 use crate::config::types::Schedule;
 use crate::ingest::Interner;
+use crate::live::Services;
 use crate::model::{Point, Timestamp};
-use crate::store::no_progress;
 
-use super::synthetic;
+use super::{runner_for, synthetic, Runner};
 
 /// Step of the synthetic connector's backfill of the period so far.
 const BACKFILL_STEP: Duration = Duration::from_secs(3600);
 
-/// What a connector task needs.
-pub type Context = crate::live::Services;
-
 /// Runs `connectors` until `generation` is cancelled (at shutdown, or when
 /// a reload replaces the connector set).
-pub async fn run_all(ctx: Context, connectors: Vec<Connector>, generation: CancellationToken) {
+pub async fn run_all(ctx: Services, connectors: Vec<Connector>, generation: CancellationToken) {
     let mut tasks = tokio::task::JoinSet::new();
     for c in connectors {
-        match &c.kind {
-            ConnectorKind::Synthetic => {
-                tasks.spawn(run_synthetic(ctx.clone(), c, generation.clone()));
-            }
-            ConnectorKind::Kafka(k) => {
-                tasks.spawn(super::kafka::run(
-                    ctx.clone(),
-                    c.name.clone(),
-                    k.clone(),
-                    generation.clone(),
-                ));
-            }
-            // Pull connectors run on their schedules in `scheduler`.
-            ConnectorKind::Http(_) | ConnectorKind::Prometheus(_) | ConnectorKind::Sql(_) => {}
+        // Pull connectors run on their schedules in `scheduler`.
+        if let Runner::Streaming(task) = runner_for(&c, None) {
+            tasks.spawn(task(ctx.clone(), generation.clone()));
         }
     }
     while tasks.join_next().await.is_some() {}
@@ -63,33 +49,16 @@ async fn wait_tick(schedule: &Schedule, now: Timestamp, shutdown: &CancellationT
     }
 }
 
-async fn write(ctx: &Context, name: &str, points: &[Point]) {
-    match ctx.store.write_points(points, &no_progress).await {
-        Ok(_) => {
-            ctx.metrics
-                .points_ingested
-                .with_label_values(&[name])
-                .inc_by(points.len() as u64);
-            ctx.metrics
-                .connector_last_success
-                .with_label_values(&[name])
-                .set(ctx.clock.now().timestamp_millis() as f64 / 1000.0);
-            ctx.live.points_written(points);
-        }
-        Err(e) => {
-            tracing::warn!(connector = name, error = %e, "writing points failed");
-            ctx.metrics
-                .connector_errors
-                .with_label_values(&[name, "store"])
-                .inc();
-        }
-    }
+/// The demo's points, through the one ingest path; a failed write is
+/// counted and logged there, and the next tick writes again.
+async fn write(ctx: &Services, name: &str, points: &[Point]) {
+    let _ = ctx.ingest(name, points).await;
 }
 
 /// The demo connector: backfills the objectives' periods so far at an
 /// hourly step (idempotent: the same instants give the same points), then
 /// writes the scenario's current point on every tick.
-async fn run_synthetic(ctx: Context, c: Connector, shutdown: CancellationToken) {
+pub(super) async fn run_synthetic(ctx: Services, c: Connector, shutdown: CancellationToken) {
     let schedule = c
         .schedule
         .clone()

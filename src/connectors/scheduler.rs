@@ -16,7 +16,7 @@
 //!   intervals are aligned to the Unix epoch), so they contend for the same
 //!   ticks. A new connector (no tick run yet) runs at once, for the latest
 //!   tick, and then on schedule.
-//! - A run's points go through the store and then `Live::points_written`;
+//! - A run's points go through the one ingest path (`Services::ingest`);
 //!   its outcome goes to the run state (shown by `GET /api/v1/connectors`)
 //!   and to the health metrics.
 //!
@@ -30,13 +30,17 @@ use chrono::{TimeDelta, TimeZone, Utc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::connector::ConnectorKind;
 use crate::config::types::{format_duration, Schedule};
 use crate::config::{self, Connector};
 use crate::model::Timestamp;
-use crate::store::{no_progress, RunOutcome};
+use crate::store::RunOutcome;
 
-use super::pull::{self, Pull, PullError, Run};
-use super::runner::{self, Context};
+use super::guard::Guard;
+use super::pull::{Pull, PullError, Run};
+use super::runner;
+use super::Runner;
+use crate::live::Services;
 
 /// How often the store is asked for connectors registered over the API
 /// (by this instance or another).
@@ -123,7 +127,7 @@ struct Running {
 /// over the API until `shutdown`, starting, stopping and restarting only
 /// those that a reload or a registration changed. A YAML connector shadows
 /// an API connector of the same name.
-pub async fn run(ctx: Context, shutdown: CancellationToken) {
+pub async fn run(ctx: Services, shutdown: CancellationToken) {
     let instance: Arc<str> = instance_id(ctx.clock.now()).into();
     let mut configs = ctx.live.watch_config();
     let mut api = ApiConnectors::default();
@@ -131,42 +135,46 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) {
     loop {
         let yaml = configs.borrow_and_update().connectors.clone();
         api.refresh(&ctx).await;
-        let mut wanted: HashMap<String, Connector> = yaml
+        // A connector from a file is trusted (reviewed in Git); one
+        // registered over the API connects only where the guard allows.
+        let mut wanted: HashMap<String, (Connector, Option<Guard>)> = yaml
             .iter()
-            .filter(|c| pull::is_pull(&c.kind))
-            .map(|c| (c.name.clone(), c.clone()))
+            .filter(|c| super::is_scheduled(&c.kind))
+            .map(|c| (c.name.clone(), (c.clone(), None)))
             .collect();
         let registered: Vec<Connector> = api.valid().cloned().collect();
+        let guard = Guard::new(configs.borrow().service.connector_destinations.clone());
         for c in registered {
             if yaml.iter().any(|y| y.name == c.name) {
                 api.warn_shadowed(&c.name);
             } else {
-                wanted.insert(c.name.clone(), c);
+                wanted.insert(c.name.clone(), (c, Some(guard.clone())));
             }
         }
         running.retain(|name, r| {
-            let keep = wanted.get(name) == Some(&r.connector);
+            let keep = wanted.get(name).map(|(c, _)| c) == Some(&r.connector);
             if !keep {
                 r.stop.cancel();
             }
             keep
         });
-        for (name, c) in wanted {
+        for (name, (c, guard)) in wanted {
             if running.contains_key(&name) {
                 continue;
             }
             let stop = shutdown.child_token();
-            let task = if pull::is_pull(&c.kind) {
+            let task = if super::is_scheduled(&c.kind) {
                 tokio::spawn(run_connector(
                     ctx.clone(),
                     c.clone(),
+                    guard,
                     instance.clone(),
                     stop.clone(),
                 ))
             } else {
                 // A streaming or demo connector registered over the API runs
-                // like one from a file.
-                tokio::spawn(runner::run_all(ctx.clone(), vec![c.clone()], stop.clone()))
+                // like one from a file, once its brokers pass the guard.
+                tokio::spawn(run_stream(ctx.clone(), c.clone(), guard, stop.clone()))
             };
             running.insert(
                 name,
@@ -202,7 +210,7 @@ struct ApiConnectors {
 }
 
 impl ApiConnectors {
-    async fn refresh(&mut self, ctx: &Context) {
+    async fn refresh(&mut self, ctx: &Services) {
         let stored = match ctx.store.api_connectors().await {
             Ok(list) => {
                 self.store_failing = false;
@@ -218,6 +226,7 @@ impl ApiConnectors {
             }
         };
         let env = config::process_env();
+        let allowed = ctx.live.config().service.connector_env.clone();
         self.loaded
             .retain(|name, _| stored.iter().any(|s| &s.name == name));
         for s in stored {
@@ -228,7 +237,12 @@ impl ApiConnectors {
             {
                 continue;
             }
-            let connector = match config::load_connector_text(&s.definition, API_SOURCE, &env) {
+            let connector = match config::load_connector_text(
+                &s.definition,
+                API_SOURCE,
+                &env,
+                Some(&allowed),
+            ) {
                 Ok(c) => Some(c),
                 Err(diagnostics) => {
                     for d in &diagnostics {
@@ -256,14 +270,40 @@ impl ApiConnectors {
     }
 }
 
-/// Runs one pull connector on its schedule until `stop`.
+/// Runs a streaming connector registered over the API: its Kafka brokers
+/// are checked against the guard first (librdkafka resolves and connects
+/// by itself after that).
+async fn run_stream(ctx: Services, c: Connector, guard: Option<Guard>, stop: CancellationToken) {
+    if let (Some(guard), ConnectorKind::Kafka(k)) = (&guard, &c.kind) {
+        for broker in k.brokers.split(',').map(str::trim) {
+            let (host, port) = match broker.rsplit_once(':') {
+                Some((h, p)) => (h, p.parse().unwrap_or(9092)),
+                None => (broker, 9092),
+            };
+            if let Err(why) = guard.resolve(host, port).await {
+                let error = PullError::Unreachable {
+                    target: broker.to_string(),
+                    message: why,
+                };
+                fail(&ctx, &c.name, &error);
+                return;
+            }
+        }
+    }
+    runner::run_all(ctx, vec![c], stop).await;
+}
+
+/// Runs one pull connector on its schedule until `stop`; `guard` bounds
+/// where one registered over the API may connect.
 pub async fn run_connector(
-    ctx: Context,
+    ctx: Services,
     c: Connector,
+    guard: Option<Guard>,
     instance: Arc<str>,
     stop: CancellationToken,
 ) {
-    let (Some(schedule), Some(mut puller)) = (c.schedule.clone(), pull::build(&c.kind, c.timeout))
+    let (Some(schedule), Runner::Scheduled(mut puller)) =
+        (c.schedule.clone(), super::runner_for(&c, guard))
     else {
         return;
     };
@@ -328,7 +368,7 @@ fn seconds(t: Timestamp) -> f64 {
 
 /// Claims and runs one tick: pull, write, record.
 async fn run_tick(
-    ctx: &Context,
+    ctx: &Services,
     c: &Connector,
     puller: &mut dyn Pull,
     tick: Timestamp,
@@ -388,10 +428,7 @@ async fn run_tick(
         }
     };
     for (i, r) in pulled.rejected.iter().enumerate() {
-        ctx.metrics
-            .points_rejected
-            .with_label_values(&[name, r.reason.as_str()])
-            .inc();
+        ctx.rejected(name, r.reason.as_str(), 1);
         if i < LOGGED_REJECTS {
             tracing::warn!(
                 connector = name,
@@ -410,24 +447,14 @@ async fn run_tick(
         );
     }
     let points = &pulled.points;
-    if !points.is_empty() {
-        if let Err(e) = ctx.store.write_points(points, &no_progress).await {
-            let error = PullError::Store(e.to_string());
-            finish(ctx, name, instance, 0, None, Some(fail(ctx, name, &error))).await;
-            return;
-        }
-        ctx.live.points_written(points);
+    if let Err(e) = ctx.ingest(name, points).await {
+        // Counted and logged by the ingest path; recorded as the run's error.
+        let error = PullError::Store(e.to_string());
+        let text = crate::secrets::redact(&format!("connector {name}: {error}"));
+        finish(ctx, name, instance, 0, None, Some(text)).await;
+        return;
     }
     let n = points.len() as u64;
-    ctx.metrics
-        .points_ingested
-        .with_label_values(&[name])
-        .inc_by(n);
-    let finished = ctx.clock.now();
-    ctx.metrics
-        .connector_last_success
-        .with_label_values(&[name])
-        .set(seconds(finished));
     let watermark = points.iter().map(|p| p.ts).max();
     tracing::debug!(
         connector = name,
@@ -439,18 +466,18 @@ async fn run_tick(
 }
 
 /// Counts and logs a failed run; returns the error as recorded.
-fn fail(ctx: &Context, name: &str, error: &PullError) -> String {
+fn fail(ctx: &Services, name: &str, error: &PullError) -> String {
     ctx.metrics
         .connector_errors
         .with_label_values(&[name, error.reason()])
         .inc();
-    let text = format!("connector {name}: {error}");
+    let text = crate::secrets::redact(&format!("connector {name}: {error}"));
     tracing::warn!(connector = name, reason = error.reason(), "{text}");
     text
 }
 
 async fn finish(
-    ctx: &Context,
+    ctx: &Services,
     name: &str,
     instance: &str,
     points: u64,

@@ -23,20 +23,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
-use sqlx::mysql::MySqlPool;
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::mysql::{MySqlPool, MySqlSslMode};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{Column, Row, TypeInfo};
 
 use crate::config::connector::SqlSource;
-use crate::ingest::{Interner, PointError, RejectReason};
+use crate::ingest::{limits, Interner, PointError, RejectReason};
 use crate::model::{
-    is_valid_metric_name as is_valid_label_name, is_valid_metric_name, parse_timestamp,
-    unix_seconds, Labels, Point, SeriesKey, Timestamp,
+    is_valid_label_name, is_valid_metric_name, parse_timestamp, unix_seconds, Labels, Point,
+    SeriesKey, Timestamp,
 };
 
+use super::guard::Guard;
 use super::pull::{reject, Pull, PullError, Pulled, Run};
-
-pub(crate) use crate::tls::redact;
 
 /// A `sql` connector.
 pub struct SqlPull {
@@ -44,6 +43,7 @@ pub struct SqlPull {
     target: String,
     timeout: Duration,
     pool: Option<Pool>,
+    guard: Option<Guard>,
 }
 
 /// The connection to the source, by database.
@@ -54,37 +54,81 @@ enum Pool {
 }
 
 impl SqlPull {
-    /// A connector for `source`; it connects at its first run.
-    pub fn new(source: SqlSource, timeout: Duration) -> Self {
-        let target = redact(&source.dsn);
+    /// A connector for `source`; it connects at its first run. With a
+    /// `guard` (a connector registered over the API), the host is resolved
+    /// and checked first, and the connection goes to the checked address.
+    pub fn new(source: SqlSource, timeout: Duration, guard: Option<Guard>) -> Self {
+        let target = crate::secrets::redact(&redact(&source.dsn));
         Self {
             source,
             target,
             timeout,
             pool: None,
+            guard,
         }
     }
 
-    fn pool(&mut self) -> Result<Pool, PullError> {
+    async fn pool(&mut self) -> Result<Pool, PullError> {
         if let Some(pool) = &self.pool {
             return Ok(pool.clone());
         }
         let dsn = &self.source.dsn;
+        let invalid = |e: sqlx::Error| PullError::Unreachable {
+            target: self.target.clone(),
+            message: format!("invalid dsn: {e}"),
+        };
+        // With verify-full (VERIFY_IDENTITY) the certificate must match
+        // the name, so a rebound name cannot pass; otherwise the checked
+        // address is the one connected to.
         let pool = if dsn.starts_with("mysql://") {
-            crate::tls::mysql_options(dsn).map(|o| Pool::MySql(mysql::pool(o, self.timeout)))
+            let mut options = crate::tls::mysql_options(dsn).map_err(invalid)?;
+            let by_name = matches!(options.get_ssl_mode(), MySqlSslMode::VerifyIdentity);
+            let (host, port) = (options.get_host().to_string(), options.get_port());
+            if let Some(ip) = self.checked_address(&host, port, by_name).await? {
+                options = options.host(&ip);
+            }
+            Pool::MySql(mysql::pool(options, self.timeout))
         } else {
-            crate::tls::pg_options(dsn).map(|o| {
-                Pool::Postgres(
-                    PgPoolOptions::new()
-                        .max_connections(1)
-                        .acquire_timeout(self.timeout)
-                        .connect_lazy_with(o),
-                )
-            })
-        }
-        .map_err(|e| self.unreachable(&e))?;
+            let mut options = crate::tls::pg_options(dsn).map_err(invalid)?;
+            let by_name = matches!(options.get_ssl_mode(), PgSslMode::VerifyFull);
+            let (host, port) = (options.get_host().to_string(), options.get_port());
+            if let Some(ip) = self.checked_address(&host, port, by_name).await? {
+                options = options.host(&ip);
+            }
+            Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(self.timeout)
+                    .connect_lazy_with(options),
+            )
+        };
         self.pool = Some(pool.clone());
         Ok(pool)
+    }
+
+    /// With a guard: `host` resolved and checked, and the address to
+    /// connect to instead of the name (`None` when the name is kept because
+    /// TLS checks it, `by_name`). Without a guard, `None`.
+    async fn checked_address(
+        &self,
+        host: &str,
+        port: u16,
+        by_name: bool,
+    ) -> Result<Option<String>, PullError> {
+        let Some(guard) = &self.guard else {
+            return Ok(None);
+        };
+        let unreachable = |message: String| PullError::Unreachable {
+            target: self.target.clone(),
+            message,
+        };
+        if host.starts_with('/') {
+            return Err(unreachable(
+                "a connector registered over the API cannot use a Unix socket".into(),
+            ));
+        }
+        let addr = guard.resolve(host, port).await.map_err(unreachable)?[0];
+        Ok((!by_name).then(|| addr.ip().to_string()))
     }
 
     fn unreachable(&self, e: &sqlx::Error) -> PullError {
@@ -107,7 +151,7 @@ impl Pull for SqlPull {
     }
 
     async fn pull(&mut self, run: &Run) -> Result<Pulled, PullError> {
-        let pool = self.pool()?;
+        let pool = self.pool().await?;
         let query = &self.source.query;
         let watermark = run.watermark.unwrap_or_else(epoch);
         let metric = self.source.metric.as_deref();
@@ -126,10 +170,13 @@ impl Pull for SqlPull {
             Failed::Connect(e) => self.unreachable(&e),
             Failed::Query(e) => PullError::Query {
                 target: self.target.clone(),
-                message: match &e {
-                    sqlx::Error::Database(d) => d.message().to_string(),
-                    other => other.to_string(),
-                },
+                message: super::request::clip(
+                    &match &e {
+                        sqlx::Error::Database(d) => d.message().to_string(),
+                        other => other.to_string(),
+                    },
+                    300,
+                ),
             },
         })?;
         converted.map_err(|message| PullError::BadResponse {
@@ -182,6 +229,32 @@ fn uses_watermark(query: &str) -> bool {
             .next()
             .is_some_and(|c| c.is_ascii_digit())
     })
+}
+
+/// `postgres://user:secret@host/db` without the password, for messages.
+pub(crate) fn redact(dsn: &str) -> String {
+    let Some(scheme_end) = dsn.find("://").map(|i| i + 3) else {
+        return dsn.to_string();
+    };
+    let rest = &dsn[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => match authority[..at].split_once(':') {
+            Some((user, _)) => format!(
+                "{}{user}:***@{}{}",
+                &dsn[..scheme_end],
+                &authority[at + 1..],
+                &rest[authority_end..]
+            ),
+            None => dsn.to_string(),
+        },
+        None => dsn.to_string(),
+    }
+    .split('?')
+    .next()
+    .unwrap_or_default()
+    .to_string()
 }
 
 /// What okrd reads a column as, whichever database it comes from.
@@ -415,12 +488,11 @@ fn point<R: SourceRow>(
         None => return Err(reject(InvalidMetric, "metric is NULL")),
     };
     let value = value.ok_or_else(|| reject(InvalidValue, "no value"))?;
-    if !value.is_finite() {
-        return Err(reject(InvalidValue, format!("value {value} is not finite")));
-    }
+    let ts = ts.ok_or_else(|| reject(InvalidTs, "no ts"))?;
+    limits::check_point(&metric, &labels, ts, value)?;
     Ok(Point {
         series: interner.intern(SeriesKey::new(metric, labels)),
-        ts: ts.ok_or_else(|| reject(InvalidTs, "no ts"))?,
+        ts,
         value,
     })
 }
@@ -456,5 +528,14 @@ mod tests {
         assert!(uses_watermark("SELECT * FROM t WHERE ts > $1::timestamptz"));
         assert!(!uses_watermark("SELECT 1"));
         assert!(!uses_watermark("SELECT $10"));
+    }
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://reader:s3cret@db:5432/warehouse?sslmode=disable"),
+            "postgres://reader:***@db:5432/warehouse"
+        );
+        assert_eq!(redact("postgres://reader@db/w"), "postgres://reader@db/w");
     }
 }

@@ -11,10 +11,8 @@ use std::sync::Arc;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-use super::Interner;
-use crate::model::{
-    is_valid_metric_name, parse_timestamp, unix_seconds, Labels, Point, SeriesKey, Timestamp,
-};
+use super::{limits, Interner};
+use crate::model::{parse_timestamp, unix_seconds, Labels, Point, SeriesKey, Timestamp};
 
 /// Reads points, remembering the previous one's series: a batch's points
 /// mostly come in runs of one series, whose key is then not built again.
@@ -73,14 +71,16 @@ impl FastReader {
 
     /// The point, if `raw` passes every check [`point_from_json`] makes.
     pub fn point(&mut self, raw: &RawPoint<'_>, interner: &mut Interner) -> Option<Point> {
-        if !is_valid_metric_name(raw.metric) || !raw.value.is_finite() {
-            return None;
-        }
+        limits::check_metric(raw.metric).ok()?;
+        limits::check_value(raw.value).ok()?;
         let mut labels: Vec<(&str, &str)> =
             raw.labels.as_ref().map_or_else(Vec::new, |l| l.0.clone());
         labels.sort_unstable_by_key(|(k, _)| *k);
+        limits::check_label_count(labels.len()).ok()?;
         if labels.windows(2).any(|w| w[0].0 == w[1].0)
-            || !labels.iter().all(|(k, _)| is_valid_metric_name(k))
+            || !labels
+                .iter()
+                .all(|(k, v)| limits::check_label(k, v).is_ok())
         {
             return None;
         }
@@ -88,6 +88,7 @@ impl FastReader {
             RawTs::Text(t) => parse_timestamp(t).ok()?,
             RawTs::Seconds(s) => unix_seconds(s).ok()?,
         };
+        limits::check_ts(ts).ok()?;
         let same = self.last.as_ref().is_some_and(|k| {
             k.metric == raw.metric
                 && k.labels.len() == labels.len()

@@ -7,7 +7,8 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use super::point::{is_valid_label_name, point_from_json, Interner};
+use super::point::{point_from_json, Interner};
+use super::{json, limits};
 use crate::model::{is_valid_metric_name, parse_timestamp, Labels, Point, SeriesKey};
 
 /// A bad row of an ingest file.
@@ -135,10 +136,11 @@ fn read_csv<R: Read>(
             continue;
         }
         let h = h.trim();
-        if !is_valid_label_name(h) {
-            return Err(header(format!(
-                "column {h:?} is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)"
-            )));
+        if let Err(e) = limits::check_label(h, "") {
+            return Err(header(format!("column {h:?}: {e}")));
+        }
+        if label_cols.iter().any(|(_, name)| name == h) {
+            return Err(header(format!("column {h:?} appears twice")));
         }
         label_cols.push((i, h.to_string()));
     }
@@ -183,6 +185,7 @@ fn read_csv<R: Read>(
                 .filter(|(i, _)| !record[*i].is_empty())
                 .map(|(i, name)| (name.clone(), record[*i].to_string()))
                 .collect();
+            limits::check_point(metric, &labels, ts, value).map_err(|e| e.message)?;
             Ok((ts, value, labels))
         })();
         match parsed {
@@ -210,7 +213,7 @@ fn read_json_lines<R: BufRead>(
         if line.trim().is_empty() {
             continue;
         }
-        let parsed = serde_json::from_str(&line)
+        let parsed = json::parse(line.as_bytes())
             .map_err(|e| format!("invalid JSON: {e}"))
             .and_then(|v| point_from_json(&v, interner).map_err(|e| e.message));
         match parsed {

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::model::{is_valid_metric_name, parse_timestamp, unix_seconds, Labels, Point, SeriesKey};
+use super::json;
+use super::limits;
+use crate::model::{parse_timestamp, unix_seconds, Labels, Point, SeriesKey};
 
 /// Hands out one shared [`SeriesKey`] per distinct series, so a batch of
 /// points allocates each key once.
@@ -37,21 +39,19 @@ impl Interner {
     }
 }
 
-/// Whether `name` is a valid label name (the Prometheus rule).
-pub fn is_valid_label_name(name: &str) -> bool {
-    is_valid_metric_name(name)
-}
-
 /// Why a point was rejected: a small fixed set, usable as a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RejectReason {
+    /// Not JSON at all (push bodies, Kafka messages, JSON lines).
+    InvalidJson,
     /// Not an object, or unknown fields.
     InvalidShape,
-    /// Missing or invalid metric name.
+    /// Missing or invalid metric name, or one past the length limit.
     InvalidMetric,
-    /// Labels not a map of valid names to strings.
+    /// Labels not a map of valid names to strings, a key written twice, or
+    /// past a limit (count, name or value length).
     InvalidLabels,
-    /// Missing or unparsable ts.
+    /// Missing or unparsable ts, or one outside 1970-01-01 to 9999-12-31.
     InvalidTs,
     /// Missing, non-numeric or non-finite value.
     InvalidValue,
@@ -59,8 +59,9 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// The label value.
-    pub fn as_str(&self) -> &'static str {
+    pub const fn as_str(&self) -> &'static str {
         match self {
+            Self::InvalidJson => "invalid_json",
             Self::InvalidShape => "invalid_shape",
             Self::InvalidMetric => "invalid_metric",
             Self::InvalidLabels => "invalid_labels",
@@ -80,7 +81,17 @@ pub struct PointError {
     pub message: String,
 }
 
-fn reject(reason: RejectReason, message: impl Into<String>) -> PointError {
+/// Every reason, in the order documented (README, SPEC §3).
+pub const REJECT_REASONS: [RejectReason; 6] = [
+    RejectReason::InvalidJson,
+    RejectReason::InvalidShape,
+    RejectReason::InvalidMetric,
+    RejectReason::InvalidLabels,
+    RejectReason::InvalidTs,
+    RejectReason::InvalidValue,
+];
+
+pub(crate) fn reject(reason: RejectReason, message: impl Into<String>) -> PointError {
     PointError {
         reason,
         message: message.into(),
@@ -93,6 +104,12 @@ pub fn point_from_json(value: &Value, interner: &mut Interner) -> Result<Point, 
     let obj = value
         .as_object()
         .ok_or_else(|| reject(InvalidShape, "a point must be a JSON object"))?;
+    if let Some(keys) = json::duplicates(obj) {
+        return Err(reject(
+            InvalidShape,
+            format!("field {:?} written twice", keys[0]),
+        ));
+    }
     for key in obj.keys() {
         if !matches!(key.as_str(), "metric" | "labels" | "ts" | "value") {
             return Err(reject(
@@ -102,12 +119,9 @@ pub fn point_from_json(value: &Value, interner: &mut Interner) -> Result<Point, 
         }
     }
     let metric = match obj.get("metric") {
-        Some(Value::String(m)) if is_valid_metric_name(m) => m.clone(),
         Some(Value::String(m)) => {
-            return Err(reject(
-                InvalidMetric,
-                format!("invalid metric name {m:?}: must match [a-zA-Z_][a-zA-Z0-9_]*"),
-            ))
+            limits::check_metric(m)?;
+            m.clone()
         }
         Some(_) => return Err(reject(InvalidMetric, "metric must be a string")),
         None => return Err(reject(InvalidMetric, "missing metric")),
@@ -116,22 +130,25 @@ pub fn point_from_json(value: &Value, interner: &mut Interner) -> Result<Point, 
     match obj.get("labels") {
         None | Some(Value::Null) => {}
         Some(Value::Object(map)) => {
+            if let Some(keys) = json::duplicates(map) {
+                return Err(reject(
+                    InvalidLabels,
+                    format!("label {:?} written twice", keys[0]),
+                ));
+            }
+            limits::check_label_count(map.len())?;
             for (k, v) in map {
-                if !is_valid_label_name(k) {
-                    return Err(reject(
-                        InvalidLabels,
-                        format!("invalid label name {k:?}: must match [a-zA-Z_][a-zA-Z0-9_]*"),
-                    ));
-                }
                 match v {
                     Value::String(s) => {
+                        limits::check_label(k, s)?;
                         labels.insert(k.clone(), s.clone());
                     }
                     _ => {
+                        limits::check_label(k, "")?;
                         return Err(reject(
                             InvalidLabels,
                             format!("label {k:?} must be a string"),
-                        ))
+                        ));
                     }
                 }
             }
@@ -161,6 +178,7 @@ pub fn point_from_json(value: &Value, interner: &mut Interner) -> Result<Point, 
         Some(Value::Null) | None => return Err(reject(InvalidValue, "missing value")),
         Some(_) => return Err(reject(InvalidValue, "value must be a finite number")),
     };
+    limits::check_point(&metric, &labels, ts, value)?;
     Ok(Point {
         series: interner.intern(SeriesKey::new(metric, labels)),
         ts,

@@ -14,7 +14,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
@@ -22,75 +21,14 @@ use crate::config::{Config, KeyResult, Objective};
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::model::{minus, Sample, SeriesKey, Timestamp};
-use crate::scoring::guardrail::{counter_data_from, counter_state, CounterState};
+use crate::scorecard::{KeyResultRow, ObjectiveRow, Scorecard};
+use crate::scoring::guardrail::{counter_data_from, counter_state};
 use crate::scoring::{self, KrScore, Margins};
 use crate::store::{ScoreRecord, SeriesRange, Store, StoreError};
 
 mod cache;
 
 use cache::SeriesCache;
-
-/// Every objective's and key result's score at one instant.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Scorecard {
-    /// Objective scores, in config order.
-    pub objectives: Vec<ObjectiveRow>,
-    /// Key result scores, grouped by objective, in config order.
-    pub key_results: Vec<KeyResultRow>,
-}
-
-/// An objective's score, as `okrd score --format json` prints it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ObjectiveRow {
-    /// Objective id.
-    pub id: String,
-    /// Weight-averaged KR score.
-    pub score: f64,
-    /// The owning team.
-    #[serde(skip)]
-    pub team: String,
-}
-
-/// A key result's score, as `okrd score --format json` prints it; `None`
-/// fields print as `null` where they do not apply.
-#[derive(Debug, Clone, Serialize)]
-pub struct KeyResultRow {
-    /// Objective id.
-    pub objective: String,
-    /// Key result id.
-    pub key_result: String,
-    /// The KR's aggregate value.
-    pub value: Option<f64>,
-    /// The baseline used.
-    pub baseline: Option<f64>,
-    /// Target, or threshold for maintain KRs.
-    pub target: f64,
-    /// Unclamped progress.
-    pub progress: Option<f64>,
-    /// Score in [0, 1].
-    pub score: f64,
-    /// Expected score now.
-    pub expected: f64,
-    /// Status name.
-    pub status: &'static str,
-    /// Forecast score at period end.
-    pub forecast: Option<f64>,
-    /// The owning team.
-    #[serde(skip)]
-    pub team: String,
-    /// The KR's title.
-    #[serde(skip)]
-    pub title: String,
-    /// The objective's period, as written.
-    #[serde(skip)]
-    pub period: String,
-    /// The full evaluation, for explanations.
-    #[serde(skip)]
-    pub detail: KrScore,
-    /// Each counter metric's guardrail state.
-    #[serde(skip)]
-    pub counters: Vec<CounterState>,
-}
 
 /// A KR's evaluation together with the samples it was computed from.
 pub struct Evaluation {
@@ -310,7 +248,6 @@ pub async fn run(
         history_ready: HashSet::new(),
         cache: SeriesCache::default(),
     };
-    let alerts = crate::alerts::Engine;
     let mut next_full = tokio::time::Instant::now();
     loop {
         tokio::select! {
@@ -327,17 +264,6 @@ pub async fn run(
                 metrics
                     .recompute_duration
                     .observe(started.elapsed().as_secs_f64());
-                let (config, card) = (live.config(), live.card());
-                match alerts
-                    .evaluate(scorer.store.as_ref(), &config, &card, scorer.clock.now())
-                    .await
-                {
-                    Ok(0) => {}
-                    Ok(_) => live.outbox_signal().notify_one(),
-                    Err(e) => {
-                        tracing::error!(error = %e, "evaluating alerts failed; retrying on the next recompute")
-                    }
-                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "recompute failed; retrying on the next change or tick");

@@ -40,6 +40,11 @@ pub(super) const SQLITE: &[Embedded] = &[
         "dead_letters",
         include_str!("../../migrations/sqlite/0004_dead_letters.sql"),
     ),
+    (
+        5,
+        "series_labels_hash",
+        include_str!("../../migrations/sqlite/0005_series_labels_hash.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations, in version order.
@@ -63,6 +68,11 @@ pub(super) const POSTGRES: &[Embedded] = &[
         4,
         "dead_letters",
         include_str!("../../migrations/postgres/0004_dead_letters.sql"),
+    ),
+    (
+        5,
+        "series_labels_hash",
+        include_str!("../../migrations/postgres/0005_series_labels_hash.sql"),
     ),
 ];
 

@@ -147,15 +147,10 @@ pub trait Store: ConnectorStore + AlertStore + Send + Sync {
     /// Names of the metrics that have at least one stored point.
     async fn metrics_with_points(&self) -> Result<BTreeSet<String>, StoreError>;
 
-    /// Appends a score-history row unless the newest row at or before
-    /// `record.at` has the same value, progress, score and status; a row at
-    /// the same `at` is replaced. Returns whether a row was written.
-    async fn record_score(&self, record: &ScoreRecord) -> Result<bool, StoreError> {
-        Ok(self.record_scores(std::slice::from_ref(record)).await? == 1)
-    }
-
-    /// [`Store::record_score`] for each of `records`, in one transaction;
-    /// returns how many rows were written.
+    /// Appends a score-history row for each of `records`, in one
+    /// transaction, unless the newest row at or before its `at` has the same
+    /// value, progress, score and status; a row at the same `at` is
+    /// replaced. Returns how many rows were written.
     async fn record_scores(&self, records: &[ScoreRecord]) -> Result<usize, StoreError>;
 
     /// Replaces a KR's score history from `from` on (rows with at >= from)
@@ -191,7 +186,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PostgresStore::open(url).await?))
     } else {
-        Err(StoreError::UnsupportedUrl(crate::tls::redact(url)))
+        Err(StoreError::UnsupportedUrl(crate::secrets::redact(url)))
     }
 }
 
@@ -208,6 +203,6 @@ pub async fn migrate(url: &str) -> Result<Vec<String>, StoreError> {
         store.close().await;
         Ok(applied)
     } else {
-        Err(StoreError::UnsupportedUrl(crate::tls::redact(url)))
+        Err(StoreError::UnsupportedUrl(crate::secrets::redact(url)))
     }
 }

@@ -26,7 +26,7 @@ const MAX_CONNECTIONS: u32 = 8;
 
 const INSERT_SERIES: &str = "INSERT INTO series (metric, labels) \
      SELECT * FROM UNNEST($1::text[], $2::text[]) \
-     ON CONFLICT (metric, labels) DO UPDATE SET metric = EXCLUDED.metric \
+     ON CONFLICT (metric, md5(labels)) DO UPDATE SET metric = EXCLUDED.metric \
      RETURNING id, metric, labels";
 
 // An unchanged value is not rewritten: re-sent data (overlapping pulls) then
@@ -86,7 +86,7 @@ impl PostgresStore {
     /// [`PostgresStore::points_layout`]).
     pub async fn open_migrated(url: &str) -> Result<(Self, Vec<String>), StoreError> {
         let connect_error = |e: sqlx::Error| StoreError::Connect {
-            target: crate::tls::redact(url),
+            target: crate::secrets::redact(url),
             message: crate::tls::describe(&e).unwrap_or_else(|| e.to_string()),
         };
         let options = crate::tls::pg_options(url).map_err(connect_error)?;
@@ -131,12 +131,13 @@ impl PostgresStore {
         if let Some(id) = self.series.get(key) {
             return Ok(Some(id));
         }
-        let id: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM series WHERE metric = $1 AND labels = $2")
-                .bind(&key.metric)
-                .bind(key.labels_json())
-                .fetch_optional(&self.pool)
-                .await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM series WHERE metric = $1 AND md5(labels) = md5($2) AND labels = $2",
+        )
+        .bind(&key.metric)
+        .bind(key.labels_json())
+        .fetch_optional(&self.pool)
+        .await?;
         if let Some(id) = id {
             self.series.insert([(Arc::new(key.clone()), id)]);
         }

@@ -9,9 +9,7 @@ use serde_json::{json, Value};
 
 use crate::common::server::eventually;
 use crate::fixture::Fixture;
-use crate::{client, connector, get_json, kr_value, objective, Deployment};
-
-const TOKEN: &str = "s3cret";
+use crate::{client, connector, get_json, kr_value, objective, Deployment, TOKEN};
 
 async fn post(url: &str, token: Option<&str>, body: &str) -> (u16, Value) {
     let mut r = client()

@@ -48,7 +48,6 @@ async fn each_tick_runs_on_exactly_one_of_two_instances() {
     }
     let doubled: Vec<_> = runs_per_tick.iter().filter(|(_, n)| **n > 1).collect();
     assert!(doubled.is_empty(), "ticks run more than once: {doubled:?}");
-    assert!(times.len() >= TICKS);
     // Both instances were there, contending for the same ticks: each logged
     // ticks that the other had claimed.
     let (la, lb) = (a.log(), b.log());

@@ -54,11 +54,13 @@ impl Deployment {
     }
 
     /// The service config: the connectors dir, a fast recompute, an
-    /// optional token.
+    /// optional token. The fixtures listen on loopback, which connectors
+    /// registered over the API may reach only when allowed explicitly; they
+    /// may read `${FIXTURE_PATH}` and `${WAREHOUSE_URL}`.
     pub fn service_yaml(&self, token: Option<&str>) -> String {
         let token = token.map_or(String::new(), |t| format!("  token: {t}\n"));
         format!(
-            "http:\n  listen: 127.0.0.1:0\n{token}paths:\n  connectors: {}\nscoring:\n  interval: 1s\nteams:\n  growth:\n    notify: [hook]\nnotifiers:\n  hook: {{ type: webhook, url: \"http://127.0.0.1:9/hook\" }}\n",
+            "http:\n  listen: 127.0.0.1:0\n  connector_destinations: [127.0.0.0/8]\n  connector_env: [FIXTURE_PATH, WAREHOUSE_URL]\n{token}paths:\n  connectors: {}\nscoring:\n  interval: 1s\nteams:\n  growth:\n    notify: [hook]\nnotifiers:\n  hook: {{ type: webhook, url: \"http://127.0.0.1:9/hook\" }}\n",
             self.connectors_dir().display()
         )
     }
@@ -94,6 +96,10 @@ pub fn objective(
     )
 }
 
+/// The token of the deployments that set one. Reads send it always: a
+/// server without a token ignores it.
+pub const TOKEN: &str = "s3cret";
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -102,7 +108,7 @@ pub fn client() -> reqwest::Client {
 }
 
 pub async fn get_json(url: &str) -> Value {
-    let r = client().get(url).send().await.unwrap();
+    let r = client().get(url).bearer_auth(TOKEN).send().await.unwrap();
     assert!(r.status().is_success(), "GET {url}: {}", r.status());
     r.json().await.unwrap()
 }
@@ -110,6 +116,7 @@ pub async fn get_json(url: &str) -> Value {
 pub async fn get_text(url: &str) -> String {
     client()
         .get(url)
+        .bearer_auth(TOKEN)
         .send()
         .await
         .unwrap()

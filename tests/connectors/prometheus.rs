@@ -6,12 +6,13 @@ use crate::common::process::{spawn_prometheus, Daemon};
 use std::time::Duration;
 
 use chrono::Utc;
-use okrd::connectors::pull::{self, PullError, Pulled, Run};
+use okrd::connectors::pull::{PullError, Pulled, Run};
+use okrd::connectors::{runner_for, Runner};
 use serde_json::{json, Value};
 
 use crate::common::server::eventually;
 use crate::fixture::Fixture;
-use crate::{client, connector, kr_value, objective, Deployment};
+use crate::{client, connector, kr_value, objective, Deployment, TOKEN};
 
 /// Starts Prometheus scraping `exporter` (host:port) and waits until its
 /// first samples are queryable.
@@ -51,9 +52,11 @@ fn tick() -> chrono::DateTime<Utc> {
 }
 
 async fn pull_once(yaml: &str) -> Result<Pulled, PullError> {
-    let c = okrd::config::load_connector_text(yaml, "test.yaml", &Default::default())
+    let c = okrd::config::load_connector_text(yaml, "test.yaml", &Default::default(), None)
         .unwrap_or_else(|d| panic!("{d:?}"));
-    let mut p = pull::build(&c.kind, c.timeout).unwrap();
+    let Runner::Scheduled(mut p) = runner_for(&c, None) else {
+        panic!("a pull connector is scheduled")
+    };
     let run = Run {
         tick: tick(),
         watermark: None,
@@ -140,7 +143,7 @@ async fn the_real_prometheus_is_queried_by_yaml_and_rest_connectors() {
         ),
     );
     let server = d.start(
-        None,
+        Some(TOKEN),
         &[objective("file", "retention_avg", "{}", now)],
         None,
         &[],
@@ -163,17 +166,19 @@ async fn the_real_prometheus_is_queried_by_yaml_and_rest_connectors() {
     });
     let r = client()
         .post(server.url("/api/v1/connectors"))
+        .bearer_auth(TOKEN)
         .json(&body)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 201);
-    // Without a token, `${VAR}` (the server's environment) is refused.
+    // `${VAR}` may read only what http.connector_env lists: HOME is not.
     let mut secret = body.clone();
     secret["name"] = json!("prom-secret");
     secret["query"] = json!("up{token=\"${HOME}\"}");
     let r = client()
         .post(server.url("/api/v1/connectors"))
+        .bearer_auth(TOKEN)
         .json(&secret)
         .send()
         .await
@@ -181,7 +186,10 @@ async fn the_real_prometheus_is_queried_by_yaml_and_rest_connectors() {
     assert_eq!(r.status().as_u16(), 400);
     let answer: Value = r.json().await.unwrap();
     assert!(
-        answer["error"].as_str().unwrap().contains("http.token"),
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("http.connector_env"),
         "{answer}"
     );
     let c = eventually(

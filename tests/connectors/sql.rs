@@ -10,7 +10,7 @@ use sqlx::{Connection, PgConnection};
 
 use crate::common::pg;
 use crate::common::server::eventually;
-use crate::{client, connector, get_text, metric, stored_values, Deployment};
+use crate::{client, connector, get_text, metric, stored_values, Deployment, TOKEN};
 
 async fn exec(url: &str, sql: &str) {
     let mut c = PgConnection::connect(url).await.unwrap();
@@ -51,7 +51,7 @@ async fn sql_pulls_incrementally_across_a_restart() {
          - name: typo\n  type: sql\n  schedule: \"@every 1s\"\n  dsn: ${WAREHOUSE_URL}\n  query: SELECT day AS ts, 1.0::float8 AS value FROM cohort\n  metric: typo\n",
     );
     let env = [("WAREHOUSE_URL", source.url())];
-    let mut server = d.start(Some("tok"), &[], None, &env);
+    let mut server = d.start(Some(TOKEN), &[], None, &env);
 
     let watermark = |d: u32| {
         Utc.from_utc_datetime(
@@ -144,7 +144,7 @@ async fn sql_pulls_incrementally_across_a_restart() {
     });
     let r = client()
         .post(server.url("/api/v1/connectors"))
-        .bearer_auth("tok")
+        .bearer_auth(TOKEN)
         .json(&body)
         .send()
         .await

@@ -142,7 +142,7 @@ pub async fn send(
     }
     let transport = builder.build();
     transport.send(message).await.map(|_| ()).map_err(|e| {
-        let message = format!("email via {}: {}", smtp.url, crate::tls::error_chain(&e));
+        let message = format!("email via {}: {}", smtp.url, crate::tls::explain(&e));
         if e.is_permanent() {
             SendError::permanent(message)
         } else {

@@ -4,6 +4,7 @@
 
 mod alertmanager;
 mod email;
+mod log;
 mod slack;
 mod webhook;
 
@@ -104,6 +105,7 @@ impl Senders {
             Notifier::Alertmanager { urls, .. } => {
                 alertmanager::send(&http(), urls, event, self.alertmanager_ends_after).await
             }
+            Notifier::Log => log::send(event),
         }
     }
 }
@@ -116,24 +118,31 @@ fn http_client(ca: Option<&CaFile>) -> reqwest::Client {
 }
 
 /// Classifies an HTTP response: 2xx is success; 408, 429 and 5xx are worth
-/// retrying; other 4xx are not.
+/// retrying; other 4xx are not. The message names neither the URL (a Slack
+/// webhook's URL is its secret) nor the receiver's body: its status,
+/// content type and length.
 pub(crate) async fn check_response(
     what: &str,
     r: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<reqwest::Response, SendError> {
-    let r = r.map_err(|e| SendError::retry(format!("{what}: {}", crate::tls::error_chain(&e))))?;
+    let r = r.map_err(|e| {
+        SendError::retry(format!("{what}: {}", crate::tls::explain(&e.without_url())))
+    })?;
     let status = r.status();
     if status.is_success() {
         return Ok(r);
     }
-    let body: String = r
-        .text()
-        .await
-        .unwrap_or_default()
+    let content_type: String = r
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("no content type")
         .chars()
-        .take(300)
+        .take(100)
+        .filter(|c| !c.is_control())
         .collect();
-    let message = format!("{what}: HTTP {status}: {body}");
+    let len = r.bytes().await.map_or(0, |b| b.len());
+    let message = format!("{what}: HTTP {status} ({content_type}, {len} bytes)");
     if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
         Err(SendError::retry(message))
     } else {

@@ -11,9 +11,8 @@ use crate::config::connector::KafkaMapping;
 use crate::ingest::{point_from_json, FastReader, Interner, RejectReason};
 use crate::model::Point;
 
-/// Reject reason of a payload that is not JSON (or absent); the others are
-/// [`RejectReason`]'s.
-pub const INVALID_JSON: &str = "invalid_json";
+/// Reject reason of a payload that is not JSON (or absent).
+pub const INVALID_JSON: &str = RejectReason::InvalidJson.as_str();
 
 /// The distinct series remembered for sharing keys; past this the memory is
 /// dropped, so a stream of ever-new label values cannot grow it unbounded.
@@ -81,7 +80,7 @@ impl Decoder {
                 items: 1,
             });
         };
-        let doc: Value = serde_json::from_slice(payload).map_err(|e| Rejection {
+        let doc: Value = crate::ingest::json::parse(payload).map_err(|e| Rejection {
             reason: INVALID_JSON,
             message: format!("not JSON: {e}"),
             items: 1,
@@ -241,7 +240,6 @@ mod tests {
             r#"  [{"metric":"a","ts":1790812800,"value":1},{"metric":"a","ts":1790812801,"value":2e3}]"#,
             r#"{"metric":"m","labels":{"plan":"free"},"ts":" 2026-10-01T02:00:00+02:00 ","value":7}"#,
             r#"{"metric":"m","labels":{"plan":"fr\"ee"},"ts":1790812800,"value":1}"#,
-            r#"{"metric":"m","labels":{"a":"1","a":"2"},"ts":1790812800,"value":1}"#,
             r#"{"metric":"m","ts":"1790812800.5","value":1}"#,
         ];
         for payload in payloads {
@@ -269,6 +267,13 @@ mod tests {
             r#"{"metric":"m","labels":{"a":1},"ts":1,"value":1}"#,
             r#"{"metric":"m","ts":1e300,"value":1}"#,
             r#"[{"metric":"m","ts":1,"value":1},{"metric":"m","ts":1,"value":1,"x":2}]"#,
+            r#"{"metric":"m","labels":{"a":"1","a":"2"},"ts":1790812800,"value":1}"#,
+            r#"{"metric":"m","ts":-1,"value":1}"#,
+            &format!(
+                r#"{{"metric":"m","labels":{{"a":"{}"}},"ts":1,"value":1}}"#,
+                "v".repeat(1025)
+            ),
+            r#"{"metric":"m","labels":{"a":"1"},"ts":1790812800,"value":1,"ts":2}"#,
         ] {
             assert!(d.decode_fast(bad.as_bytes(), &mut out).is_none(), "{bad}");
             assert!(d.decode(Some(bad.as_bytes()), &mut out).is_err(), "{bad}");

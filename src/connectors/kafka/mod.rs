@@ -1,6 +1,12 @@
 //! The `kafka` connector (SPEC §3): consumes topics in a consumer group and
 //! writes each message's points, at least once, with nothing lost.
 //!
+//! Files: `consumer.rs` (the thread and librdkafka's callbacks),
+//! `pipeline.rs` (the consumer side's state), `writer.rs` (the writer task),
+//! `decode.rs` (messages to points), `offsets.rs` (what may be committed),
+//! `health.rs` (librdkafka's errors and the points written, in the
+//! connector's health that `GET /api/v1/connectors` shows).
+//!
 //! Two parts, joined by channels:
 //! - the consumer, on a thread of its own (librdkafka's poll loop is
 //!   blocking): decodes messages into batches, flushed at
@@ -18,44 +24,39 @@
 //! what was not committed is consumed again, and writing it again changes
 //! nothing, as points and dead letters are idempotent.
 //!
-//! Health: the connector's row of `connector_state` (what
-//! `GET /api/v1/connectors` shows) gets librdkafka's own errors — a bad
-//! property, a failed TLS or SASL handshake, a broker that cannot be
-//! reached — as they happen, each one at most every [`WARN_EVERY`], and
-//! the points written at most every [`HEALTH_EVERY`]; see [`health`].
-//!
 //! Backpressure: at `max_in_flight_points` taken but unwritten, the
 //! consumer stops taking messages: it waits for the writer, and if the
 //! writer stays behind (the store is slow or unreachable) it pauses the
 //! assigned partitions, and resumes them below half of it; so an
 //! unreachable store pauses consumption until it is back.
 
+mod consumer;
 mod decode;
+mod health;
 mod offsets;
+mod pipeline;
+mod writer;
 
+pub use consumer::partition_label;
 pub use decode::{Decoder, Rejection, INVALID_JSON};
 pub use offsets::{BatchId, TopicPartition, Tracker};
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{mpsc as sync_mpsc, Mutex, MutexGuard, PoisonError};
+use consumer::{consume, Shared};
+use health::{error_text, Health};
+use pipeline::Pipeline;
+use writer::write_batches;
+
+use std::sync::{mpsc as sync_mpsc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::client::ClientContext;
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::statistics::Statistics;
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::config::connector::{KafkaSource, OffsetReset};
-use crate::model::Point;
-use crate::store::{no_progress, DeadLetter};
-
-/// What the connector needs: the store, metrics, live state, clock.
-pub type Context = crate::live::Services;
+use crate::live::Services;
 
 /// How long a revocation waits for the revoked partitions' batches to be
 /// written before committing what is; the rest is consumed again by the
@@ -95,44 +96,23 @@ const DEAD_LETTER_BYTES_PER_POINT: usize = 256;
 /// The same consumer warning is logged at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(30);
 
-/// How often the points written are added to the connector's health.
-const HEALTH_EVERY: Duration = Duration::from_secs(5);
-
-/// What the consumer and the writer tell [`health`].
-#[derive(Debug)]
-enum Health {
-    /// A batch of this many points is written.
-    Written(u64),
-    /// librdkafka reported an error (logged already).
-    Failed(String),
-}
-
-/// A librdkafka error as a message: its own words, without a
-/// configuration value (which may be a password).
-fn error_text(e: &KafkaError) -> String {
-    match e {
-        KafkaError::ClientConfig(_, desc, key, _) => format!("invalid property {key}: {desc}"),
-        other => other.to_string(),
-    }
-}
-
 /// Runs the connector `name` until `shutdown`. A consumer that fails is
 /// restarted after a growing delay; a store that fails pauses consumption.
-pub async fn run(ctx: Context, name: String, source: KafkaSource, shutdown: CancellationToken) {
+pub async fn run(ctx: Services, name: String, source: KafkaSource, shutdown: CancellationToken) {
     let (health_tx, health_rx) = mpsc::unbounded_channel();
-    let recorder = tokio::spawn(health(ctx.clone(), name.clone(), health_rx));
+    let recorder = tokio::spawn(health::record(ctx.clone(), name.clone(), health_rx));
     consume_until_shutdown(&ctx, &name, &source, &shutdown, health_tx).await;
     let _ = recorder.await;
 }
 
 async fn consume_until_shutdown(
-    ctx: &Context,
+    ctx: &Services,
     name: &str,
     source: &KafkaSource,
     shutdown: &CancellationToken,
     health: mpsc::UnboundedSender<Health>,
 ) {
-    let mut delay = RESTART_MIN;
+    let mut backoff = Backoff::new(RESTART_MIN, RESTART_MAX);
     loop {
         let started = Instant::now();
         match run_consumer(ctx, name, source, shutdown, &health).await {
@@ -143,77 +123,23 @@ async fn consume_until_shutdown(
                     .with_label_values(&[name, "kafka"])
                     .inc();
                 let text = error_text(&e);
-                tracing::error!(connector = %name, error = %text, retry_in = ?delay, "kafka consumer failed");
+                tracing::error!(connector = %name, error = %text, retry_in = ?backoff.peek(), "kafka consumer failed");
                 let _ = health.send(Health::Failed(text));
             }
         }
         if started.elapsed() > RESTART_MAX {
-            delay = RESTART_MIN;
+            backoff.reset();
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
         }
-        delay = (delay * 2).min(RESTART_MAX);
-    }
-}
-
-/// Records the connector's health in the store: each error as it comes
-/// (the same one again at most every [`WARN_EVERY`]), the points written
-/// every [`HEALTH_EVERY`]; until every sender is gone.
-async fn health(ctx: Context, name: String, mut events: mpsc::UnboundedReceiver<Health>) {
-    let mut points = 0u64;
-    let mut flush_at: Option<tokio::time::Instant> = None;
-    let mut recorded: BTreeMap<String, Instant> = BTreeMap::new();
-    loop {
-        let event = match flush_at {
-            Some(at) => tokio::select! {
-                e = events.recv() => e,
-                _ = tokio::time::sleep_until(at) => {
-                    record(&ctx, &name, std::mem::take(&mut points), None).await;
-                    flush_at = None;
-                    continue;
-                }
-            },
-            None => events.recv().await,
-        };
-        match event {
-            None => {
-                if points > 0 {
-                    record(&ctx, &name, points, None).await;
-                }
-                return;
-            }
-            Some(Health::Written(n)) => {
-                points += n;
-                flush_at.get_or_insert_with(|| tokio::time::Instant::now() + HEALTH_EVERY);
-            }
-            Some(Health::Failed(error)) => {
-                let now = Instant::now();
-                if recorded.get(&error).is_none_or(|t| now - *t > WARN_EVERY) {
-                    recorded.insert(error.clone(), now);
-                    record(&ctx, &name, std::mem::take(&mut points), Some(error)).await;
-                }
-            }
-        }
-    }
-}
-
-async fn record(ctx: &Context, name: &str, points: u64, error: Option<String>) {
-    let outcome = crate::store::RunOutcome {
-        finished_at: ctx.clock.now(),
-        points,
-        watermark: None,
-        error,
-    };
-    if let Err(e) = ctx.store.record_stream_health(name, &outcome).await {
-        tracing::debug!(connector = %name, error = %e, "recording the kafka connector's health failed");
     }
 }
 
 /// One consumer's life: until shutdown (Ok) or a fatal consumer error.
 async fn run_consumer(
-    ctx: &Context,
+    ctx: &Services,
     name: &str,
     source: &KafkaSource,
     shutdown: &CancellationToken,
@@ -291,639 +217,4 @@ pub fn client_config(source: &KafkaSource) -> ClientConfig {
     // the offsets okrd stores, once their points are written.
     c.set("enable.auto.offset.store", "false");
     c
-}
-
-/// A batch of messages on its way to the store.
-#[derive(Debug)]
-struct Batch {
-    id: BatchId,
-    points: Vec<Point>,
-    dead: Vec<DeadLetter>,
-    /// Points rejected by reason, counted once the dead letters are written.
-    rejected: BTreeMap<&'static str, u64>,
-    messages: usize,
-    /// Weight against `max_in_flight_points`.
-    units: usize,
-}
-
-impl Batch {
-    fn new(id: BatchId) -> Self {
-        Self {
-            id,
-            points: Vec::new(),
-            dead: Vec::new(),
-            rejected: BTreeMap::new(),
-            messages: 0,
-            units: 0,
-        }
-    }
-}
-
-/// The writer's report that a batch is durably written.
-#[derive(Debug)]
-struct Ack {
-    batch: BatchId,
-    units: usize,
-}
-
-/// Writes batches in order: dead letters, then points, each idempotent, so
-/// a batch retried after a partial failure is written exactly once. A batch
-/// is retried until written, or until shutdown, when its messages are left
-/// for the next consumer to take again.
-async fn write_batches(
-    ctx: Context,
-    name: String,
-    mut batches: mpsc::UnboundedReceiver<Batch>,
-    acks: sync_mpsc::Sender<Ack>,
-    health: mpsc::UnboundedSender<Health>,
-    shutdown: CancellationToken,
-) {
-    while let Some(batch) = batches.recv().await {
-        let mut delay = WRITE_RETRY_MIN;
-        let mut failures = 0u32;
-        let started = Instant::now();
-        loop {
-            match write_batch(&ctx, &batch).await {
-                Ok(()) => break,
-                Err(e) => {
-                    ctx.metrics
-                        .connector_errors
-                        .with_label_values(&[&name, "store"])
-                        .inc();
-                    if failures == 0 {
-                        tracing::warn!(connector = %name, error = %e, points = batch.points.len(), "writing a kafka batch failed; consumption pauses until the store is back");
-                    }
-                    failures += 1;
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                    delay = (delay * 2).min(WRITE_RETRY_MAX);
-                }
-            }
-        }
-        if failures > 0 {
-            tracing::info!(connector = %name, failures, "kafka batch written after the store came back");
-        }
-        tracing::debug!(
-            connector = %name,
-            points = batch.points.len(),
-            dead_letters = batch.dead.len(),
-            ms = started.elapsed().as_millis() as u64,
-            queued = batches.len(),
-            "kafka batch written"
-        );
-        let m = &ctx.metrics;
-        m.points_ingested
-            .with_label_values(&[&name])
-            .inc_by(batch.points.len() as u64);
-        for (reason, n) in &batch.rejected {
-            m.points_rejected
-                .with_label_values(&[name.as_str(), reason])
-                .inc_by(*n);
-        }
-        if let Some(first) = batch.dead.first() {
-            tracing::warn!(
-                connector = %name,
-                dead_letters = batch.dead.len(),
-                topic = %first.topic,
-                partition = first.partition,
-                offset = first.offset,
-                error = %first.error,
-                "kafka messages dead-lettered (GET /api/v1/dead-letters lists them)"
-            );
-        }
-        m.connector_last_success
-            .with_label_values(&[&name])
-            .set(ctx.clock.now().timestamp_millis() as f64 / 1000.0);
-        ctx.live.points_written(&batch.points);
-        let _ = health.send(Health::Written(batch.points.len() as u64));
-        let ack = Ack {
-            batch: batch.id,
-            units: batch.units,
-        };
-        if acks.send(ack).is_err() {
-            return;
-        }
-    }
-}
-
-async fn write_batch(ctx: &Context, batch: &Batch) -> Result<(), crate::store::StoreError> {
-    if !batch.dead.is_empty() {
-        ctx.store.write_dead_letters(&batch.dead).await?;
-    }
-    if !batch.points.is_empty() {
-        ctx.store.write_points(&batch.points, &no_progress).await?;
-    }
-    Ok(())
-}
-
-/// The consumer thread: polls until shutdown, then writes what it took,
-/// stores and commits its offsets, and closes the consumer.
-fn consume(config: ClientConfig, shared: Shared, topics: &[String]) -> KafkaResult<()> {
-    let shutdown = shared.shutdown.clone();
-    let name = shared.name.clone();
-    let consumer: BaseConsumer<Shared> = config.create_with_context(shared)?;
-    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics)?;
-    tracing::info!(connector = %name, topics = ?topics, "kafka consumer started");
-    let mut warned: BTreeMap<String, Instant> = BTreeMap::new();
-    let mut timeout = MAX_POLL;
-    while !shutdown.is_cancelled() {
-        let polled = consumer.poll(timeout);
-        // One lock per message: librdkafka's callbacks (which take it too)
-        // run only inside `poll`.
-        let mut pipe = consumer.context().lock();
-        match polled {
-            Some(Ok(message)) => pipe.accept(&message),
-            Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
-                return Err(KafkaError::MessageConsumptionFatal(code));
-            }
-            Some(Err(e)) => {
-                let text = error_text(&e);
-                let now = Instant::now();
-                if warned.get(&text).is_none_or(|t| now - *t > WARN_EVERY) {
-                    tracing::warn!(connector = %name, error = %text, "kafka consumer error");
-                    consumer.context().report(text.clone());
-                    warned.insert(text, now);
-                }
-            }
-            None => {}
-        }
-        pipe.take_acks(&consumer);
-        timeout = pipe.housekeeping(&consumer);
-    }
-    {
-        let mut pipe = consumer.context().lock();
-        pipe.drain(&consumer, SHUTDOWN_DRAIN);
-        pipe.commit(&consumer, None);
-        let _ = pipe
-            .ctx
-            .metrics
-            .kafka_in_flight
-            .remove_label_values(&[&name]);
-    }
-    tracing::info!(connector = %name, "kafka consumer stopped");
-    // Dropping closes the consumer: it leaves the group, and the revocation
-    // that brings finds nothing left to wait for.
-    drop(consumer);
-    Ok(())
-}
-
-/// The consumer's context: the pipeline, reachable from the poll loop and
-/// from librdkafka's callbacks (which run inside `poll`, on the same
-/// thread, never while the loop holds the lock).
-struct Shared {
-    name: String,
-    ctx: Context,
-    /// librdkafka's errors go to the connector's health (also from its
-    /// own threads, which call `log`).
-    health: mpsc::UnboundedSender<Health>,
-    shutdown: CancellationToken,
-    pipe: Mutex<Pipeline>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Pipeline> {
-        self.pipe.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Tells the connector's health of an error.
-    fn report(&self, error: String) {
-        let _ = self.health.send(Health::Failed(error));
-    }
-}
-
-impl ClientContext for Shared {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        let name = &self.name;
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => {
-                tracing::error!(connector = %name, facility = fac, "librdkafka: {message}");
-                self.report(format!("librdkafka: {message}"));
-            }
-            RDKafkaLogLevel::Warning => {
-                tracing::warn!(connector = %name, facility = fac, "librdkafka: {message}")
-            }
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                tracing::info!(connector = %name, facility = fac, "librdkafka: {message}")
-            }
-            RDKafkaLogLevel::Debug => {
-                tracing::debug!(connector = %name, facility = fac, "librdkafka: {message}")
-            }
-        }
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        // Also returned by `poll`, where it is logged (rate-limited).
-        tracing::debug!(connector = %self.name, error = %error, reason, "librdkafka error");
-    }
-
-    fn stats(&self, stats: Statistics) {
-        // Only the assigned partitions: the statistics also list the
-        // subscribed topics' other partitions, with no lag.
-        let Ok(pipe) = self.pipe.try_lock() else {
-            return;
-        };
-        let lag = &self.ctx.metrics.kafka_consumer_lag;
-        for (topic, t) in &stats.topics {
-            for (partition, p) in &t.partitions {
-                let tp = (topic.clone(), *partition);
-                if !pipe.assigned.contains(&tp) {
-                    continue;
-                }
-                let value = if p.consumer_lag_stored >= 0 {
-                    p.consumer_lag_stored
-                } else {
-                    p.consumer_lag
-                };
-                if value >= 0 {
-                    lag.with_label_values(&[&self.name, &partition_label(&tp)])
-                        .set(value);
-                }
-            }
-        }
-    }
-}
-
-/// The `partition` label of `okrd_kafka_consumer_lag`: `topic/partition`,
-/// since a connector may consume several topics.
-pub fn partition_label(tp: &TopicPartition) -> String {
-    format!("{}/{}", tp.0, tp.1)
-}
-
-impl ConsumerContext for Shared {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            let revoked: Vec<TopicPartition> = tpl
-                .elements()
-                .iter()
-                .map(|e| (e.topic().to_string(), e.partition()))
-                .collect();
-            self.lock().revoke(consumer, &revoked, &self.shutdown);
-        }
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                let assigned: Vec<TopicPartition> = tpl
-                    .elements()
-                    .iter()
-                    .map(|e| (e.topic().to_string(), e.partition()))
-                    .collect();
-                tracing::info!(connector = %self.name, partitions = ?assigned, "kafka partitions assigned");
-                self.lock().assign(consumer, assigned, tpl);
-            }
-            Rebalance::Revoke(_) => {}
-            Rebalance::Error(e) => {
-                tracing::warn!(connector = %self.name, error = %e, "kafka rebalance failed");
-            }
-        }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if let Err(e) = result {
-            tracing::warn!(connector = %self.name, error = %e, "committing kafka offsets failed; they are committed again with the next ones");
-        }
-    }
-}
-
-/// The consumer side's state.
-struct Pipeline {
-    name: String,
-    ctx: Context,
-    max_points: usize,
-    max_wait: Duration,
-    max_in_flight: usize,
-    decoder: Decoder,
-    tracker: Tracker,
-    batch: Batch,
-    /// When the open batch got its first message.
-    opened: Option<Instant>,
-    to_writer: Option<mpsc::UnboundedSender<Batch>>,
-    acks: sync_mpsc::Receiver<Ack>,
-    shutdown: CancellationToken,
-    /// Units taken and not yet written.
-    in_flight: usize,
-    /// `okrd_kafka_in_flight_points` of this connector.
-    in_flight_gauge: prometheus::IntGauge,
-    paused: bool,
-    assigned: BTreeSet<TopicPartition>,
-    /// Offsets stored since the last explicit commit.
-    stored: BTreeMap<TopicPartition, i64>,
-    /// The partition of the previous message: messages come in runs per
-    /// partition, so its key is rarely built anew.
-    last_tp: TopicPartition,
-}
-
-impl Pipeline {
-    fn new(
-        name: &str,
-        source: &KafkaSource,
-        ctx: &Context,
-        to_writer: mpsc::UnboundedSender<Batch>,
-        acks: sync_mpsc::Receiver<Ack>,
-        shutdown: &CancellationToken,
-    ) -> Self {
-        Self {
-            name: name.to_string(),
-            ctx: ctx.clone(),
-            max_points: source.batch_max_points.max(1),
-            max_wait: source.batch_max_wait,
-            max_in_flight: source.max_in_flight_points.max(source.batch_max_points),
-            decoder: Decoder::new(source.mapping.clone()),
-            tracker: Tracker::default(),
-            batch: Batch::new(0),
-            opened: None,
-            to_writer: Some(to_writer),
-            acks,
-            shutdown: shutdown.clone(),
-            in_flight: 0,
-            in_flight_gauge: ctx.metrics.kafka_in_flight.with_label_values(&[name]),
-            paused: false,
-            assigned: BTreeSet::new(),
-            stored: BTreeMap::new(),
-            last_tp: (String::new(), -1),
-        }
-    }
-
-    /// Between polls: flushes a batch that is due, applies backpressure,
-    /// and returns how long the next poll may block (until the open batch
-    /// is due). The clock is read only while a batch is open.
-    fn housekeeping(&mut self, consumer: &BaseConsumer<Shared>) -> Duration {
-        let mut timeout = MAX_POLL;
-        if let Some(opened) = self.opened {
-            let left = (opened + self.max_wait).saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                self.flush();
-            } else {
-                timeout = left.min(MAX_POLL);
-            }
-        }
-        self.apply_backpressure(consumer);
-        self.in_flight_gauge.set(self.in_flight as i64);
-        timeout
-    }
-
-    /// Takes one message into the open batch.
-    fn accept(&mut self, message: &BorrowedMessage<'_>) {
-        if self.last_tp.1 != message.partition() || self.last_tp.0 != message.topic() {
-            self.last_tp = (message.topic().to_string(), message.partition());
-        }
-        let payload = message.payload();
-        let units = match self.decoder.decode(payload, &mut self.batch.points) {
-            Ok(n) => n.max(1),
-            Err(rejection) => {
-                let (kept, size) = DeadLetter::cut_payload(payload.unwrap_or_default());
-                let units = 1 + kept.len() / DEAD_LETTER_BYTES_PER_POINT;
-                *self.batch.rejected.entry(rejection.reason).or_default() += rejection.items as u64;
-                self.batch.dead.push(DeadLetter {
-                    connector: self.name.clone(),
-                    topic: self.last_tp.0.clone(),
-                    partition: self.last_tp.1,
-                    offset: message.offset(),
-                    reason: rejection.reason.to_string(),
-                    error: rejection.message,
-                    payload: kept,
-                    payload_size: size,
-                    received_at: self.ctx.clock.now(),
-                });
-                units
-            }
-        };
-        self.tracker
-            .received(&self.last_tp, message.offset(), self.batch.id);
-        self.batch.messages += 1;
-        self.batch.units += units;
-        self.in_flight += units;
-        if self.opened.is_none() {
-            self.opened = Some(Instant::now());
-        }
-        if self.batch.points.len() >= self.max_points || self.batch.units >= self.max_points {
-            self.flush();
-        }
-    }
-
-    /// Hands the open batch to the writer.
-    fn flush(&mut self) {
-        if self.batch.messages == 0 {
-            return;
-        }
-        let next = Batch::new(self.batch.id + 1);
-        let batch = std::mem::replace(&mut self.batch, next);
-        self.opened = None;
-        if let Some(tx) = &self.to_writer {
-            // A writer that is gone leaves the batch's offsets unstored:
-            // its messages are consumed again.
-            let _ = tx.send(batch);
-        }
-    }
-
-    /// Takes the writer's acknowledgements and stores the offsets they
-    /// complete.
-    fn take_acks(&mut self, consumer: &BaseConsumer<Shared>) {
-        let mut any = false;
-        while let Ok(ack) = self.acks.try_recv() {
-            self.finish(ack);
-            any = true;
-        }
-        if any {
-            self.store_offsets(consumer);
-        }
-    }
-
-    fn finish(&mut self, ack: Ack) {
-        self.in_flight = self.in_flight.saturating_sub(ack.units);
-        for (tp, next) in self.tracker.finished(ack.batch) {
-            if self.assigned.contains(&tp) {
-                self.stored.insert(tp, next);
-            }
-        }
-    }
-
-    /// Hands the finished offsets to librdkafka, which commits them.
-    fn store_offsets(&mut self, consumer: &BaseConsumer<Shared>) {
-        if self.stored.is_empty() {
-            return;
-        }
-        let tpl = self.offsets(None);
-        if let Err(e) = consumer.store_offsets(&tpl) {
-            tracing::debug!(connector = %self.name, error = %e, "storing kafka offsets failed");
-        }
-    }
-
-    /// The stored offsets, of `only` these partitions when given.
-    fn offsets(&self, only: Option<&[TopicPartition]>) -> TopicPartitionList {
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), next) in &self.stored {
-            if only.is_none_or(|o| o.iter().any(|(t, p)| t == topic && p == partition)) {
-                // Only an invalid partition number can fail here.
-                let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
-            }
-        }
-        tpl
-    }
-
-    /// Commits the stored offsets (of `only` these partitions) and waits for
-    /// the broker's answer.
-    fn commit(&mut self, consumer: &BaseConsumer<Shared>, only: Option<&[TopicPartition]>) {
-        let tpl = self.offsets(only);
-        if tpl.count() == 0 {
-            return;
-        }
-        match consumer.commit(&tpl, CommitMode::Sync) {
-            Ok(()) => {
-                tracing::debug!(connector = %self.name, offsets = ?self.stored, "kafka offsets committed")
-            }
-            Err(e) => {
-                tracing::warn!(connector = %self.name, error = %e, "committing kafka offsets failed")
-            }
-        }
-    }
-
-    /// Backpressure. At `max_in_flight`, first waits (not polling) for the
-    /// writer to catch up: that keeps librdkafka's prefetched messages,
-    /// which pausing would drop and fetch again. If the writer stays behind
-    /// for [`PAUSE_AFTER`] (the store is slow or down), pauses the assigned
-    /// partitions, so polling goes on (the group keeps its member) without
-    /// taking messages; resumes them once half of it is written.
-    fn apply_backpressure(&mut self, consumer: &BaseConsumer<Shared>) {
-        if self.paused {
-            if self.in_flight <= self.max_in_flight / 2 {
-                self.set_paused(consumer, false);
-            }
-            return;
-        }
-        if self.in_flight < self.max_in_flight {
-            return;
-        }
-        // What was taken must reach the writer before waiting for it.
-        self.flush();
-        let deadline = Instant::now() + PAUSE_AFTER;
-        while self.in_flight >= self.max_in_flight && !self.shutdown.is_cancelled() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            match self.acks.recv_timeout(left.min(MAX_POLL)) {
-                Ok(ack) => self.finish(ack),
-                Err(sync_mpsc::RecvTimeoutError::Timeout) => {}
-                Err(sync_mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        self.store_offsets(consumer);
-        tracing::debug!(connector = %self.name, waited_ms = (PAUSE_AFTER - deadline.saturating_duration_since(Instant::now())).as_millis() as u64, "kafka consumer waited for the writer");
-        if self.in_flight >= self.max_in_flight {
-            self.set_paused(consumer, true);
-        }
-    }
-
-    fn set_paused(&mut self, consumer: &BaseConsumer<Shared>, pause: bool) {
-        let tpl = self.assignment_list(&self.assigned);
-        let result = if pause {
-            consumer.pause(&tpl)
-        } else {
-            consumer.resume(&tpl)
-        };
-        match result {
-            Ok(()) => {
-                self.paused = pause;
-                tracing::info!(
-                    connector = %self.name,
-                    in_flight = self.in_flight,
-                    "{}",
-                    if pause {
-                        "kafka consumption paused: the store is not keeping up"
-                    } else {
-                        "kafka consumption resumed"
-                    }
-                );
-            }
-            Err(e) => {
-                tracing::warn!(connector = %self.name, error = %e, "pausing or resuming kafka partitions failed")
-            }
-        }
-    }
-
-    fn assignment_list(&self, partitions: &BTreeSet<TopicPartition>) -> TopicPartitionList {
-        let mut tpl = TopicPartitionList::new();
-        for (topic, partition) in partitions {
-            tpl.add_partition(topic, *partition);
-        }
-        tpl
-    }
-
-    fn assign(
-        &mut self,
-        consumer: &BaseConsumer<Shared>,
-        partitions: Vec<TopicPartition>,
-        tpl: &TopicPartitionList,
-    ) {
-        self.assigned.extend(partitions);
-        if self.paused {
-            if let Err(e) = consumer.pause(tpl) {
-                tracing::warn!(connector = %self.name, error = %e, "pausing newly assigned kafka partitions failed");
-            }
-        }
-    }
-
-    /// Before partitions go: writes what was taken of them (waiting up to
-    /// [`REVOKE_DRAIN`]), commits their finished offsets, and forgets them.
-    fn revoke(
-        &mut self,
-        consumer: &BaseConsumer<Shared>,
-        revoked: &[TopicPartition],
-        shutdown: &CancellationToken,
-    ) {
-        self.flush();
-        let deadline = Instant::now() + REVOKE_DRAIN;
-        while revoked.iter().any(|tp| self.tracker.is_pending(tp)) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || (shutdown.is_cancelled() && self.to_writer.is_none()) {
-                tracing::warn!(connector = %self.name, "kafka partitions revoked before their messages were written; their next owner consumes them again");
-                break;
-            }
-            match self.acks.recv_timeout(left.min(MAX_POLL)) {
-                Ok(ack) => self.finish(ack),
-                Err(sync_mpsc::RecvTimeoutError::Timeout) => {}
-                Err(sync_mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        self.store_offsets(consumer);
-        if !consumer.assignment_lost() {
-            self.commit(consumer, Some(revoked));
-        }
-        let lag = &self.ctx.metrics.kafka_consumer_lag;
-        for tp in revoked {
-            self.tracker.forget(tp);
-            self.stored.remove(tp);
-            self.assigned.remove(tp);
-            let _ = lag.remove_label_values(&[&self.name, &partition_label(tp)]);
-        }
-        tracing::info!(connector = %self.name, partitions = ?revoked, "kafka partitions revoked");
-    }
-
-    /// At shutdown: hands the open batch to the writer, closes its queue,
-    /// and takes its acknowledgements until it is done (or `limit` passes).
-    fn drain(&mut self, consumer: &BaseConsumer<Shared>, limit: Duration) {
-        self.flush();
-        self.to_writer = None;
-        let deadline = Instant::now() + limit;
-        while !self.tracker.is_idle() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                tracing::warn!(connector = %self.name, "kafka shutdown: batches still unwritten; they are consumed again at the next start");
-                break;
-            }
-            match self.acks.recv_timeout(left) {
-                Ok(ack) => self.finish(ack),
-                Err(_) => break,
-            }
-        }
-        self.store_offsets(consumer);
-    }
 }

@@ -1,0 +1,71 @@
+//! The scorecard: every objective's and key result's score at one instant,
+//! as the scorer publishes it and its readers (the API, `/metrics`, the
+//! alert engine, `okrd score`) take it. A leaf: it names only the pure
+//! scoring types, so its readers need not import the scorer.
+
+use serde::Serialize;
+
+use crate::scoring::guardrail::CounterState;
+use crate::scoring::KrScore;
+
+/// Every objective's and key result's score at one instant.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Scorecard {
+    /// Objective scores, in config order.
+    pub objectives: Vec<ObjectiveRow>,
+    /// Key result scores, grouped by objective, in config order.
+    pub key_results: Vec<KeyResultRow>,
+}
+
+/// An objective's score, as `okrd score --format json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectiveRow {
+    /// Objective id.
+    pub id: String,
+    /// Weight-averaged KR score.
+    pub score: f64,
+    /// The owning team.
+    #[serde(skip)]
+    pub team: String,
+}
+
+/// A key result's score, as `okrd score --format json` prints it; `None`
+/// fields print as `null` where they do not apply.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyResultRow {
+    /// Objective id.
+    pub objective: String,
+    /// Key result id.
+    pub key_result: String,
+    /// The KR's aggregate value.
+    pub value: Option<f64>,
+    /// The baseline used.
+    pub baseline: Option<f64>,
+    /// Target, or threshold for maintain KRs.
+    pub target: f64,
+    /// Unclamped progress.
+    pub progress: Option<f64>,
+    /// Score in [0, 1].
+    pub score: f64,
+    /// Expected score now.
+    pub expected: f64,
+    /// Status name.
+    pub status: &'static str,
+    /// Forecast score at period end.
+    pub forecast: Option<f64>,
+    /// The owning team.
+    #[serde(skip)]
+    pub team: String,
+    /// The KR's title.
+    #[serde(skip)]
+    pub title: String,
+    /// The objective's period, as written.
+    #[serde(skip)]
+    pub period: String,
+    /// The full evaluation, for explanations.
+    #[serde(skip)]
+    pub detail: KrScore,
+    /// Each counter metric's guardrail state.
+    #[serde(skip)]
+    pub counters: Vec<CounterState>,
+}
