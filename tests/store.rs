@@ -62,16 +62,12 @@ macro_rules! cases {
         }
 
         mod postgres {
-            use crate::common::pg;
-
             $(
                 #[tokio::test]
                 async fn $case() {
-                    if pg::skip() {
-                        return;
+                    if let Some((_db, target)) = super::postgres_target(false).await {
+                        super::$case(target).await;
                     }
-                    let db = pg::fresh_database().await;
-                    super::$case(super::Target { url: db.url().to_string() }).await;
                 }
             )*
         }
@@ -79,21 +75,31 @@ macro_rules! cases {
         /// The same cases over TLS: `sslmode=verify-full`, the server's
         /// certificate as `sslrootcert`.
         mod postgres_tls {
-            use crate::common::pg;
-
             $(
                 #[tokio::test]
                 async fn $case() {
-                    if pg::skip() {
-                        return;
+                    if let Some((_db, target)) = super::postgres_target(true).await {
+                        super::$case(target).await;
                     }
-                    let db = pg::fresh_database().await;
-                    let url = pg::tls_url(db.url()).await;
-                    super::$case(super::Target { url }).await;
                 }
             )*
         }
     };
+}
+
+/// A fresh PostgreSQL database (kept while its guard lives) as a target,
+/// over TLS when `tls`; `None` when the PostgreSQL tests are skipped.
+async fn postgres_target(tls: bool) -> Option<(common::pg::TestDatabase, Target)> {
+    if common::pg::skip() {
+        return None;
+    }
+    let db = common::pg::fresh_database().await;
+    let url = if tls {
+        common::pg::tls_url(db.url()).await
+    } else {
+        db.url().to_string()
+    };
+    Some((db, Target { url }))
 }
 
 cases!(
