@@ -266,3 +266,42 @@ async fn yaml_connectors_ingest_on_schedule_and_report_their_health() {
     )
     .await;
 }
+
+/// `http` and `prometheus` connectors over HTTPS with a private CA (the
+/// fixture server behind stunnel): with `ca_file` the pulls work; without
+/// it the certificate is refused, in words, and nothing is pulled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_sources_with_a_private_ca_file() {
+    let f = Fixture::start().await;
+    *f.seen.json.lock().unwrap() = doc();
+    let certs = crate::common::tls::certs();
+    let port: u16 = f.base.rsplit(':').next().unwrap().parse().unwrap();
+    let tls = crate::common::tls::Stunnel::start(&certs, port);
+    let base = format!("https://localhost:{}", tls.port);
+    let ca = format!("ca_file: {}\n", certs.ca.display());
+
+    let url = format!("{base}/json");
+    let got = pull_once(&(http_yaml("a", &url, "5s") + &ca))
+        .await
+        .unwrap();
+    assert_eq!(got.points.len(), 2, "{got:?}");
+    let e = pull_once(&http_yaml("b", &url, "1s")).await.unwrap_err();
+    assert!(e.to_string().contains("not signed by a trusted CA"), "{e}");
+    assert_eq!(
+        f.hits("/json"),
+        1,
+        "only the pull that trusted the CA got through"
+    );
+
+    let prometheus = |name: &str| {
+        format!("name: {name}\ntype: prometheus\nschedule: \"@every 1s\"\ntimeout: 1s\nurl: {base}\nquery: up\nmetric: up\n")
+    };
+    let got = pull_once(&(prometheus("p") + &ca)).await.unwrap();
+    assert_eq!(got.points.len(), 1, "{got:?}");
+    assert_eq!(
+        got.points[0].series.labels.get("job").map(String::as_str),
+        Some("fixture")
+    );
+    let e = pull_once(&prometheus("q")).await.unwrap_err();
+    assert!(e.to_string().contains("not signed by a trusted CA"), "{e}");
+}
