@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::{both_stores, Backend};
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -109,35 +111,6 @@ async fn events(store: &dyn Store, key: &AlertKey) -> Vec<String> {
         .collect()
 }
 
-macro_rules! both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store = okrd::store::open(&format!("sqlite://{}/okrd.db", dir.path().display())).await.unwrap();
-                    super::$case(store).await;
-                }
-            )*
-        }
-        mod postgres {
-            use crate::common::pg;
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    if pg::skip() {
-                        return;
-                    }
-                    let db = pg::fresh_database().await;
-                    let store = okrd::store::open(db.url()).await.unwrap();
-                    super::$case(store).await;
-                }
-            )*
-        }
-    };
-}
-
 both_stores!(
     guardrail_fires_repeats_and_resolves,
     stale_data_fires_and_resolves,
@@ -147,7 +120,8 @@ both_stores!(
 /// Points every minute: the KR rises from minute 0 to 30, then holds;
 /// tickets sit at 2.0, climb 0.15 a minute from minute 10 to 20, then
 /// drop back to 2.0.
-async fn guardrail_fires_repeats_and_resolves(store: Arc<dyn Store>) {
+async fn guardrail_fires_repeats_and_resolves(backend: Backend) {
+    let store = backend.open().await;
     let (_dir, config) = deployment(&[(
         "hook",
         "{ type: webhook, url: \"http://127.0.0.1:9/\" }".into(),
@@ -238,7 +212,8 @@ async fn guardrail_fires_repeats_and_resolves(store: Arc<dyn Store>) {
     assert_eq!(repeat["counter_metric"]["value"], 3.5);
 }
 
-async fn stale_data_fires_and_resolves(store: Arc<dyn Store>) {
+async fn stale_data_fires_and_resolves(backend: Backend) {
+    let store = backend.open().await;
     let (_dir, config) = deployment(&[(
         "hook",
         "{ type: webhook, url: \"http://127.0.0.1:9/\" }".into(),
@@ -275,7 +250,8 @@ async fn stale_data_fires_and_resolves(store: Arc<dyn Store>) {
 
 /// Two evaluators deciding the same transition (two instances, or a retry
 /// after a crash): one firing, one set of deliveries.
-async fn a_transition_is_decided_once(store: Arc<dyn Store>) {
+async fn a_transition_is_decided_once(backend: Backend) {
+    let store = backend.open().await;
     let (_dir, config) = deployment(&[
         (
             "hook",

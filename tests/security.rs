@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use common::both_stores;
 use common::server::{eventually, objective_yaml, service_yaml, signal, Server};
+use common::{both_stores, Backend};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -383,7 +383,8 @@ async fn no_secret_or_upstream_body_in_any_response_or_log_line() {
 
 both_stores!(points_past_a_limit_are_rejected_with_their_reason);
 
-async fn points_past_a_limit_are_rejected_with_their_reason(database_url: Option<String>) {
+async fn points_past_a_limit_are_rejected_with_their_reason(backend: Backend) {
+    let database_url = backend.server_url();
     let server = Server::start(&service_yaml(""), &[], database_url.as_deref(), &[]);
     let url = server.url("/api/v1/points");
     let point =

@@ -10,8 +10,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chrono::{SubsecRound, TimeDelta, Utc};
-use common::both_stores;
 use common::server::{eventually, objective_yaml, service_yaml, signal, Server};
+use common::{both_stores, Backend};
 use serde_json::{json, Value};
 
 both_stores!(
@@ -67,7 +67,8 @@ fn start(db: Option<&str>) -> Server {
     Server::start(&service_yaml(""), &objectives, db, &[])
 }
 
-async fn pushed_points_become_scores_in_the_api_and_metrics(db: Option<String>) {
+async fn pushed_points_become_scores_in_the_api_and_metrics(backend: Backend) {
+    let db = backend.server_url();
     let server = start(db.as_deref());
     // Before any point: no data.
     let list = eventually(Duration::from_secs(10), "the first scorecard", || async {
@@ -215,7 +216,8 @@ async fn pushed_points_become_scores_in_the_api_and_metrics(db: Option<String>) 
     assert!((objectives["objectives"][0]["score"].as_f64().unwrap() - 0.5).abs() < 1e-9);
 }
 
-async fn a_bad_push_is_rejected_whole(db: Option<String>) {
+async fn a_bad_push_is_rejected_whole(backend: Backend) {
+    let db = backend.server_url();
     let server = Server::start(
         &service_yaml("  max_body: 4KiB\n"),
         &[(
@@ -280,7 +282,8 @@ async fn a_bad_push_is_rejected_whole(db: Option<String>) {
     );
 }
 
-async fn sigterm_loses_no_accepted_point(db: Option<String>) {
+async fn sigterm_loses_no_accepted_point(backend: Backend) {
+    let db = backend.server_url();
     let mut server = start(db.as_deref());
     let base = Utc::now().trunc_subsecs(0) - TimeDelta::days(1);
     let url = server.url("/api/v1/points");
@@ -369,7 +372,8 @@ fn one_point(value: f64) -> Value {
     json!([{"metric": "activation_rate", "ts": Utc::now().trunc_subsecs(0).to_rfc3339(), "value": value}])
 }
 
-async fn writes_need_the_token_when_one_is_set(db: Option<String>) {
+async fn writes_need_the_token_when_one_is_set(backend: Backend) {
+    let db = backend.server_url();
     let objectives = [(
         "growth.yaml",
         objective_yaml("growth", "activation_rate", Utc::now()),
@@ -403,7 +407,8 @@ async fn writes_need_the_token_when_one_is_set(db: Option<String>) {
     assert_eq!(r.status(), 200);
 }
 
-async fn a_valid_reload_is_applied_and_an_invalid_one_refused(db: Option<String>) {
+async fn a_valid_reload_is_applied_and_an_invalid_one_refused(backend: Backend) {
+    let db = backend.server_url();
     let server = start(db.as_deref());
     let ids = || async {
         let o = get_json(&server.url("/api/v1/objectives")).await;

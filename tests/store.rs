@@ -1,10 +1,14 @@
 //! The store's contract, run against both backends: SQLite in a temp dir and
-//! a fresh database on the real PostgreSQL server (see `common/pg.rs`).
+//! a fresh database on the real PostgreSQL server (see `common/pg.rs`), the
+//! latter also over TLS.
 //!
-//! Each case is written once, against a [`Target`], and instantiated for both
-//! backends by `cases!`.
+//! Each case is written once, against a `Backend` (not yet opened), and
+//! instantiated for each by `every_backend!` (`both_stores!` of
+//! tests/common, and `postgres_tls`).
 
 mod common;
+
+use common::{both_stores, Backend};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -12,74 +16,21 @@ use std::sync::{Arc, Mutex};
 use chrono::{TimeZone, Utc};
 use okrd::model::{Point, Sample, SeriesKey, Timestamp};
 use okrd::store::{self, no_progress, ScoreRecord, Store};
-use sqlx::{Connection, PgConnection, SqliteConnection};
+use sqlx::{Connection, PgConnection};
 
-/// A database a case runs against, not yet opened, so that cases can test
-/// what opening does.
-struct Target {
-    url: String,
-}
-
-impl Target {
-    async fn open(&self) -> Arc<dyn Store> {
-        match store::open(&self.url).await {
-            Ok(store) => store,
-            Err(e) => panic!("opening {}: {e}", self.url),
-        }
-    }
-
-    fn is_sqlite(&self) -> bool {
-        self.url.starts_with("sqlite:")
-    }
-
-    /// Runs backend-specific SQL on a connection of its own.
-    async fn exec(&self, sql: &str) {
-        if self.is_sqlite() {
-            let mut conn = SqliteConnection::connect(&self.url).await.expect("connect");
-            sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
-            conn.close().await.expect("close");
-        } else {
-            let mut conn = PgConnection::connect(&self.url).await.expect("connect");
-            sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
-            conn.close().await.expect("close");
-        }
-    }
-}
-
-/// Instantiates each case once per backend: `sqlite::<case>`,
-/// `postgres::<case>`, and `postgres_tls::<case>` (over TLS).
-macro_rules! cases {
+/// Each case on SQLite, on PostgreSQL, and on PostgreSQL over TLS
+/// (`postgres_tls::<case>`: `sslmode=verify-full`, the server's own
+/// certificate as `sslrootcert`).
+macro_rules! every_backend {
     ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let dir = tempfile::tempdir().expect("temp dir");
-                    let url = format!("sqlite://{}/x.db", dir.path().display());
-                    super::$case(super::Target { url }).await;
-                }
-            )*
-        }
+        both_stores!($($case),*);
 
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    if let Some((_db, target)) = super::postgres_target(false).await {
-                        super::$case(target).await;
-                    }
-                }
-            )*
-        }
-
-        /// The same cases over TLS: `sslmode=verify-full`, the server's
-        /// certificate as `sslrootcert`.
         mod postgres_tls {
             $(
-                #[tokio::test]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    if let Some((_db, target)) = super::postgres_target(true).await {
-                        super::$case(target).await;
+                    if let Some(backend) = crate::common::Backend::postgres_tls().await {
+                        super::$case(backend).await;
                     }
                 }
             )*
@@ -87,22 +38,7 @@ macro_rules! cases {
     };
 }
 
-/// A fresh PostgreSQL database (kept while its guard lives) as a target,
-/// over TLS when `tls`; `None` when the PostgreSQL tests are skipped.
-async fn postgres_target(tls: bool) -> Option<(common::pg::TestDatabase, Target)> {
-    if common::pg::skip() {
-        return None;
-    }
-    let db = common::pg::fresh_database().await;
-    let url = if tls {
-        common::pg::tls_url(db.url()).await
-    } else {
-        db.url().to_string()
-    };
-    Some((db, Target { url }))
-}
-
-cases!(
+every_backend!(
     round_trip,
     duplicate_in_one_batch_last_wins,
     resent_point_replaces_value,
@@ -175,7 +111,7 @@ fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
 
-async fn round_trip(target: Target) {
+async fn round_trip(target: Backend) {
     let store = target.open().await;
     assert!(metrics(&store).await.is_empty());
     let a = key("activation_rate", &[("plan", "free")]);
@@ -202,7 +138,7 @@ async fn round_trip(target: Target) {
     assert_eq!(write(&store, &[]).await, 0);
 }
 
-async fn duplicate_in_one_batch_last_wins(target: Target) {
+async fn duplicate_in_one_batch_last_wins(target: Backend) {
     let store = target.open().await;
     let a = key("m", &[("k", "v")]);
     // An equal key in a separate allocation is the same series.
@@ -224,7 +160,7 @@ async fn duplicate_in_one_batch_last_wins(target: Target) {
     );
 }
 
-async fn resent_point_replaces_value(target: Target) {
+async fn resent_point_replaces_value(target: Backend) {
     let store = target.open().await;
     let a = key("m", &[]);
     assert_eq!(
@@ -247,7 +183,7 @@ async fn resent_point_replaces_value(target: Target) {
     );
 }
 
-async fn label_sets_are_exact(target: Target) {
+async fn label_sets_are_exact(target: Backend) {
     let store = target.open().await;
     let free = key("m", &[("plan", "free")]);
     let free_eu = key("m", &[("plan", "free"), ("region", "eu")]);
@@ -273,7 +209,7 @@ async fn label_sets_are_exact(target: Target) {
         .is_empty());
 }
 
-async fn unlabelled_series(target: Target) {
+async fn unlabelled_series(target: Backend) {
     let store = target.open().await;
     let bare = key("uptime", &[]);
     assert_eq!(write(&store, &[point(&bare, t(5), 0.999)]).await, 1);
@@ -283,7 +219,7 @@ async fn unlabelled_series(target: Target) {
     assert_eq!(metrics(&reopened).await, set(&["uptime"]));
 }
 
-async fn load_series_anchors_at_from(target: Target) {
+async fn load_series_anchors_at_from(target: Backend) {
     let store = target.open().await;
     let a = key("m", &[]);
     let other = key("m", &[("x", "y")]);
@@ -305,7 +241,7 @@ async fn load_series_anchors_at_from(target: Target) {
     assert_eq!(load(&store, &a, t(30), t(20)).await, at(&[30]));
 }
 
-async fn failing_batch_writes_nothing(target: Target) {
+async fn failing_batch_writes_nothing(target: Backend) {
     let store = target.open().await;
     let kept = key("kept", &[]);
     write(&store, &[point(&kept, t(0), 1.0)]).await;
@@ -362,7 +298,7 @@ async fn failing_batch_writes_nothing(target: Target) {
     assert_eq!(metrics(&fresh).await, set(&["doomed", "kept"]));
 }
 
-async fn migrations_are_idempotent(target: Target) {
+async fn migrations_are_idempotent(target: Backend) {
     // The first run applies every migration, in order; other issues add
     // theirs, so only the ones this suite relies on are named.
     let applied = store::migrate(&target.url).await.expect("migrate");
@@ -406,7 +342,7 @@ async fn history(store: &Arc<dyn Store>) -> Vec<ScoreRecord> {
         .expect("score_history")
 }
 
-async fn record_score_keeps_changes_only(target: Target) {
+async fn record_score_keeps_changes_only(target: Backend) {
     let store = target.open().await;
     let rec = |r: ScoreRecord| {
         let store = store.clone();
@@ -440,7 +376,7 @@ async fn record_score_keeps_changes_only(target: Target) {
     );
 }
 
-async fn score_history_is_ordered_and_half_open(target: Target) {
+async fn score_history_is_ordered_and_half_open(target: Backend) {
     let store = target.open().await;
     for (i, s) in [30, 10, 20, 40].into_iter().enumerate() {
         let written = store
@@ -463,7 +399,7 @@ async fn score_history_is_ordered_and_half_open(target: Target) {
     assert!(other_kr.is_empty());
 }
 
-async fn replace_score_history_rewrites_from_a_time_on(target: Target) {
+async fn replace_score_history_rewrites_from_a_time_on(target: Backend) {
     let store = target.open().await;
     for s in [10, 20, 30] {
         store
@@ -491,7 +427,7 @@ async fn replace_score_history_rewrites_from_a_time_on(target: Target) {
     assert_eq!(history(&store).await.len(), 3);
 }
 
-async fn large_batch_round_trips(target: Target) {
+async fn large_batch_round_trips(target: Backend) {
     let store = target.open().await;
     let series: Vec<Arc<SeriesKey>> = (0..400)
         .map(|i| key("load", &[("host", &format!("h{i}")), ("dc", "x")]))
@@ -521,7 +457,7 @@ async fn large_batch_round_trips(target: Target) {
     assert_eq!(load_all(&store, &series[399]).await.len(), 300);
 }
 
-async fn concurrent_writes_of_the_same_points(target: Target) {
+async fn concurrent_writes_of_the_same_points(target: Backend) {
     let store = target.open().await;
     let series: Vec<Arc<SeriesKey>> = (0..20)
         .map(|i| key("race", &[("i", &i.to_string())]))
@@ -549,7 +485,7 @@ async fn concurrent_writes_of_the_same_points(target: Target) {
     assert!(stored.iter().all(|s| s.value == 1.0 || s.value == 2.0));
 }
 
-async fn ping_answers(target: Target) {
+async fn ping_answers(target: Backend) {
     target.open().await.ping().await.expect("ping");
 }
 
