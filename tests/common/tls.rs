@@ -39,30 +39,43 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// `openssl req` with a new EC P-256 key (unencrypted) and `args`.
+fn new_key_and(dir: &Path, args: &[&str]) {
+    let mut all = vec![
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    all.extend_from_slice(args);
+    openssl(dir, &all);
+}
+
 /// A new CA, and a server certificate for `localhost` and 127.0.0.1 that
 /// it signed (EC P-256, valid for two days).
 pub fn certs() -> Certs {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     for ca in ["ca", "other-ca"] {
-        openssl(
+        let (key, pem, subject) = (
+            format!("{ca}.key"),
+            format!("{ca}.pem"),
+            format!("/CN=okrd test {ca}"),
+        );
+        new_key_and(
             d,
             &[
-                "req",
                 "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
                 "-keyout",
-                &format!("{ca}.key"),
+                &key,
                 "-out",
-                &format!("{ca}.pem"),
+                &pem,
                 "-days",
                 "2",
                 "-subj",
-                &format!("/CN=okrd test {ca}"),
+                &subject,
                 "-addext",
                 "basicConstraints=critical,CA:TRUE",
                 "-addext",
@@ -75,15 +88,9 @@ pub fn certs() -> Certs {
         "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
     )
     .unwrap();
-    openssl(
+    new_key_and(
         d,
         &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
             "-keyout",
             "server.key",
             "-out",
