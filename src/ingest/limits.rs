@@ -30,19 +30,34 @@ pub fn max_ts() -> Timestamp {
 
 /// Checks a metric name: the rule and the length.
 pub fn check_metric(name: &str) -> Result<(), PointError> {
+    check_name(
+        name,
+        "metric",
+        is_valid_metric_name,
+        RejectReason::InvalidMetric,
+    )
+}
+
+/// A metric or label name (`what`): at most [`MAX_NAME_BYTES`], and `valid`.
+fn check_name(
+    name: &str,
+    what: &str,
+    valid: fn(&str) -> bool,
+    reason: RejectReason,
+) -> Result<(), PointError> {
     if name.len() > MAX_NAME_BYTES {
         return Err(reject(
-            RejectReason::InvalidMetric,
+            reason,
             format!(
-                "metric name of {} bytes: at most {MAX_NAME_BYTES}",
+                "{what} name of {} bytes: at most {MAX_NAME_BYTES}",
                 name.len()
             ),
         ));
     }
-    if !is_valid_metric_name(name) {
+    if !valid(name) {
         return Err(reject(
-            RejectReason::InvalidMetric,
-            format!("invalid metric name {name:?}: must match [a-zA-Z_][a-zA-Z0-9_]*"),
+            reason,
+            format!("invalid {what} name {name:?}: must match [a-zA-Z_][a-zA-Z0-9_]*"),
         ));
     }
     Ok(())
@@ -50,21 +65,12 @@ pub fn check_metric(name: &str) -> Result<(), PointError> {
 
 /// Checks one label: the name's rule and length, the value's length.
 pub fn check_label(name: &str, value: &str) -> Result<(), PointError> {
-    if name.len() > MAX_NAME_BYTES {
-        return Err(reject(
-            RejectReason::InvalidLabels,
-            format!(
-                "label name of {} bytes: at most {MAX_NAME_BYTES}",
-                name.len()
-            ),
-        ));
-    }
-    if !is_valid_label_name(name) {
-        return Err(reject(
-            RejectReason::InvalidLabels,
-            format!("invalid label name {name:?}: must match [a-zA-Z_][a-zA-Z0-9_]*"),
-        ));
-    }
+    check_name(
+        name,
+        "label",
+        is_valid_label_name,
+        RejectReason::InvalidLabels,
+    )?;
     if value.len() > MAX_LABEL_VALUE_BYTES {
         return Err(reject(
             RejectReason::InvalidLabels,
