@@ -58,7 +58,7 @@ impl SqlPull {
     /// `guard` (a connector registered over the API), the host is resolved
     /// and checked first, and the connection goes to the checked address.
     pub fn new(source: SqlSource, timeout: Duration, guard: Option<Guard>) -> Self {
-        let target = crate::secrets::redact(&redact(&source.dsn));
+        let target = redact(&source.dsn);
         Self {
             source,
             target,
@@ -231,30 +231,11 @@ fn uses_watermark(query: &str) -> bool {
     })
 }
 
-/// `postgres://user:secret@host/db` without the password, for messages.
+/// A DSN as messages show it: without its query string (which may carry
+/// `password=`), its password masked and known secrets replaced, by the
+/// one redaction ([`crate::secrets::redact`]).
 pub(crate) fn redact(dsn: &str) -> String {
-    let Some(scheme_end) = dsn.find("://").map(|i| i + 3) else {
-        return dsn.to_string();
-    };
-    let rest = &dsn[scheme_end..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        Some(at) => match authority[..at].split_once(':') {
-            Some((user, _)) => format!(
-                "{}{user}:***@{}{}",
-                &dsn[..scheme_end],
-                &authority[at + 1..],
-                &rest[authority_end..]
-            ),
-            None => dsn.to_string(),
-        },
-        None => dsn.to_string(),
-    }
-    .split('?')
-    .next()
-    .unwrap_or_default()
-    .to_string()
+    crate::secrets::redact(dsn.split('?').next().unwrap_or_default())
 }
 
 /// What okrd reads a column as, whichever database it comes from.
