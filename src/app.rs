@@ -49,12 +49,19 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::new());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
+    // Taken before the first scorecard's reads: what another process writes
+    // from here on reaches the scorer through the feed.
+    let cursor = store
+        .feed_cursor()
+        .await
+        .context("while reading the change feed's position")?;
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(scorer::run(
         live.clone(),
         store.clone(),
         clock.clone(),
         metrics.clone(),
+        crate::feed::Follower::new(cursor),
         shutdown.clone(),
     ));
     tasks.spawn(reload::watch(

@@ -15,7 +15,10 @@
 //!   count, record the source's success, mark dirty.
 //! - [`store`]: the [`store::Store`] trait over SQLite and PostgreSQL:
 //!   idempotent batched point writes, series reads, score history; on
-//!   PostgreSQL with TimescaleDB, the points table is a hypertable.
+//!   PostgreSQL with TimescaleDB, the points table is a hypertable; the
+//!   change feed every write adds to.
+//! - [`feed`]: follows the change feed, so that points other processes
+//!   wrote are scored here within a second.
 //! - [`scoring`]: pure functions from a KR, its samples and a time to a
 //!   score, status and forecast (SPEC §4).
 //! - [`scorecard`]: the published scores (a leaf the readers share).
@@ -46,6 +49,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod connectors;
+pub mod feed;
 pub mod ingest;
 pub mod live;
 pub mod metrics;

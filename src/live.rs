@@ -1,8 +1,10 @@
 //! The live state of a running okrd, shared by the API, the scorer, the
-//! reloader and the connectors: the current config, the latest scorecard,
-//! and which metrics have new points since the last recompute.
+//! reloader, the change feed and the connectors: the current config, the
+//! latest scorecard, and which metrics have new points since the last
+//! recompute.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tokio::sync::{watch, Notify};
@@ -33,12 +35,16 @@ pub struct Dirty {
     /// Metrics with new points, each with the earliest ts written: history
     /// from there on is re-scored.
     pub metrics: HashMap<String, Timestamp>,
+    /// What the scorer holds cannot be proven current (the change feed was
+    /// unreadable for too long): everything is read from the store again.
+    pub reload: bool,
 }
 
 /// Shared state; cheap to read, written by few.
 pub struct Live {
     config: watch::Sender<Arc<Config>>,
     card: RwLock<Arc<Scorecard>>,
+    scored: AtomicBool,
     dirty: Mutex<Dirty>,
     wake: Notify,
     published: Notify,
@@ -51,9 +57,10 @@ impl Live {
         Self {
             config: watch::Sender::new(Arc::new(config)),
             card: RwLock::new(Arc::new(Scorecard::default())),
+            scored: AtomicBool::new(false),
             dirty: Mutex::new(Dirty {
                 all: true,
-                metrics: HashMap::new(),
+                ..Dirty::default()
             }),
             wake: Notify::new(),
             published: Notify::new(),
@@ -85,7 +92,13 @@ impl Live {
     /// Publishes a new scorecard, and wakes the alert task.
     pub fn set_card(&self, card: Scorecard) {
         *self.card.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(card);
+        self.scored.store(true, Ordering::Release);
         self.published.notify_one();
+    }
+
+    /// Whether a scorecard of every KR has been published (`/readyz`).
+    pub fn is_scored(&self) -> bool {
+        self.scored.load(Ordering::Acquire)
     }
 
     /// Resolves when a scorecard was published since the last wait
@@ -96,23 +109,31 @@ impl Live {
 
     /// Records that `points` were durably written, and wakes the scorer.
     pub fn points_written(&self, points: &[Point]) {
-        if points.is_empty() {
-            return;
-        }
+        self.metrics_written(points.iter().map(|p| (p.series.metric.as_str(), p.ts)));
+    }
+
+    /// Records that the metrics of `written` got points at or after each
+    /// ts, by this process or (through the change feed) another, and wakes
+    /// the scorer.
+    pub fn metrics_written<'a>(&self, written: impl IntoIterator<Item = (&'a str, Timestamp)>) {
+        let mut any = false;
         {
             let mut dirty = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
-            for p in points {
+            for (metric, ts) in written {
+                any = true;
                 // A lookup by &str first: no metric name is cloned but the
                 // first of each.
-                match dirty.metrics.get_mut(p.series.metric.as_str()) {
-                    Some(ts) => *ts = (*ts).min(p.ts),
+                match dirty.metrics.get_mut(metric) {
+                    Some(earliest) => *earliest = (*earliest).min(ts),
                     None => {
-                        dirty.metrics.insert(p.series.metric.clone(), p.ts);
+                        dirty.metrics.insert(metric.to_string(), ts);
                     }
                 }
             }
         }
-        self.wake.notify_one();
+        if any {
+            self.wake.notify_one();
+        }
     }
 
     /// Has every KR recomputed, and wakes the scorer.
@@ -122,6 +143,23 @@ impl Live {
             .unwrap_or_else(PoisonError::into_inner)
             .all = true;
         self.wake.notify_one();
+    }
+
+    /// Has everything read from the store again and recomputed: what the
+    /// scorer holds may miss another process's points.
+    pub fn reload_all(&self) {
+        {
+            let mut dirty = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
+            dirty.all = true;
+            dirty.reload = true;
+        }
+        self.wake.notify_one();
+    }
+
+    /// Whether anything is dirty.
+    pub fn is_dirty(&self) -> bool {
+        let dirty = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
+        dirty.all || dirty.reload || !dirty.metrics.is_empty()
     }
 
     /// Takes what is dirty, leaving nothing dirty.

@@ -15,6 +15,10 @@ pub struct Scorecard {
     pub objectives: Vec<ObjectiveRow>,
     /// Key result scores, grouped by objective, in config order.
     pub key_results: Vec<KeyResultRow>,
+    /// The change-feed position the scores hold every change below
+    /// (`feed.rs`): alert transitions are decided from it.
+    #[serde(skip)]
+    pub view: i64,
 }
 
 /// An objective's score, as `okrd score --format json` prints it.
@@ -68,4 +72,8 @@ pub struct KeyResultRow {
     /// Each counter metric's guardrail state.
     #[serde(skip)]
     pub counters: Vec<CounterState>,
+    /// Whether the KR's score history is still being built (after a start
+    /// or a reload that added it): its history is incomplete until then.
+    #[serde(skip)]
+    pub history_building: bool,
 }

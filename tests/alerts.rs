@@ -114,7 +114,8 @@ async fn events(store: &dyn Store, key: &AlertKey) -> Vec<String> {
 both_stores!(
     guardrail_fires_repeats_and_resolves,
     stale_data_fires_and_resolves,
-    a_transition_is_decided_once
+    a_transition_is_decided_once,
+    a_transition_from_an_older_view_is_refused
 );
 
 /// Points every minute: the KR rises from minute 0 to 30, then holds;
@@ -291,6 +292,61 @@ async fn a_transition_is_decided_once(backend: Backend) {
     let mut notifiers: Vec<&str> = deliveries.iter().map(|d| d.notifier.as_str()).collect();
     notifiers.sort_unstable();
     assert_eq!(notifiers, ["chat", "hook"], "one delivery per notifier");
+}
+
+/// An instance whose scorecard holds fewer changes (an older view) than
+/// the one the alert last moved on must not undo that: its firing or
+/// resolution is refused, while one from the same or a newer view applies.
+async fn a_transition_from_an_older_view_is_refused(backend: Backend) {
+    let store = backend.open().await;
+    let (_dir, config) = deployment(&[(
+        "hook",
+        "{ type: webhook, url: \"http://127.0.0.1:9/\" }".into(),
+    )]);
+    let store = store.as_ref();
+    let at_view = |now: Timestamp, view: i64| {
+        let config = &config;
+        async move {
+            let mut card =
+                scorer::score_all(store, &config.objectives, now, scorer::margins(config))
+                    .await
+                    .unwrap();
+            card.view = view;
+            Engine.evaluate(store, config, &card, now).await.unwrap()
+        }
+    };
+    for m in 0..=13 {
+        write(
+            store,
+            "activation_rate",
+            minutes(m),
+            0.30 + 0.004 * m as f64,
+        )
+        .await;
+        let tickets = if m >= 10 {
+            2.0 + 0.1 * (m - 10) as f64
+        } else {
+            2.0
+        };
+        write(store, "tickets", minutes(m), tickets).await;
+    }
+    assert_eq!(at_view(minutes(13), 10).await, 1, "fires at view 10");
+    // Tickets recover.
+    for m in 14..=16 {
+        write(store, "activation_rate", minutes(m), 0.352).await;
+        write(store, "tickets", minutes(m), 2.0).await;
+    }
+    assert_eq!(
+        at_view(minutes(16), 9).await,
+        0,
+        "an older view cannot resolve"
+    );
+    assert_eq!(events(store, &counter_key()).await, ["firing#1"]);
+    assert_eq!(at_view(minutes(16), 10).await, 1, "the same view resolves");
+    assert_eq!(
+        events(store, &counter_key()).await,
+        ["firing#1", "resolved#1"]
+    );
 }
 
 // ---------------------------------------------------------------------------

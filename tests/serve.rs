@@ -616,6 +616,12 @@ async fn readyz_follows_the_store() {
     }
     let db = common::pg::fresh_database().await;
     let server = start(Some(db.url()));
+    // Ready once the first scorecard is published.
+    eventually(Duration::from_secs(10), "/readyz to say ready", || async {
+        let r = client().get(server.url("/readyz")).send().await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
     assert_eq!(get_text(&server.url("/readyz")).await, "ready\n");
     let mut admin = sqlx::PgConnection::connect(&common::pg::admin_url())
         .await

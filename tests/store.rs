@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{TimeZone, Utc};
 use okrd::model::{Point, Sample, SeriesKey, Timestamp};
-use okrd::store::{self, no_progress, ScoreRecord, Store};
+use okrd::store::{self, no_progress, Change, HistoryRewrite, ScoreRecord, Store};
 use sqlx::{Connection, PgConnection};
 
 /// Each case on SQLite, on PostgreSQL, and on PostgreSQL over TLS
@@ -49,7 +49,9 @@ every_backend!(
     migrations_are_idempotent,
     record_score_keeps_changes_only,
     score_history_is_ordered_and_half_open,
-    replace_score_history_rewrites_from_a_time_on,
+    rewrite_histories_replace_each_kr_from_its_time_on,
+    change_feed_reports_other_writers_once,
+    change_feed_reports_a_late_commit_of_a_lower_id,
     large_batch_round_trips,
     concurrent_writes_of_the_same_points,
     ping_answers,
@@ -399,32 +401,173 @@ async fn score_history_is_ordered_and_half_open(target: Backend) {
     assert!(other_kr.is_empty());
 }
 
-async fn replace_score_history_rewrites_from_a_time_on(target: Backend) {
+async fn rewrite_histories_replace_each_kr_from_its_time_on(target: Backend) {
     let store = target.open().await;
+    let of = |kr: &str, r: ScoreRecord| ScoreRecord {
+        key_result: kr.into(),
+        ..r
+    };
     for s in [10, 20, 30] {
         store
-            .record_scores(&[record(t(s), Some(s as f64), 0.5, "on_track")])
+            .record_scores(&[
+                record(t(s), Some(s as f64), 0.5, "on_track"),
+                of("latency", record(t(s), Some(s as f64), 0.5, "on_track")),
+                of("untouched", record(t(s), Some(s as f64), 0.5, "on_track")),
+            ])
             .await
             .expect("record_scores");
     }
+    let ids = [
+        ("onboarding", "activation"),
+        ("onboarding", "latency"),
+        ("onboarding", "untouched"),
+        ("onboarding", "none"),
+    ];
+    assert_eq!(
+        store.history_ends(&ids).await.expect("history_ends"),
+        vec![Some(t(30)), Some(t(30)), Some(t(30)), None]
+    );
     let new = vec![
         record(t(20), Some(2.0), 0.2, "at_risk"),
         record(t(25), None, 0.0, "no_data"),
     ];
     store
-        .replace_score_history("onboarding", "activation", t(20), &new)
+        .rewrite_histories(&[
+            HistoryRewrite {
+                objective: "onboarding".into(),
+                key_result: "activation".into(),
+                from: t(20),
+                records: new.clone(),
+            },
+            HistoryRewrite {
+                objective: "onboarding".into(),
+                key_result: "latency".into(),
+                from: t(0),
+                records: vec![of("latency", record(t(5), Some(1.0), 0.1, "off_track"))],
+            },
+        ])
         .await
-        .expect("replace_score_history");
+        .expect("rewrite_histories");
     // Rows before `from` stay; the row at 30 is gone; the new rows are in.
     let mut expected = vec![record(t(10), Some(10.0), 0.5, "on_track")];
     expected.extend(new);
     assert_eq!(history(&store).await, expected);
-    // Another KR's history is untouched.
-    store
-        .replace_score_history("onboarding", "latency", t(0), &[])
+    let of_kr = |kr: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .score_history("onboarding", kr, t(-1_000), t(1_000))
+                .await
+                .expect("score_history")
+        }
+    };
+    assert_eq!(
+        of_kr("latency").await,
+        vec![of("latency", record(t(5), Some(1.0), 0.1, "off_track"))]
+    );
+    // A KR no rewrite names is untouched.
+    assert_eq!(of_kr("untouched").await.len(), 3);
+    assert_eq!(
+        store.history_ends(&ids).await.expect("history_ends"),
+        vec![Some(t(25)), Some(t(5)), Some(t(30)), None]
+    );
+}
+
+/// The change feed: what another store (process) writes is read once, with
+/// each metric's earliest ts; a store's own writes are not reported to it;
+/// the cursor starts at the end.
+async fn change_feed_reports_other_writers_once(target: Backend) {
+    let reader = target.open().await;
+    let writer = target.open().await;
+    let a = key("feed_a", &[("x", "1")]);
+    let a2 = key("feed_a", &[("x", "2")]);
+    let b = key("feed_b", &[]);
+    writer
+        .write_points(&[point(&a, t(5), 1.0)], &no_progress)
         .await
-        .expect("replace_score_history");
-    assert_eq!(history(&store).await.len(), 3);
+        .expect("write");
+    // Written before the cursor was taken: not reported.
+    let mut cursor = reader.feed_cursor().await.expect("feed_cursor");
+    assert_eq!(
+        reader.read_changes(&mut cursor).await.expect("read"),
+        vec![]
+    );
+    writer
+        .write_points(
+            &[
+                point(&a, t(50), 1.0),
+                point(&a2, t(40), 2.0),
+                point(&b, t(7), 3.0),
+            ],
+            &no_progress,
+        )
+        .await
+        .expect("write");
+    reader
+        .write_points(&[point(&b, t(1), 4.0)], &no_progress)
+        .await
+        .expect("own write");
+    let changes = reader.read_changes(&mut cursor).await.expect("read");
+    assert_eq!(
+        changes,
+        vec![
+            Change {
+                metric: "feed_a".into(),
+                earliest: t(40)
+            },
+            Change {
+                metric: "feed_b".into(),
+                earliest: t(7)
+            },
+        ]
+    );
+    // Read once.
+    assert_eq!(
+        reader.read_changes(&mut cursor).await.expect("read"),
+        vec![]
+    );
+}
+
+/// PostgreSQL hands out ids before commit: a transaction that took a lower
+/// id and commits after a higher one was read is still reported, once.
+async fn change_feed_reports_a_late_commit_of_a_lower_id(target: Backend) {
+    if target.is_sqlite() {
+        // One writer at a time: ids are assigned in commit order.
+        return;
+    }
+    let reader = target.open().await;
+    let writer = target.open().await;
+    let mut cursor = reader.feed_cursor().await.expect("feed_cursor");
+    let mut slow = PgConnection::connect(&target.url).await.expect("connect");
+    sqlx::raw_sql(
+        "BEGIN; INSERT INTO changes (origin, metric, earliest) VALUES (1, 'slow', '2026-10-01T00:00:00Z')",
+    )
+    .execute(&mut slow)
+    .await
+    .expect("open a transaction");
+    let fast = key("fast", &[]);
+    writer
+        .write_points(&[point(&fast, t(3), 1.0)], &no_progress)
+        .await
+        .expect("write");
+    let metrics =
+        |changes: Vec<Change>| -> Vec<String> { changes.into_iter().map(|c| c.metric).collect() };
+    assert_eq!(
+        metrics(reader.read_changes(&mut cursor).await.expect("read")),
+        vec!["fast"]
+    );
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut slow)
+        .await
+        .expect("commit");
+    assert_eq!(
+        metrics(reader.read_changes(&mut cursor).await.expect("read")),
+        vec!["slow"]
+    );
+    assert_eq!(
+        metrics(reader.read_changes(&mut cursor).await.expect("read")),
+        Vec::<String>::new()
+    );
 }
 
 async fn large_batch_round_trips(target: Backend) {

@@ -183,6 +183,7 @@ impl Engine {
                     op,
                     payload: serde_json::to_string(&event).expect("an event serializes"),
                     notifiers: notifiers.clone(),
+                    view: card.view,
                 };
                 if store.apply_transition(&t).await? {
                     tracing::info!(

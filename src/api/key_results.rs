@@ -26,7 +26,19 @@ pub fn kr_json(row: &KeyResultRow) -> Value {
     v["team"] = json!(row.team);
     v["title"] = json!(row.title);
     v["updated_at"] = json!(row.detail.newest_point);
+    v["history_status"] = json!(history_status(row.history_building));
     v
+}
+
+/// `history_status`: `building` while the scorer is still building the
+/// KR's score history (after a start, or a reload that added it), then
+/// `complete`.
+fn history_status(building: bool) -> &'static str {
+    if building {
+        "building"
+    } else {
+        "complete"
+    }
 }
 
 /// Every KR of the latest scorecard.
@@ -60,7 +72,15 @@ pub async fn detail(
         .store
         .score_history(&objective.id, &kr.id, since, now)
         .await?;
+    let building = app
+        .live
+        .card()
+        .key_results
+        .iter()
+        .find(|r| r.objective == objective.id && r.key_result == kr.id)
+        .is_none_or(|r| r.history_building);
     let mut body = kr_json(&eval.row);
+    body["history_status"] = json!(history_status(building));
     body["history"] = history
         .iter()
         .map(|h| {

@@ -102,7 +102,12 @@ async fn metrics(State(app): State<Services>) -> Response {
 /// 200 while the store answers; 503 otherwise, the cause only in the log.
 async fn ready(State(app): State<Services>) -> Response {
     match tokio::time::timeout(Duration::from_secs(2), app.store.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(Ok(())) if app.live.is_scored() => (StatusCode::OK, "ready\n").into_response(),
+        Ok(Ok(())) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the first scorecard is not published yet",
+        )
+        .into_response(),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check: the store is unavailable");
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable")

@@ -5,21 +5,19 @@
 //! Each cached series holds every stored point from the latest one at or
 //! before its `from` on, with no upper bound, so a request for any
 //! `from` at or after it is answered exactly as `Store::load_series` would.
-//! Points this process writes mark their metric dirty (`Live`), which cuts
-//! its cached series back to before the earliest new point. Points written
-//! by another process (a second instance, `okrd ingest`) are not seen that
-//! way, so the whole cache is dropped every [`MAX_AGE`].
+//! Points written mark their metric dirty (`Live`): by this process
+//! directly, by another (a second instance, `okrd ingest`) through the
+//! change feed (`feed.rs`). That cuts the metric's cached series back to
+//! before the earliest new point. When the feed cannot prove it missed
+//! nothing, the whole cache is dropped.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 
 use crate::model::{minus, Sample, SeriesKey, Timestamp};
 use crate::store::{SeriesRange, Store, StoreError};
-
-/// How long cached points are trusted to be everything that is stored.
-pub const MAX_AGE: Duration = Duration::from_secs(300);
 
 /// Loads go this far into the future: points ahead of the evaluation time
 /// are kept, for when it catches up with them.
@@ -76,18 +74,9 @@ impl Cached {
 }
 
 /// The cache.
+#[derive(Default)]
 pub struct SeriesCache {
     series: HashMap<SeriesKey, Cached>,
-    filled: Instant,
-}
-
-impl Default for SeriesCache {
-    fn default() -> Self {
-        Self {
-            series: HashMap::new(),
-            filled: Instant::now(),
-        }
-    }
 }
 
 /// What a load does for one series.
@@ -99,12 +88,9 @@ enum Fetch {
 }
 
 impl SeriesCache {
-    /// Drops everything once it is older than [`MAX_AGE`].
-    pub fn expire(&mut self) {
-        if self.filled.elapsed() >= MAX_AGE {
-            self.series.clear();
-            self.filled = Instant::now();
-        }
+    /// Drops everything.
+    pub fn clear(&mut self) {
+        self.series.clear();
     }
 
     /// Points of `metric` at or after `since` were written.

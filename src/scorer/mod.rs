@@ -18,13 +18,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::{Config, KeyResult, Objective};
+use crate::feed::{self, Follower};
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::model::{minus, Sample, SeriesKey, Timestamp};
 use crate::scorecard::{KeyResultRow, ObjectiveRow, Scorecard};
 use crate::scoring::guardrail::{counter_data_from, counter_state};
 use crate::scoring::{self, KrScore, Margins};
-use crate::store::{ScoreRecord, SeriesRange, Store, StoreError};
+use crate::store::{HistoryRewrite, ScoreRecord, SeriesRange, Store, StoreError};
 
 mod cache;
 
@@ -129,6 +130,7 @@ fn evaluate_loaded(
         period: period.label.clone(),
         detail: s,
         counters,
+        history_building: false,
     };
     Evaluation { row, samples }
 }
@@ -234,11 +236,21 @@ const MAX_HISTORY_EVALUATIONS: usize = 5_000;
 
 /// Runs until `shutdown`: recomputes dirty KRs promptly and all KRs every
 /// `scoring.interval`, publishing the scorecard to `live`.
+///
+/// A start (or a reload that adds KRs) publishes a scorecard from one plain
+/// evaluation of every KR first; the KRs' score history is built after
+/// that, [`CHUNK`] KRs at a time, with new points, interval ticks and
+/// reloads served between chunks.
+///
+/// Before each recompute, and at least every [`feed::POLL`], it reads the
+/// change feed (`follower`), so that points other processes wrote are
+/// scored too; the position read up to is the scorecard's view.
 pub async fn run(
     live: Arc<Live>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
+    mut follower: Follower,
     shutdown: CancellationToken,
 ) {
     let mut scorer = Scorer {
@@ -247,24 +259,52 @@ pub async fn run(
         rows: HashMap::new(),
         history_ready: HashSet::new(),
         cache: SeriesCache::default(),
+        view: follower.view(),
     };
     let mut next_full = tokio::time::Instant::now();
+    let mut building = false;
     loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = live.changed() => tokio::time::sleep(DEBOUNCE).await,
-            _ = tokio::time::sleep_until(next_full) => {
+        if building {
+            // History is pending: recompute only what is dirty, then go on
+            // with the next chunk, without waiting.
+            tokio::task::yield_now().await;
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if tokio::time::Instant::now() >= next_full {
                 live.mark_all();
                 next_full = tokio::time::Instant::now() + live.config().service.scoring_interval;
             }
+        } else {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = live.changed() => tokio::time::sleep(DEBOUNCE).await,
+                _ = tokio::time::sleep_until(next_full) => {
+                    live.mark_all();
+                    next_full = tokio::time::Instant::now() + live.config().service.scoring_interval;
+                }
+                _ = tokio::time::sleep(feed::POLL) => {}
+            }
         }
-        let started = std::time::Instant::now();
-        match scorer.recompute(&live).await {
-            Ok(()) => {
+        // Every change below the view is marked before the dirty set is
+        // taken, so the scorecard holds it.
+        follower.read(scorer.store.as_ref(), &live).await;
+        scorer.view = follower.view();
+        if !building && !live.is_dirty() {
+            continue;
+        }
+        let step = async {
+            if !building || live.is_dirty() {
+                let started = std::time::Instant::now();
+                scorer.recompute(&live).await?;
                 metrics
                     .recompute_duration
                     .observe(started.elapsed().as_secs_f64());
             }
+            scorer.build_history(&live).await
+        };
+        match step.await {
+            Ok(pending) => building = pending,
             Err(e) => {
                 tracing::error!(error = %e, "recompute failed; retrying on the next change or tick");
                 live.mark_all();
@@ -288,6 +328,8 @@ struct Scorer {
     history_ready: HashSet<KrKey>,
     /// The series scored, as last loaded.
     cache: SeriesCache,
+    /// The change-feed position the next scorecard is published at.
+    view: i64,
 }
 
 impl Scorer {
@@ -296,7 +338,9 @@ impl Scorer {
         let dirty = live.take_dirty();
         let now = self.clock.now();
         let margins = margins(&config);
-        self.cache.expire();
+        if dirty.reload {
+            self.cache.clear();
+        }
         self.cache.written(&dirty.metrics);
         let mut touched = Vec::new();
         for objective in &config.objectives {
@@ -343,22 +387,93 @@ impl Scorer {
             }
         }
 
+        self.publish(live, &config);
+        Ok(())
+    }
+
+    /// Publishes the scorecard of every KR's latest row.
+    fn publish(&self, live: &Live, config: &Config) {
         let mut card = Scorecard::default();
         for objective in &config.objectives {
             for kr in &objective.key_results {
                 let key = (objective.id.clone(), kr.id.clone());
-                card.key_results.push(self.rows[&key].clone());
+                let mut row = self.rows[&key].clone();
+                row.history_building = !self.history_ready.contains(&key);
+                card.key_results.push(row);
             }
         }
         card.objectives = objective_rows(&config.objectives, &card.key_results);
+        card.view = self.view;
         live.set_card(card);
-        Ok(())
     }
 
-    /// Evaluates `krs` and records their score history: a row for each
-    /// change (in one transaction), or a rebuild for a KR seen for the
-    /// first time or with late points. The rows the scorecard is built from
-    /// change only once that is written.
+    /// Builds the score history of up to [`CHUNK`] KRs whose history is not
+    /// known to be complete since this process started, in config order,
+    /// and publishes the scorecard again. Returns whether more are pending.
+    ///
+    /// A KR without stored history gets it from its period start; one with
+    /// history (a restart) gets it from just after its newest row, so that
+    /// the time the process was down is filled in.
+    async fn build_history(&mut self, live: &Live) -> Result<bool, StoreError> {
+        let config = live.config();
+        let pending: Vec<(&Objective, &KeyResult)> = config
+            .objectives
+            .iter()
+            .flat_map(|o| o.key_results.iter().map(move |kr| (o, kr)))
+            .filter(|(o, kr)| !self.history_ready.contains(&(o.id.clone(), kr.id.clone())))
+            .take(CHUNK + 1)
+            .collect();
+        if pending.is_empty() {
+            return Ok(false);
+        }
+        let chunk = &pending[..pending.len().min(CHUNK)];
+        let now = self.clock.now();
+        let margins = margins(&config);
+        let ids: Vec<(&str, &str)> = chunk
+            .iter()
+            .map(|(o, kr)| (o.id.as_str(), kr.id.as_str()))
+            .collect();
+        let ends = self.store.history_ends(&ids).await?;
+        let mut source = Source::Cache(&mut self.cache, self.store.as_ref());
+        let evaluations = evaluate_many(&mut source, chunk, now, margins).await?;
+        let mut rewrites = Vec::with_capacity(chunk.len());
+        for ((objective, kr, eval), end) in evaluations.iter().zip(ends) {
+            let from = match end {
+                Some(end) => end + chrono::TimeDelta::microseconds(1),
+                None => objective.period.start,
+            }
+            .max(objective.period.start);
+            let at = eval.row.detail.at;
+            rewrites.push(HistoryRewrite {
+                objective: objective.id.clone(),
+                key_result: kr.id.clone(),
+                from,
+                records: history(objective, kr, &eval.samples, from, at, margins),
+            });
+        }
+        self.store.rewrite_histories(&rewrites).await?;
+        for (objective, kr, eval) in evaluations {
+            let key = (objective.id.clone(), kr.id.clone());
+            self.history_ready.insert(key.clone());
+            self.rows.insert(key, eval.row);
+        }
+        // Rows of KRs a reload removed meanwhile are not published.
+        if config
+            .objectives
+            .iter()
+            .flat_map(|o| o.key_results.iter().map(move |kr| (o, kr)))
+            .all(|(o, kr)| self.rows.contains_key(&(o.id.clone(), kr.id.clone())))
+        {
+            self.publish(live, &config);
+        }
+        Ok(pending.len() > CHUNK)
+    }
+
+    /// Evaluates `krs` and, for those whose history is complete, records
+    /// it: a row for each change (in one transaction), or a rewrite from
+    /// the earliest late point. A KR whose history is not built yet only
+    /// gets its row; [`Scorer::build_history`] writes its history. The rows
+    /// the scorecard is built from change only once that is written.
     async fn rescore(
         &mut self,
         krs: &[(&Objective, &KeyResult)],
@@ -369,40 +484,27 @@ impl Scorer {
         let mut source = Source::Cache(&mut self.cache, self.store.as_ref());
         let evaluations = evaluate_many(&mut source, krs, now, margins).await?;
         let mut records = Vec::new();
+        let mut rewrites = Vec::new();
         for (objective, kr, eval) in &evaluations {
             let key = (objective.id.clone(), kr.id.clone());
+            if !self.history_ready.contains(&key) {
+                continue;
+            }
             let at = eval.row.detail.at;
             // Points are late when they fall before the last instant this
             // KR's history was recorded at: only then is a recorded row
             // wrong. Points since then (live data) need only the new row.
             let recorded = self.rows.get(&key).map_or(at, |prev| prev.detail.at);
             let late_from = late.get(&kr.metric).copied().filter(|ts| *ts < recorded);
-            let rebuild_from = if self.history_ready.contains(&key) {
-                late_from
-            } else {
-                let period = &objective.period;
-                let existing = self
-                    .store
-                    .score_history(
-                        &objective.id,
-                        &kr.id,
-                        minus(period.start, Duration::from_micros(1)),
-                        at,
-                    )
-                    .await?;
-                if existing.is_empty() {
-                    Some(period.start)
-                } else {
-                    late_from
-                }
-            };
-            match rebuild_from {
+            match late_from {
                 Some(from) => {
                     let from = from.max(objective.period.start);
-                    let rows = history(objective, kr, &eval.samples, from, at, margins);
-                    self.store
-                        .replace_score_history(&objective.id, &kr.id, from, &rows)
-                        .await?;
+                    rewrites.push(HistoryRewrite {
+                        objective: objective.id.clone(),
+                        key_result: kr.id.clone(),
+                        from,
+                        records: history(objective, kr, &eval.samples, from, at, margins),
+                    });
                 }
                 // What the newest recorded row already says is not written
                 // again: a full recompute of unchanged data writes nothing.
@@ -412,7 +514,9 @@ impl Scorer {
                     .is_some_and(|prev| same_record(&prev.detail, &eval.row.detail)) => {}
                 None => records.push(record(objective, kr, &eval.row.detail)),
             }
-            self.history_ready.insert(key);
+        }
+        if !rewrites.is_empty() {
+            self.store.rewrite_histories(&rewrites).await?;
         }
         self.store.record_scores(&records).await?;
         for (objective, kr, eval) in evaluations {
@@ -464,11 +568,10 @@ fn history(
     if times.last() != Some(&at) {
         times.push(at);
     }
-    let mut out: Vec<ScoreRecord> = Vec::with_capacity(times.len());
-    for t in times {
-        let s =
-            scoring::score_key_result_without_forecast(kr, &objective.period, samples, t, margins);
-        let r = record(objective, kr, &s);
+    let scores = scoring::score_history(kr, &objective.period, samples, &times, margins);
+    let mut out: Vec<ScoreRecord> = Vec::with_capacity(scores.len());
+    for s in &scores {
+        let r = record(objective, kr, s);
         let same = out.last().is_some_and(|p| {
             p.value == r.value
                 && p.progress == r.progress

@@ -139,6 +139,11 @@ impl<'a> Sliding<'a> {
         }
     }
 
+    /// The indices of the samples that fed the last [`Sliding::at`].
+    pub(super) fn fed(&self) -> Range<usize> {
+        self.start..self.end
+    }
+
     fn push(&mut self, index: usize) {
         let value = self.samples[index].value;
         let outranks = |other: f64| match self.agg {

@@ -7,7 +7,7 @@ use crate::config::objective::{Better, KeyResult, KrType, Target};
 use crate::config::types::Period;
 use crate::model::{minus, Sample, Timestamp};
 
-use super::aggregate::{aggregate, feeding, fold};
+use super::aggregate::{aggregate, feeding, fold, Sliding};
 use super::forecast::forecast_value;
 use super::{BaselineSource, KrScore, Margins, Status};
 
@@ -81,12 +81,105 @@ fn evaluate(
     let value = fold(&samples[used], kr.aggregate);
     let newest_point = samples.last().map(|s| s.ts);
     let (baseline, baseline_source) = baseline(kr, period, samples, at);
+    let forecast = with_forecast
+        .then(|| forecast_value(kr, period, samples, at))
+        .flatten();
+    conclude(
+        kr,
+        period,
+        Measured {
+            at,
+            value,
+            points_used,
+            newest_point,
+            baseline,
+            baseline_source,
+        },
+        forecast,
+        margins,
+    )
+}
+
+/// The KR's scores without forecast at each of `times` (ascending), as
+/// [`score_key_result_without_forecast`] gives them one by one, in one pass
+/// over `samples`: how score history is built. Windowed sums and averages
+/// agree with it up to float rounding (see `aggregate::Sliding`).
+pub fn score_history(
+    kr: &KeyResult,
+    period: &Period,
+    samples: &[Sample],
+    times: &[Timestamp],
+    margins: Margins,
+) -> Vec<KrScore> {
+    let mut sliding = Sliding::new(samples, kr.aggregate, kr.window);
+    // The baseline changes at most once over a period: configured, or
+    // value(period start), is fixed; the earliest point in the period
+    // stands from that point on.
+    let fixed = match (kr.target.is_maintain(), kr.baseline) {
+        (true, _) => Some((None, BaselineSource::NotApplicable)),
+        (false, Some(b)) => Some((Some(b), BaselineSource::Configured)),
+        (false, None) => aggregate(samples, kr.aggregate, kr.window, period.start)
+            .map(|b| (Some(b), BaselineSource::PeriodStart)),
+    };
+    let earliest = samples
+        .iter()
+        .find(|s| s.ts >= period.start)
+        .map(|s| s.ts)
+        .and_then(|ts| Some((aggregate(samples, kr.aggregate, kr.window, ts)?, ts)));
+    let mut out = Vec::with_capacity(times.len());
+    for &t in times {
+        let at = evaluation_time(period, t);
+        let value = sliding.at(at);
+        let fed = sliding.fed();
+        let newest_point = samples[..fed.end].last().map(|s| s.ts);
+        let (baseline, baseline_source) = match (fixed, earliest) {
+            (Some(fixed), _) => fixed,
+            (None, Some((b, ts))) if ts <= at => (Some(b), BaselineSource::EarliestInPeriod(ts)),
+            (None, _) => (None, BaselineSource::Unavailable),
+        };
+        let measured = Measured {
+            at,
+            value,
+            points_used: fed.len(),
+            newest_point,
+            baseline,
+            baseline_source,
+        };
+        out.push(conclude(kr, period, measured, None, margins));
+    }
+    out
+}
+
+/// What an evaluation read from the samples.
+struct Measured {
+    at: Timestamp,
+    value: Option<f64>,
+    points_used: usize,
+    newest_point: Option<Timestamp>,
+    baseline: Option<f64>,
+    baseline_source: BaselineSource,
+}
+
+/// The score, expected score and status of what was measured.
+fn conclude(
+    kr: &KeyResult,
+    period: &Period,
+    m: Measured,
+    forecast_value: Option<f64>,
+    margins: Margins,
+) -> KrScore {
+    let Measured {
+        at,
+        value,
+        points_used,
+        newest_point,
+        baseline,
+        baseline_source,
+    } = m;
     let measured = value.and_then(|v| measure(kr, v, baseline));
     let (progress, score) = measured.unwrap_or((None, 0.0));
     let expected = expected(kr, period, at);
-    let forecast = with_forecast
-        .then(|| forecast_value(kr, period, samples, at))
-        .flatten()
+    let forecast = forecast_value
         .and_then(|v| measure(kr, v, baseline))
         .map(|(_, score)| score);
 

@@ -22,7 +22,7 @@ mod tests;
 
 pub use aggregate::aggregate;
 pub use key_result::{
-    data_from, evaluation_time, score_key_result, score_key_result_without_forecast,
+    data_from, evaluation_time, score_history, score_key_result, score_key_result_without_forecast,
 };
 pub use objective::objective_score;
 

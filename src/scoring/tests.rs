@@ -374,6 +374,62 @@ fn sliding_evaluation_agrees_with_direct_aggregation() {
     }
 }
 
+#[test]
+fn history_in_one_pass_agrees_with_evaluating_each_instant() {
+    // Points before and in the period, with a gap (stale) and a decline.
+    let pairs: Vec<(f64, f64)> = (0..300)
+        .map(|i| {
+            let d = -5.0 + f64::from(i) * 0.35 + if i > 150 { 10.0 } else { 0.0 };
+            (
+                d,
+                30.0 + (f64::from(i) * 0.7).sin() * 10.0 + f64::from(i) * 0.05,
+            )
+        })
+        .collect();
+    let samples = points(&pairs);
+    let with_stale = |kr: KeyResult| KeyResult {
+        stale_after: Some(days(3)),
+        ..kr
+    };
+    let krs = [
+        kr(Target::Value(45.0)),
+        moving(20.0, 50.0),
+        kr(Target::AtLeast(35.0)),
+        with_stale(windowed(Aggregate::Avg, 3, Target::Value(45.0))),
+        windowed(Aggregate::Sum, 2, Target::AtMost(400.0)),
+        windowed(Aggregate::Min, 4, Target::Value(50.0)),
+        windowed(Aggregate::Max, 1, Target::Value(20.0)),
+        windowed(Aggregate::Count, 5, Target::Value(30.0)),
+    ];
+    // Every point's ts in the period, and a few instants between and after.
+    let mut times: Vec<Timestamp> = samples
+        .iter()
+        .map(|s| s.ts)
+        .filter(|ts| *ts >= period().start)
+        .chain([day(50.25), day(99.0), day(130.0)])
+        .collect();
+    times.sort();
+    for kr in &krs {
+        let history = score_history(kr, &period(), &samples, &times, MARGINS);
+        assert_eq!(history.len(), times.len());
+        for (t, got) in times.iter().zip(&history) {
+            let want = score_key_result_without_forecast(kr, &period(), &samples, *t, MARGINS);
+            let what = format!("{:?} {:?} at {t}", kr.aggregate, kr.target);
+            assert_eq!(got.at, want.at, "{what}");
+            assert_close_opt(got.value, want.value);
+            assert_close_opt(got.baseline, want.baseline);
+            assert_eq!(got.baseline_source, want.baseline_source, "{what}");
+            assert_close_opt(got.progress, want.progress);
+            assert_close(got.score, want.score);
+            assert_close(got.expected, want.expected);
+            assert_eq!(got.status, want.status, "{what}");
+            assert_eq!(got.newest_point, want.newest_point, "{what}");
+            assert_eq!(got.points_used, want.points_used, "{what}");
+            assert_eq!(got.forecast, None);
+        }
+    }
+}
+
 // status: no_data (no point usable), stale (newest point older than
 // stale_after), else on_track / at_risk / off_track.
 

@@ -62,6 +62,10 @@ pub struct Transition {
     pub payload: String,
     /// Notifier names to deliver to.
     pub notifiers: Vec<String>,
+    /// The change-feed position of the scorecard it was decided from
+    /// (`Scorecard::view`): a firing or resolution decided from an older
+    /// view than the alert's last one is refused.
+    pub view: i64,
 }
 
 /// An alert's stored state.
@@ -170,16 +174,20 @@ pub trait AlertStore: Send + Sync {
     async fn deliveries(&self, key: &AlertKey) -> Result<Vec<Delivery>, StoreError>;
 }
 
-/// The event name and the state update of a transition, given the row's
-/// current state; `None` when its condition does not hold.
+/// The event name and the state update of a transition `t`, given the
+/// row's current state; `None` when its condition does not hold, or when
+/// it would fire or resolve from an older view than the row's last
+/// transition (an instance behind another must not undo its decision).
 fn decide(
-    op: &TransitionOp,
-    at: Timestamp,
+    t: &Transition,
     state: &str,
     last_sent_at: Timestamp,
     repeats: i64,
+    view: i64,
 ) -> Option<(&'static str, i64)> {
-    match op {
+    let at = t.at;
+    match &t.op {
+        TransitionOp::Fire { .. } | TransitionOp::Resolve if t.view < view => None,
         TransitionOp::Fire { .. } if state != "firing" => Some(("firing", 0)),
         TransitionOp::Resolve if state == "firing" => Some(("resolved", 0)),
         TransitionOp::Repeat { every }
@@ -268,21 +276,22 @@ impl AlertStore for SqliteStore {
     async fn apply_transition(&self, t: &Transition) -> Result<bool, StoreError> {
         let at = t.at.timestamp_micros();
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query("SELECT state, last_sent_at, repeats FROM alerts WHERE objective = ? AND key_result = ? AND subject = ?")
+        let row = sqlx::query("SELECT state, last_sent_at, repeats, view_position FROM alerts WHERE objective = ? AND key_result = ? AND subject = ?")
             .bind(&t.key.objective)
             .bind(&t.key.key_result)
             .bind(&t.key.subject)
             .fetch_optional(&mut *tx)
             .await?;
-        let (state, last_sent, repeats) = match &row {
+        let (state, last_sent, repeats, view) = match &row {
             Some(r) => (
                 r.get::<String, _>("state"),
                 ts(r.get("last_sent_at")),
                 r.get::<i64, _>("repeats"),
+                r.get::<i64, _>("view_position"),
             ),
-            None => ("inactive".to_string(), Timestamp::MIN_UTC, 0),
+            None => ("inactive".to_string(), Timestamp::MIN_UTC, 0, i64::MIN),
         };
-        let Some((event, seq)) = decide(&t.op, t.at, &state, last_sent, repeats) else {
+        let Some((event, seq)) = decide(t, &state, last_sent, repeats, view) else {
             return Ok(false);
         };
         match &t.op {
@@ -329,6 +338,15 @@ impl AlertStore for SqliteStore {
                     .execute(&mut *tx)
                     .await?;
             }
+        }
+        if !matches!(t.op, TransitionOp::Repeat { .. }) {
+            sqlx::query("UPDATE alerts SET view_position = ? WHERE objective = ? AND key_result = ? AND subject = ?")
+                .bind(t.view)
+                .bind(&t.key.objective)
+                .bind(&t.key.key_result)
+                .bind(&t.key.subject)
+                .execute(&mut *tx)
+                .await?;
         }
         for notifier in &t.notifiers {
             sqlx::query(
@@ -478,7 +496,7 @@ impl AlertStore for PostgresStore {
     async fn apply_transition(&self, t: &Transition) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
-            "SELECT state, last_sent_at, repeats FROM alerts \
+            "SELECT state, last_sent_at, repeats, view_position FROM alerts \
              WHERE objective = $1 AND key_result = $2 AND subject = $3 FOR UPDATE",
         )
         .bind(&t.key.objective)
@@ -486,15 +504,16 @@ impl AlertStore for PostgresStore {
         .bind(&t.key.subject)
         .fetch_optional(&mut *tx)
         .await?;
-        let (state, last_sent, repeats) = match &row {
+        let (state, last_sent, repeats, view) = match &row {
             Some(r) => (
                 r.get::<String, _>("state"),
                 r.get::<Timestamp, _>("last_sent_at"),
                 i64::from(r.get::<i32, _>("repeats")),
+                r.get::<i64, _>("view_position"),
             ),
-            None => ("inactive".to_string(), Timestamp::MIN_UTC, 0),
+            None => ("inactive".to_string(), Timestamp::MIN_UTC, 0, i64::MIN),
         };
-        let Some((event, seq)) = decide(&t.op, t.at, &state, last_sent, repeats) else {
+        let Some((event, seq)) = decide(t, &state, last_sent, repeats, view) else {
             return Ok(false);
         };
         let seq = i32::try_from(seq).unwrap_or(i32::MAX);
@@ -550,6 +569,18 @@ impl AlertStore for PostgresStore {
         };
         if applied == 0 {
             return Ok(false);
+        }
+        if !matches!(t.op, TransitionOp::Repeat { .. }) {
+            sqlx::query(
+                "UPDATE alerts SET view_position = $1 \
+                 WHERE objective = $2 AND key_result = $3 AND subject = $4",
+            )
+            .bind(t.view)
+            .bind(&t.key.objective)
+            .bind(&t.key.key_result)
+            .bind(&t.key.subject)
+            .execute(&mut *tx)
+            .await?;
         }
         sqlx::query(
             "INSERT INTO deliveries (objective, key_result, subject, episode, event, seq, notifier, payload, \

@@ -63,6 +63,29 @@ impl<'a> Batch<'a> {
         }
     }
 
+    /// Each metric of the call with the earliest ts written to it, sorted by
+    /// metric: what the call adds to the change feed (`changes.rs`).
+    pub fn changes(&self) -> Vec<(&'a str, Timestamp)> {
+        let mut earliest: Vec<Option<Timestamp>> = vec![None; self.series.len()];
+        for (point, &index) in self.points.iter().zip(&self.point_series) {
+            let e = &mut earliest[index as usize];
+            *e = Some(e.map_or(point.ts, |t| t.min(point.ts)));
+        }
+        let mut by_metric: HashMap<&'a str, Timestamp> = HashMap::new();
+        for (series, ts) in self.series.iter().zip(earliest) {
+            if let Some(ts) = ts {
+                let ts = ts.trunc_subsecs(6);
+                by_metric
+                    .entry(series.metric.as_str())
+                    .and_modify(|t| *t = (*t).min(ts))
+                    .or_insert(ts);
+            }
+        }
+        let mut out: Vec<(&'a str, Timestamp)> = by_metric.into_iter().collect();
+        out.sort();
+        out
+    }
+
     /// The rows to write, given the id of each of `self.series`: sorted by
     /// (series_id, ts), one per (series_id, ts), the last occurrence in the
     /// call winning.
@@ -234,5 +257,11 @@ mod tests {
             .map(|r| (r.series_id, r.ts.timestamp(), r.value))
             .collect();
         assert_eq!(got, vec![(10, 1, 4.0), (10, 2, 3.0), (20, 1, 2.0)]);
+        let changes: Vec<(&str, i64)> = batch
+            .changes()
+            .into_iter()
+            .map(|(m, ts)| (m, ts.timestamp()))
+            .collect();
+        assert_eq!(changes, vec![("a", 1), ("b", 1)]);
     }
 }

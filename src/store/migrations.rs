@@ -45,6 +45,11 @@ pub(super) const SQLITE: &[Embedded] = &[
         "series_labels_hash",
         include_str!("../../migrations/sqlite/0005_series_labels_hash.sql"),
     ),
+    (
+        6,
+        "change_feed",
+        include_str!("../../migrations/sqlite/0006_change_feed.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations, in version order.
@@ -73,6 +78,11 @@ pub(super) const POSTGRES: &[Embedded] = &[
         5,
         "series_labels_hash",
         include_str!("../../migrations/postgres/0005_series_labels_hash.sql"),
+    ),
+    (
+        6,
+        "change_feed",
+        include_str!("../../migrations/postgres/0006_change_feed.sql"),
     ),
 ];
 

@@ -10,8 +10,11 @@
 
 mod alerts;
 mod batch;
+mod changes;
 mod connectors;
+mod copy;
 mod dead_letters;
+mod history;
 mod migrations;
 mod postgres;
 mod sqlite;
@@ -27,10 +30,12 @@ use crate::model::{Point, Sample, SeriesKey, Timestamp};
 pub use alerts::{
     AlertKey, AlertRecord, AlertStore, Delivery, DeliveryOutcome, Transition, TransitionOp,
 };
+pub use changes::{Change, ChangeFeed, FeedCursor, RETENTION as CHANGE_RETENTION};
 pub use connectors::{ApiConnector, ConnectorState, ConnectorStore, RunOutcome};
 pub use dead_letters::{
     DeadLetter, DeadLetterQuery, StoredDeadLetter, MAX_PAYLOAD as MAX_DEAD_LETTER_PAYLOAD,
 };
+pub use history::{HistoryRewrite, HistoryStore};
 pub use postgres::{encode_copy_rows, PostgresStore};
 pub use sqlite::SqliteStore;
 pub use timescale::PointsLayout;
@@ -114,7 +119,7 @@ pub fn no_progress(_: usize) {}
 
 /// The time-series store.
 #[async_trait]
-pub trait Store: ConnectorStore + AlertStore + Send + Sync {
+pub trait Store: ConnectorStore + AlertStore + ChangeFeed + HistoryStore + Send + Sync {
     /// Writes `points` idempotently, in one transaction, in batches; calls
     /// `progress` with the running count of points written. Returns how many
     /// distinct (series, ts) points the call stored.
@@ -152,18 +157,6 @@ pub trait Store: ConnectorStore + AlertStore + Send + Sync {
     /// value, progress, score and status; a row at the same `at` is
     /// replaced. Returns how many rows were written.
     async fn record_scores(&self, records: &[ScoreRecord]) -> Result<usize, StoreError>;
-
-    /// Replaces a KR's score history from `from` on (rows with at >= from)
-    /// with `records`, in one transaction: how late or corrected points
-    /// re-score the past. `records` are ascending and already free of
-    /// consecutive duplicates.
-    async fn replace_score_history(
-        &self,
-        objective: &str,
-        key_result: &str,
-        from: Timestamp,
-        records: &[ScoreRecord],
-    ) -> Result<(), StoreError>;
 
     /// A KR's score history in (from, to], ascending.
     async fn score_history(

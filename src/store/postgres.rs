@@ -10,6 +10,7 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
 
 use super::batch::{self, Batch, Row, SeriesCache};
+use super::copy::CopyBuf;
 use super::migrations;
 use super::timescale::{self, PointsLayout};
 use super::*;
@@ -69,6 +70,8 @@ pub struct PostgresStore {
     pub(super) pool: PgPool,
     series: SeriesCache,
     points_layout: PointsLayout,
+    /// This store's rows in the change feed.
+    pub(super) origin: i64,
 }
 
 impl PostgresStore {
@@ -112,6 +115,7 @@ impl PostgresStore {
             pool,
             series: SeriesCache::default(),
             points_layout,
+            origin: changes::new_origin(),
         };
         Ok((store, applied))
     }
@@ -184,27 +188,17 @@ impl Columns {
     }
 }
 
-/// Seconds from the Unix epoch to PostgreSQL's, 2000-01-01.
-const PG_EPOCH_SECONDS: i64 = 946_684_800;
-
 /// `points` rows `(series_id, ts as Unix microseconds, value)` in
 /// PostgreSQL's binary COPY format, replacing what `buf` held.
 pub fn encode_copy_rows(rows: impl IntoIterator<Item = (i64, i64, f64)>, buf: &mut Vec<u8>) {
-    buf.clear();
-    buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-    buf.extend_from_slice(&0i32.to_be_bytes()); // flags
-    buf.extend_from_slice(&0i32.to_be_bytes()); // header extension
+    let mut copy = CopyBuf::start(buf);
     for (series_id, unix_micros, value) in rows {
-        let micros = unix_micros - PG_EPOCH_SECONDS * 1_000_000;
-        buf.extend_from_slice(&3i16.to_be_bytes());
-        buf.extend_from_slice(&8i32.to_be_bytes());
-        buf.extend_from_slice(&series_id.to_be_bytes());
-        buf.extend_from_slice(&8i32.to_be_bytes());
-        buf.extend_from_slice(&micros.to_be_bytes());
-        buf.extend_from_slice(&8i32.to_be_bytes());
-        buf.extend_from_slice(&value.to_bits().to_be_bytes());
+        copy.row(3);
+        copy.i64(series_id);
+        copy.unix_micros(unix_micros);
+        copy.f64(value);
     }
-    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    copy.finish();
 }
 
 /// Inserts `rows`, all new, by binary COPY: PostgreSQL's fastest way in,
@@ -326,6 +320,7 @@ impl Store for PostgresStore {
             written += chunk.len();
             progress(written);
         }
+        changes::pg_record(&mut tx, self.origin, &batch.changes()).await?;
         tx.commit().await?;
 
         self.series.insert(
@@ -453,47 +448,6 @@ impl Store for PostgresStore {
         }
         tx.commit().await?;
         Ok(written)
-    }
-
-    async fn replace_score_history(
-        &self,
-        objective: &str,
-        key_result: &str,
-        from: Timestamp,
-        records: &[ScoreRecord],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM kr_scores WHERE objective = $1 AND key_result = $2 AND at >= $3")
-            .bind(objective)
-            .bind(key_result)
-            .bind(from)
-            .execute(&mut *tx)
-            .await?;
-        let at: Vec<Timestamp> = records.iter().map(|r| r.at).collect();
-        let value: Vec<Option<f64>> = records.iter().map(|r| r.value).collect();
-        let progress: Vec<Option<f64>> = records.iter().map(|r| r.progress).collect();
-        let score: Vec<f64> = records.iter().map(|r| r.score).collect();
-        let expected: Vec<f64> = records.iter().map(|r| r.expected).collect();
-        let status: Vec<&str> = records.iter().map(|r| r.status.as_str()).collect();
-        sqlx::query(
-            "INSERT INTO kr_scores (objective, key_result, at, value, progress, score, expected, status) \
-             SELECT $1, $2, * FROM UNNEST($3::timestamptz[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::text[]) \
-             ON CONFLICT (objective, key_result, at) DO UPDATE SET \
-               value = EXCLUDED.value, progress = EXCLUDED.progress, score = EXCLUDED.score, \
-               expected = EXCLUDED.expected, status = EXCLUDED.status",
-        )
-        .bind(objective)
-        .bind(key_result)
-        .bind(at)
-        .bind(value)
-        .bind(progress)
-        .bind(score)
-        .bind(expected)
-        .bind(status)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     async fn score_history(

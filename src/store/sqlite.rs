@@ -41,6 +41,8 @@ static SERIES_FULL: LazyLock<String> = LazyLock::new(|| series_sql(SERIES_CHUNK)
 pub struct SqliteStore {
     pub(super) pool: SqlitePool,
     series: SeriesCache,
+    /// This store's rows in the change feed.
+    pub(super) origin: i64,
 }
 
 impl SqliteStore {
@@ -86,6 +88,7 @@ impl SqliteStore {
         let store = Self {
             pool,
             series: SeriesCache::default(),
+            origin: changes::new_origin(),
         };
         Ok((store, applied))
     }
@@ -177,7 +180,7 @@ fn chunk_sql<'a>(
     }
 }
 
-fn micros_to_ts(micros: i64) -> Result<Timestamp, StoreError> {
+pub(super) fn micros_to_ts(micros: i64) -> Result<Timestamp, StoreError> {
     Utc.timestamp_micros(micros).single().ok_or_else(|| {
         StoreError::Database(sqlx::Error::Decode(
             format!("stored timestamp {micros} µs is out of range").into(),
@@ -237,6 +240,7 @@ impl Store for SqliteStore {
             written += chunk.len();
             progress(written);
         }
+        changes::sqlite_record(&mut tx, self.origin, &batch.changes()).await?;
         tx.commit().await?;
 
         self.series.insert(
@@ -376,43 +380,6 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(written)
-    }
-
-    async fn replace_score_history(
-        &self,
-        objective: &str,
-        key_result: &str,
-        from: Timestamp,
-        records: &[ScoreRecord],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM kr_scores WHERE objective = ? AND key_result = ? AND at >= ?")
-            .bind(objective)
-            .bind(key_result)
-            .bind(from.timestamp_micros())
-            .execute(&mut *tx)
-            .await?;
-        // In-process: one prepared statement per row inside the transaction
-        // costs no round trip.
-        for r in records {
-            sqlx::query(
-                "INSERT OR REPLACE INTO kr_scores \
-                 (objective, key_result, at, value, progress, score, expected, status) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(objective)
-            .bind(key_result)
-            .bind(r.at.timestamp_micros())
-            .bind(r.value)
-            .bind(r.progress)
-            .bind(r.score)
-            .bind(r.expected)
-            .bind(&r.status)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     async fn score_history(

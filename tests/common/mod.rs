@@ -8,6 +8,7 @@ pub mod kafka;
 pub mod mysql;
 pub mod pg;
 pub mod process;
+pub mod proxy;
 pub mod server;
 pub mod tls;
 
