@@ -7,8 +7,8 @@
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::scorecard::{KeyResultRow, Scorecard};
@@ -34,6 +34,9 @@ pub struct Metrics {
     pub kafka_in_flight: IntGaugeVec,
     /// `okrd_recompute_duration_seconds`.
     pub recompute_duration: Histogram,
+    /// `okrd_history_pending_key_results`: KRs whose score history is still
+    /// being built (after a start, or a reload that added them).
+    pub history_pending: IntGauge,
     /// `okrd_notifications_total{notifier,outcome}`.
     pub notifications: IntCounterVec,
 }
@@ -120,6 +123,14 @@ impl Metrics {
                     .buckets(vec![
                         0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                     ]),
+                )
+                .expect("valid metric"),
+            ),
+            history_pending: register(
+                &r,
+                IntGauge::new(
+                    "okrd_history_pending_key_results",
+                    "Key results whose score history is still being built.",
                 )
                 .expect("valid metric"),
             ),

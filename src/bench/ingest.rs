@@ -222,13 +222,20 @@ pub fn kafka_connector(
 /// Waits until the child's connector `name` has stored `points` points;
 /// the clock starts at its first stored batch, since joining a consumer
 /// group (a rebalance delay of seconds) is not ingest.
-pub async fn kafka_drain(child: &Child, name: &str, points: usize) -> anyhow::Result<Rate> {
+pub async fn kafka_drain(children: &[&Child], name: &str, points: usize) -> anyhow::Result<Rate> {
     let labels = [("connector", name)];
+    let stored = || async {
+        let mut sum = 0.0;
+        for child in children {
+            sum += child.sample("okrd_points_ingested_total", &labels).await?;
+        }
+        anyhow::Ok(sum as usize)
+    };
     let deadline = Instant::now() + Duration::from_secs(120);
     let (first_at, first) = loop {
-        let got = child.sample("okrd_points_ingested_total", &labels).await?;
-        if got > 0.0 {
-            break (Instant::now(), got as usize);
+        let got = stored().await?;
+        if got > 0 {
+            break (Instant::now(), got);
         }
         if Instant::now() > deadline {
             bail!("the kafka connector stored nothing in 120s");
@@ -237,7 +244,7 @@ pub async fn kafka_drain(child: &Child, name: &str, points: usize) -> anyhow::Re
     };
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let got = child.sample("okrd_points_ingested_total", &labels).await? as usize;
+        let got = stored().await?;
         if got >= points {
             break;
         }

@@ -107,6 +107,10 @@ pub struct StoreResults {
     pub http_push_tls: Option<Ingest>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kafka_tls: Option<Ingest>,
+    /// Kafka → store with two `okrd serve` in one consumer group, the
+    /// points/s of both together; PostgreSQL only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_two_instances: Option<Ingest>,
     pub latency: Latency,
     pub recompute: Recompute,
     /// The largest peak RSS of the okrd processes of all phases, MB.
@@ -194,6 +198,18 @@ async fn run_in(options: &Options, root: &Path, started: String) -> anyhow::Resu
         } else {
             (None, None)
         };
+        let kafka_two_instances = if *store == "postgres" {
+            eprintln!(
+                "{store}: Kafka, two instances in one consumer group, {PARTITIONS} partitions"
+            );
+            let (rate, rss) = phase
+                .kafka(&dataset, &broker, options.per_message, 2)
+                .await?;
+            eprintln!("  {:.0} points/s", rate.points_per_s);
+            Some(ingest(rate, rss, copy))
+        } else {
+            None
+        };
 
         eprintln!(
             "{store}: latency, {} probes under {} points/s",
@@ -223,6 +239,7 @@ async fn run_in(options: &Options, root: &Path, started: String) -> anyhow::Resu
             http_push_tls
                 .iter()
                 .chain(&kafka_tls)
+                .chain(&kafka_two_instances)
                 .map(|i| i.peak_rss_mb),
         )
         .fold(0.0, f64::max);
@@ -232,6 +249,7 @@ async fn run_in(options: &Options, root: &Path, started: String) -> anyhow::Resu
             kafka,
             http_push_tls,
             kafka_tls,
+            kafka_two_instances,
             latency,
             recompute,
             peak_rss_mb: peak,
@@ -290,7 +308,7 @@ impl Phase<'_> {
         eprintln!(
             "{store}{over}: Kafka, {per_message} point(s) a message, {PARTITIONS} partitions"
         );
-        let (rate, rss) = self.kafka(dataset, broker, per_message).await?;
+        let (rate, rss) = self.kafka(dataset, broker, per_message, 1).await?;
         eprintln!("  {:.0} points/s", rate.points_per_s);
         Ok((http_push, ingest(rate, rss, copy)))
     }
@@ -338,10 +356,11 @@ impl Phase<'_> {
         dataset: &Dataset,
         broker: &Broker,
         per_message: usize,
+        instances: usize,
     ) -> anyhow::Result<(Rate, f64)> {
         let (url, dir) = self.fresh("kafka").await?;
         let topic = format!(
-            "okrd-bench-{}-{}{}",
+            "okrd-bench-{}-{}{}-{instances}",
             std::process::id(),
             self.store,
             if self.tls { "-tls" } else { "" }
@@ -349,13 +368,23 @@ impl Phase<'_> {
         broker
             .fill(&topic, PARTITIONS, dataset, per_message)
             .await?;
-        ingest::kafka_connector(&dir, "bench-kafka", &broker.brokers, &topic)?;
-        let child = Child::start(&setup(&dir, &url, "30s", &[])).await?;
-        let rate = ingest::kafka_drain(&child, "bench-kafka", dataset.points).await?;
-        let rss = child.stop().await?;
+        let mut children = Vec::with_capacity(instances);
+        for i in 0..instances {
+            // One directory each (its config and log), one group for all.
+            let dir = dir.join(format!("i{i}"));
+            std::fs::create_dir_all(&dir)?;
+            ingest::kafka_connector(&dir, "bench-kafka", &broker.brokers, &topic)?;
+            children.push(Child::start(&setup(&dir, &url, "30s", &[])).await?);
+        }
+        let refs: Vec<&Child> = children.iter().collect();
+        let rate = ingest::kafka_drain(&refs, "bench-kafka", dataset.points).await?;
+        let mut rss: f64 = 0.0;
+        for child in children {
+            rss = rss.max(mb(child.stop().await?));
+        }
         stored_exactly(&url, dataset.points).await?;
         self.done("kafka").await?;
-        Ok((rate, mb(rss)))
+        Ok((rate, rss))
     }
 
     async fn latency(&self, probes: usize, background: u64) -> anyhow::Result<(Latency, f64)> {
@@ -458,6 +487,9 @@ pub fn table(r: &Results) -> String {
     let or_dash = |i: &Option<Ingest>| i.as_ref().map_or("-".to_string(), rate);
     row("HTTP push, store over TLS", &|s| or_dash(&s.http_push_tls));
     row("Kafka → store over TLS", &|s| or_dash(&s.kafka_tls));
+    row("Kafka → store, 2 instances", &|s| {
+        or_dash(&s.kafka_two_instances)
+    });
     row("end-to-end p50 / p99", &|s| {
         format!("{:.0} / {:.0} ms", s.latency.p50_ms, s.latency.p99_ms)
     });
@@ -471,8 +503,11 @@ pub fn table(r: &Results) -> String {
     row("incremental (one point)", &|s| {
         format!("{:.1} ms", s.recompute.incremental_ms)
     });
-    row("first recompute (+history)", &|s| {
-        format!("{:.1} s", s.recompute.first_s)
+    row("cold start: first scorecard", &|s| {
+        format!("{:.2} s", s.recompute.first_scorecard_s)
+    });
+    row("cold start: full history", &|s| {
+        format!("{:.1} s", s.recompute.full_history_s)
     });
     row("peak RSS", &|s| format!("{:.0} MB", s.peak_rss_mb));
     let w0 = rows

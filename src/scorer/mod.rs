@@ -260,6 +260,7 @@ pub async fn run(
         history_ready: HashSet::new(),
         cache: SeriesCache::default(),
         view: follower.view(),
+        pending: 0,
     };
     let mut next_full = tokio::time::Instant::now();
     let mut building = false;
@@ -303,7 +304,9 @@ pub async fn run(
             }
             scorer.build_history(&live).await
         };
-        match step.await {
+        let stepped = step.await;
+        metrics.history_pending.set(scorer.pending as i64);
+        match stepped {
             Ok(pending) => building = pending,
             Err(e) => {
                 tracing::error!(error = %e, "recompute failed; retrying on the next change or tick");
@@ -330,6 +333,8 @@ struct Scorer {
     cache: SeriesCache,
     /// The change-feed position the next scorecard is published at.
     view: i64,
+    /// KRs of the last published scorecard whose history is being built.
+    pending: usize,
 }
 
 impl Scorer {
@@ -392,13 +397,15 @@ impl Scorer {
     }
 
     /// Publishes the scorecard of every KR's latest row.
-    fn publish(&self, live: &Live, config: &Config) {
+    fn publish(&mut self, live: &Live, config: &Config) {
         let mut card = Scorecard::default();
+        self.pending = 0;
         for objective in &config.objectives {
             for kr in &objective.key_results {
                 let key = (objective.id.clone(), kr.id.clone());
                 let mut row = self.rows[&key].clone();
                 row.history_building = !self.history_ready.contains(&key);
+                self.pending += usize::from(row.history_building);
                 card.key_results.push(row);
             }
         }

@@ -77,3 +77,60 @@ async fn each_tick_runs_on_exactly_one_of_two_instances() {
     // The shared run state counts every run of both.
     assert!(state["points_ingested"].as_u64().unwrap() >= (TICKS - 2) as u64);
 }
+
+/// Failover: the instance running a connector's ticks is killed with
+/// SIGKILL (no shutdown, its lease left as it was); the other instance runs
+/// the next due tick once the lease expires: at once when the kill fell
+/// between runs, at most `timeout` + 60 s after the killed run started
+/// otherwise (README, "Several instances").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instances_ticks_run_on_the_other_once_its_lease_expires() {
+    if pg::skip() {
+        return;
+    }
+    let db = pg::fresh_database().await;
+    let f = Fixture::start().await;
+    let d = Deployment::new();
+    d.connector_file(
+        "ticks",
+        &format!(
+            "name: ticks\ntype: prometheus\nschedule: \"@every 1s\"\ntimeout: 5s\nurl: {}\nquery: up\nmetric: fixture_up\n",
+            f.base
+        ),
+    );
+    let env = [(
+        "OKRD_LOG",
+        "info,sqlx=warn,okrd::connectors::scheduler=debug",
+    )];
+    let a = d.start(None, &[], Some(db.url()), &env);
+    let runs = || f.seen.query_times.lock().unwrap().len();
+    eventually(Duration::from_secs(30), "A runs three ticks", || async {
+        (runs() >= 3).then_some(())
+    })
+    .await;
+    let b = d.start(None, &[], Some(db.url()), &env);
+    crate::common::server::signal(a.pid(), "KILL");
+    let killed = std::time::Instant::now();
+    let before = runs();
+    let b_runs = || b.log().matches("run started").count();
+    let b_before = b_runs();
+    // The bound: the run's timeout (5 s) plus the lease's 60 s grace, plus
+    // a schedule step.
+    eventually(
+        Duration::from_secs(5 + 60 + 2),
+        "B to run the ticks after A was killed",
+        || async { (runs() > before && b_runs() > b_before).then_some(()) },
+    )
+    .await;
+    println!(
+        "after A's SIGKILL, B ran the next tick within {:?}",
+        killed.elapsed()
+    );
+    // And goes on running them, one per tick.
+    let at = runs();
+    eventually(Duration::from_secs(10), "B's next ticks", || async {
+        (runs() >= at + 3).then_some(())
+    })
+    .await;
+    drop(a);
+}
