@@ -257,17 +257,6 @@ async fn any_stored(conn: &mut PgConnection, chunk: &[Row]) -> Result<bool, sqlx
         .await
 }
 
-type ScoreRow = (
-    String,
-    String,
-    Timestamp,
-    Option<f64>,
-    Option<f64>,
-    f64,
-    f64,
-    String,
-);
-
 #[async_trait]
 impl Store for PostgresStore {
     async fn write_points(
@@ -413,7 +402,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let mut written = 0;
         for record in records {
-            let newest: Option<(Option<f64>, Option<f64>, f64, String)> = sqlx::query_as(
+            let newest: Option<(Option<f64>, Option<f64>, f64, Status)> = sqlx::query_as(
                 "SELECT value, progress, score, status FROM kr_scores \
                  WHERE objective = $1 AND key_result = $2 AND at <= $3 \
                  ORDER BY at DESC LIMIT 1",
@@ -446,7 +435,7 @@ impl Store for PostgresStore {
             .bind(record.progress)
             .bind(record.score)
             .bind(record.expected)
-            .bind(&record.status)
+            .bind(record.status)
             .execute(&mut *tx)
             .await?;
             written += 1;
@@ -474,7 +463,7 @@ impl Store for PostgresStore {
         let progress: Vec<Option<f64>> = records.iter().map(|r| r.progress).collect();
         let score: Vec<f64> = records.iter().map(|r| r.score).collect();
         let expected: Vec<f64> = records.iter().map(|r| r.expected).collect();
-        let status: Vec<&str> = records.iter().map(|r| r.status.as_str()).collect();
+        let status: Vec<Status> = records.iter().map(|r| r.status).collect();
         sqlx::query(
             "INSERT INTO kr_scores (objective, key_result, at, value, progress, score, expected, status) \
              SELECT $1, $2, * FROM UNNEST($3::timestamptz[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::text[]) \
@@ -503,7 +492,7 @@ impl Store for PostgresStore {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<ScoreRecord>, StoreError> {
-        let rows: Vec<ScoreRow> = sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT objective, key_result, at, value, progress, score, expected, status FROM kr_scores \
              WHERE objective = $1 AND key_result = $2 AND at > $3 AND at <= $4 \
              ORDER BY at",
@@ -513,24 +502,7 @@ impl Store for PostgresStore {
         .bind(from)
         .bind(to)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(objective, key_result, at, value, progress, score, expected, status)| {
-                    ScoreRecord {
-                        objective,
-                        key_result,
-                        at,
-                        value,
-                        progress,
-                        score,
-                        expected,
-                        status,
-                    }
-                },
-            )
-            .collect())
+        .await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
