@@ -15,7 +15,9 @@
 //!   count, record the source's success, mark dirty.
 //! - [`store`]: the [`store::Store`] trait over SQLite and PostgreSQL:
 //!   idempotent batched point writes, series reads, score history; on
-//!   PostgreSQL with TimescaleDB, the points table is a hypertable.
+//!   PostgreSQL with TimescaleDB, the points table is a hypertable. Rows
+//!   are `FromRow` types over both databases: what differs is in the
+//!   `Encode`/`Decode` of [`store::StoredTime`] and the stored words.
 //! - [`scoring`]: pure functions from a KR, its samples and a time to a
 //!   score, status and forecast (SPEC §4).
 //! - [`scorecard`]: the published scores (a leaf the readers share).

@@ -7,6 +7,10 @@
 //! - one `write_points` call is one transaction: all of it lands or none;
 //! - writes are batched: no round trip per point;
 //! - migrations are applied by [`open`] before the store is returned.
+//!
+//! Rows are read by `#[derive(sqlx::FromRow)]` types shared by both
+//! backends: a timestamp column is a [`StoredTime`] (`time.rs`), a fixed
+//! vocabulary an enum with its words (`words.rs`).
 
 mod alerts;
 mod batch;
