@@ -16,7 +16,9 @@
 //! - [`store`]: the [`store::Store`] trait over SQLite and PostgreSQL:
 //!   idempotent batched point writes, series reads, score history; on
 //!   PostgreSQL with TimescaleDB, the points table is a hypertable; the
-//!   change feed every write adds to.
+//!   change feed every write adds to. Rows are `FromRow` types over both
+//!   databases: what differs is in the `Encode`/`Decode` of
+//!   [`store::StoredTime`] and the stored words.
 //! - [`feed`]: follows the change feed, so that points other processes
 //!   wrote are scored here within a second.
 //! - [`scoring`]: pure functions from a KR, its samples and a time to a

@@ -19,7 +19,7 @@ use okrd::live::{Live, Services};
 use okrd::metrics::Metrics;
 use okrd::model::{Point, SeriesKey, Timestamp};
 use okrd::scorer;
-use okrd::store::{self, AlertKey, Store};
+use okrd::store::{self, AlertKey, AlertState, DeliveryStatus, Store};
 use serde_json::{json, Value};
 
 /// 2026-11-02T00:00:00Z, inside the test objective's period.
@@ -145,7 +145,7 @@ async fn guardrail_fires_repeats_and_resolves(backend: Backend) {
             .await
             .unwrap()
             .iter()
-            .any(|a| a.key == counter_key() && a.state == "firing");
+            .any(|a| a.key == counter_key() && a.state == AlertState::Firing);
         if firing && fired_at.is_none() {
             fired_at = Some(m);
         }
@@ -165,7 +165,10 @@ async fn guardrail_fires_repeats_and_resolves(backend: Backend) {
     );
     // The KR stopped moving at minute 30: no new episode after that.
     let alert = store.alerts(minutes(150)).await.unwrap();
-    assert!(alert.iter().all(|a| a.state != "firing"), "{alert:?}");
+    assert!(
+        alert.iter().all(|a| a.state != AlertState::Firing),
+        "{alert:?}"
+    );
 
     // A degradation while the KR holds (minutes 160-180) does not fire.
     // From minute 200 the KR moves and tickets climb again: it fires, and
@@ -494,7 +497,9 @@ async fn webhook_and_slack_receive_the_facts() {
     // Nothing left to send.
     assert_eq!(outbox::deliver_due(&s, &senders).await.unwrap(), 0);
     let sent = s.store.deliveries(&counter_key()).await.unwrap();
-    assert!(sent.iter().all(|d| d.status == "sent" && d.attempts == 1));
+    assert!(sent
+        .iter()
+        .all(|d| d.status == DeliveryStatus::Sent && d.attempts == 1));
 }
 
 #[tokio::test]
@@ -532,7 +537,7 @@ async fn failed_deliveries_retry_with_backoff_then_fail_with_their_reason() {
     fire(s.store.as_ref(), &config).await;
     outbox::deliver_due(&s, &senders).await.unwrap();
     let d = &s.store.deliveries(&counter_key()).await.unwrap()[0];
-    assert_eq!(d.status, "failed");
+    assert_eq!(d.status, DeliveryStatus::Failed);
     assert!(d.last_error.as_deref().unwrap().contains("404"), "{d:?}");
     let metrics = s.metrics.render(&Default::default());
     assert!(
@@ -611,7 +616,7 @@ async fn email_arrives_as_plain_text_and_html() {
     );
     assert!(data.contains("tickets"), "{data}");
     let d = &s.store.deliveries(&counter_key()).await.unwrap()[0];
-    assert_eq!(d.status, "sent");
+    assert_eq!(d.status, DeliveryStatus::Sent);
 }
 
 /// The real Alertmanager on a free port.
@@ -932,7 +937,7 @@ async fn email_through_a_starttls_relay_with_login() {
     let relay = Relay::start("starttls", &certs);
     let smtp = format!("smtp://localhost:{}", relay.port);
     let d = deliver_through(email_notifier(&smtp, &certs.ca)).await;
-    assert_eq!(d.status, "sent", "{d:?}");
+    assert_eq!(d.status, DeliveryStatus::Sent, "{d:?}");
     let m = relay.message().expect("the relay received the message");
     assert_eq!(m["tls"], true);
     assert_eq!(m["login"], "okrd");
@@ -953,7 +958,7 @@ async fn email_over_smtps_and_an_untrusted_relay_refused() {
     let relay = Relay::start("smtps", &certs);
     let smtp = format!("smtps://localhost:{}", relay.port);
     let d = deliver_through(email_notifier(&smtp, &certs.ca)).await;
-    assert_eq!(d.status, "sent", "{d:?}");
+    assert_eq!(d.status, DeliveryStatus::Sent, "{d:?}");
     let m = relay.message().expect("the relay received the message");
     assert_eq!(
         (m["tls"].clone(), m["login"].clone()),
@@ -961,7 +966,7 @@ async fn email_over_smtps_and_an_untrusted_relay_refused() {
     );
 
     let d = deliver_through(email_notifier(&smtp, &certs.other_ca)).await;
-    assert_ne!(d.status, "sent");
+    assert_ne!(d.status, DeliveryStatus::Sent);
     let error = d.last_error.unwrap();
     assert!(error.contains("not signed by a trusted CA"), "{error}");
     assert!(!error.contains("relay-pw"), "{error}");
@@ -976,7 +981,7 @@ async fn email_with_tls_required_refuses_a_relay_without_tls() {
     let certs = common::tls::certs();
     let smtp = format!("smtp://127.0.0.1:{port}?tls=required");
     let d = deliver_through(email_notifier(&smtp, &certs.ca)).await;
-    assert_ne!(d.status, "sent");
+    assert_ne!(d.status, DeliveryStatus::Sent);
     let error = d.last_error.unwrap();
     assert!(error.to_lowercase().contains("starttls"), "{error}");
     let data = tokio::time::timeout(Duration::from_secs(10), data)
@@ -1014,9 +1019,14 @@ async fn webhook_over_https_with_a_private_ca() {
     assert_eq!(outbox::deliver_due(&s, &senders).await.unwrap(), 2);
     let deliveries = s.store.deliveries(&counter_key()).await.unwrap();
     let by = |n: &str| deliveries.iter().find(|d| d.notifier == n).unwrap();
-    assert_eq!(by("private").status, "sent", "{:?}", by("private"));
+    assert_eq!(
+        by("private").status,
+        DeliveryStatus::Sent,
+        "{:?}",
+        by("private")
+    );
     let public = by("public");
-    assert_ne!(public.status, "sent");
+    assert_ne!(public.status, DeliveryStatus::Sent);
     let error = public.last_error.as_deref().unwrap();
     assert!(error.contains("not signed by a trusted CA"), "{error}");
     let paths: Vec<String> = seen

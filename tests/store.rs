@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{TimeZone, Utc};
 use okrd::model::{Point, Sample, SeriesKey, Timestamp};
+use okrd::scoring::Status;
 use okrd::store::{self, no_progress, Change, HistoryRewrite, ScoreRecord, Store};
 use sqlx::{Connection, PgConnection};
 
@@ -55,6 +56,7 @@ every_backend!(
     large_batch_round_trips,
     concurrent_writes_of_the_same_points,
     ping_answers,
+    stored_values_outside_their_types_are_errors_naming_them,
 );
 
 fn t(secs: i64) -> Timestamp {
@@ -324,7 +326,7 @@ async fn migrations_are_idempotent(target: Backend) {
         .is_empty());
 }
 
-fn record(at: Timestamp, value: Option<f64>, score: f64, status: &str) -> ScoreRecord {
+fn record(at: Timestamp, value: Option<f64>, score: f64, status: Status) -> ScoreRecord {
     ScoreRecord {
         objective: "onboarding".into(),
         key_result: "activation".into(),
@@ -333,7 +335,7 @@ fn record(at: Timestamp, value: Option<f64>, score: f64, status: &str) -> ScoreR
         progress: value.map(|v| v * 2.0),
         score,
         expected: at.timestamp() as f64 * 1e-12,
-        status: status.into(),
+        status,
     }
 }
 
@@ -350,27 +352,27 @@ async fn record_score_keeps_changes_only(target: Backend) {
         let store = store.clone();
         async move { store.record_scores(&[r]).await.expect("record_scores") == 1 }
     };
-    let first = record(t(10), Some(0.4), 0.5, "on_track");
+    let first = record(t(10), Some(0.4), 0.5, Status::OnTrack);
     assert!(rec(first.clone()).await);
     // Same value, progress, score and status later (expected moved): no row.
-    assert!(!rec(record(t(20), Some(0.4), 0.5, "on_track")).await);
+    assert!(!rec(record(t(20), Some(0.4), 0.5, Status::OnTrack)).await);
     // A changed score is a row.
-    assert!(rec(record(t(30), Some(0.4), 0.6, "on_track")).await);
+    assert!(rec(record(t(30), Some(0.4), 0.6, Status::OnTrack)).await);
     // Same `at`, different status: replaces that row.
-    let replaced = record(t(30), Some(0.4), 0.6, "at_risk");
+    let replaced = record(t(30), Some(0.4), 0.6, Status::AtRisk);
     assert!(rec(replaced.clone()).await);
     // Back to the first row's values: differs from the newest, so a row.
-    let back = record(t(40), Some(0.4), 0.5, "on_track");
+    let back = record(t(40), Some(0.4), 0.5, Status::OnTrack);
     assert!(rec(back.clone()).await);
     // No data: None is a change, and an unchanged None is not.
-    let no_data = record(t(50), None, 0.0, "no_data");
+    let no_data = record(t(50), None, 0.0, Status::NoData);
     assert!(rec(no_data.clone()).await);
-    assert!(!rec(record(t(60), None, 0.0, "no_data")).await);
+    assert!(!rec(record(t(60), None, 0.0, Status::NoData)).await);
     // A late row before all others has nothing to compare with.
-    let late = record(t(5), Some(0.4), 0.5, "on_track");
+    let late = record(t(5), Some(0.4), 0.5, Status::OnTrack);
     assert!(rec(late.clone()).await);
     // A row compares with the newest at or before its `at`, not the newest.
-    assert!(!rec(record(t(35), Some(0.4), 0.6, "at_risk")).await);
+    assert!(!rec(record(t(35), Some(0.4), 0.6, Status::AtRisk)).await);
 
     assert_eq!(
         history(&store).await,
@@ -382,7 +384,12 @@ async fn score_history_is_ordered_and_half_open(target: Backend) {
     let store = target.open().await;
     for (i, s) in [30, 10, 20, 40].into_iter().enumerate() {
         let written = store
-            .record_scores(&[record(t(s), Some(i as f64), 0.1 * i as f64, "on_track")])
+            .record_scores(&[record(
+                t(s),
+                Some(i as f64),
+                0.1 * i as f64,
+                Status::OnTrack,
+            )])
             .await
             .expect("record_scores");
         assert_eq!(written, 1);
@@ -393,7 +400,7 @@ async fn score_history_is_ordered_and_half_open(target: Backend) {
         .expect("score_history");
     let ats: Vec<Timestamp> = got.iter().map(|r| r.at).collect();
     assert_eq!(ats, vec![t(20), t(30)]);
-    assert_eq!(got[0], record(t(20), Some(2.0), 0.2, "on_track"));
+    assert_eq!(got[0], record(t(20), Some(2.0), 0.2, Status::OnTrack));
     let other_kr = store
         .score_history("onboarding", "latency", t(-1_000), t(1_000))
         .await
@@ -410,9 +417,15 @@ async fn rewrite_histories_replace_each_kr_from_its_time_on(target: Backend) {
     for s in [10, 20, 30] {
         store
             .record_scores(&[
-                record(t(s), Some(s as f64), 0.5, "on_track"),
-                of("latency", record(t(s), Some(s as f64), 0.5, "on_track")),
-                of("untouched", record(t(s), Some(s as f64), 0.5, "on_track")),
+                record(t(s), Some(s as f64), 0.5, Status::OnTrack),
+                of(
+                    "latency",
+                    record(t(s), Some(s as f64), 0.5, Status::OnTrack),
+                ),
+                of(
+                    "untouched",
+                    record(t(s), Some(s as f64), 0.5, Status::OnTrack),
+                ),
             ])
             .await
             .expect("record_scores");
@@ -428,8 +441,8 @@ async fn rewrite_histories_replace_each_kr_from_its_time_on(target: Backend) {
         vec![Some(t(30)), Some(t(30)), Some(t(30)), None]
     );
     let new = vec![
-        record(t(20), Some(2.0), 0.2, "at_risk"),
-        record(t(25), None, 0.0, "no_data"),
+        record(t(20), Some(2.0), 0.2, Status::AtRisk),
+        record(t(25), None, 0.0, Status::NoData),
     ];
     store
         .rewrite_histories(&[
@@ -443,13 +456,16 @@ async fn rewrite_histories_replace_each_kr_from_its_time_on(target: Backend) {
                 objective: "onboarding".into(),
                 key_result: "latency".into(),
                 from: t(0),
-                records: vec![of("latency", record(t(5), Some(1.0), 0.1, "off_track"))],
+                records: vec![of(
+                    "latency",
+                    record(t(5), Some(1.0), 0.1, Status::OffTrack),
+                )],
             },
         ])
         .await
         .expect("rewrite_histories");
     // Rows before `from` stay; the row at 30 is gone; the new rows are in.
-    let mut expected = vec![record(t(10), Some(10.0), 0.5, "on_track")];
+    let mut expected = vec![record(t(10), Some(10.0), 0.5, Status::OnTrack)];
     expected.extend(new);
     assert_eq!(history(&store).await, expected);
     let of_kr = |kr: &'static str| {
@@ -463,7 +479,10 @@ async fn rewrite_histories_replace_each_kr_from_its_time_on(target: Backend) {
     };
     assert_eq!(
         of_kr("latency").await,
-        vec![of("latency", record(t(5), Some(1.0), 0.1, "off_track"))]
+        vec![of(
+            "latency",
+            record(t(5), Some(1.0), 0.1, Status::OffTrack)
+        )]
     );
     // A KR no rewrite names is untouched.
     assert_eq!(of_kr("untouched").await.len(), 3);
@@ -630,6 +649,69 @@ async fn concurrent_writes_of_the_same_points(target: Backend) {
 
 async fn ping_answers(target: Backend) {
     target.open().await.ping().await.expect("ping");
+}
+
+/// The message of `result`'s error, which must be one.
+fn error_of<T: std::fmt::Debug>(result: Result<T, store::StoreError>) -> String {
+    result
+        .expect_err("a stored value outside its type")
+        .to_string()
+}
+
+/// A word outside its vocabulary, or (SQLite) microseconds that are no
+/// instant, fail the read naming the column and the value: no panic, no
+/// default, no substitute time.
+async fn stored_values_outside_their_types_are_errors_naming_them(target: Backend) {
+    let store = target.open().await;
+    let at = if target.is_sqlite() {
+        "1790812800000000"
+    } else {
+        "'2026-10-01T00:00:00Z'"
+    };
+    target
+        .exec(&format!(
+            "INSERT INTO alerts (objective, key_result, subject, kind, team, state, episode, \
+               fired_at, last_sent_at, repeats, details) \
+             VALUES ('o', 'k', '', 'stale', 't', 'firing', 1, {at}, {at}, 0, '{{}}'); \
+             INSERT INTO deliveries (objective, key_result, subject, episode, event, seq, notifier, \
+               payload, status, attempts, next_attempt_at, created_at) \
+             VALUES ('o', 'k', '', 1, 'firing', 0, 'hook', '{{}}', 'paused', 0, {at}, {at})"
+        ))
+        .await;
+    let e = error_of(store.alerts(t(0)).await);
+    assert!(
+        e.contains("\"kind\"") && e.contains("unknown alert kind \"stale\""),
+        "{e}"
+    );
+    let key = store::AlertKey {
+        objective: "o".into(),
+        key_result: "k".into(),
+        subject: String::new(),
+    };
+    let e = error_of(store.deliveries(&key).await);
+    assert!(
+        e.contains("\"status\"") && e.contains("unknown delivery status \"paused\""),
+        "{e}"
+    );
+    if target.is_sqlite() {
+        let never = i64::MAX;
+        target
+            .exec(&format!(
+                "UPDATE alerts SET kind = 'stale_data', fired_at = {never}; \
+                 INSERT INTO connector_state (name, last_tick) VALUES ('c', {never})"
+            ))
+            .await;
+        let e = error_of(store.alerts(t(0)).await);
+        assert!(
+            e.contains("\"fired_at\"") && e.contains(&never.to_string()),
+            "{e}"
+        );
+        let e = error_of(store.connector_states().await);
+        assert!(
+            e.contains("\"last_tick\"") && e.contains(&never.to_string()),
+            "{e}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::Timestamp;
+use crate::store::{AlertKind, AlertState, EventName};
 
 /// The version string of the webhook body; bumped on incompatible changes.
 pub const VERSION: &str = "okrd.alert.v1";
@@ -19,12 +20,12 @@ pub struct AlertEvent {
     #[serde(default)]
     pub id: Option<i64>,
     /// `firing`, `repeat` or `resolved`.
-    pub event: String,
+    pub event: EventName,
     /// `counter_metric` (the KR moved while a counter metric degraded) or
     /// `stale_data` (the KR's data stopped arriving).
-    pub kind: String,
+    pub kind: AlertKind,
     /// `firing` or `resolved` after this event.
-    pub status: String,
+    pub status: AlertState,
     /// When the event happened.
     pub at: Timestamp,
     /// When the alert started firing.

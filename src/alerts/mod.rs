@@ -29,14 +29,12 @@ use crate::model::Timestamp;
 use crate::scorecard::{KeyResultRow, Scorecard};
 use crate::scoring::guardrail::{worse_than, CounterState};
 use crate::scoring::Status;
-use crate::store::{AlertKey, AlertRecord, Store, StoreError, Transition, TransitionOp};
+use crate::store::{
+    AlertKey, AlertKind, AlertRecord, AlertState, EventName, Store, StoreError, Transition,
+    TransitionOp,
+};
 
 use event::{AlertEvent, CounterInfo, KeyResultInfo, Links, ObjectiveInfo};
-
-/// `kind` of a counter-metric alert.
-pub const COUNTER_METRIC: &str = "counter_metric";
-/// `kind` of a stale-data alert.
-pub const STALE_DATA: &str = "stale_data";
 
 /// Decides alert transitions. Stateless between calls: the alert state
 /// lives in the store, so several instances and restarts agree.
@@ -87,7 +85,7 @@ impl Engine {
             .alerts(now)
             .await?
             .into_iter()
-            .filter(|a| a.state == "firing")
+            .filter(|a| a.state == AlertState::Firing)
             .map(|a| (a.key.clone(), a))
             .collect();
         let mut applied = 0;
@@ -150,7 +148,7 @@ impl Engine {
                     };
                     let fired_at = current.map_or(now, |r| r.fired_at);
                     let event = counter_event(&about, cm, state, reference, &op, fired_at, now);
-                    transitions.push((key, COUNTER_METRIC, op, event));
+                    transitions.push((key, AlertKind::CounterMetric, op, event));
                 }
             }
             let key = AlertKey {
@@ -172,7 +170,7 @@ impl Engine {
             if let Some(op) = op {
                 let fired_at = current.map_or(now, |r| r.fired_at);
                 let event = stale_event(&about, &op, fired_at, now);
-                transitions.push((key, STALE_DATA, op, event));
+                transitions.push((key, AlertKind::StaleData, op, event));
             }
             for (key, kind, op, event) in transitions {
                 let t = Transition {
@@ -201,11 +199,11 @@ impl Engine {
     }
 }
 
-fn event_name(op: &TransitionOp) -> (&'static str, &'static str) {
+fn event_name(op: &TransitionOp) -> EventName {
     match op {
-        TransitionOp::Fire { .. } => ("firing", "firing"),
-        TransitionOp::Repeat { .. } => ("repeat", "firing"),
-        TransitionOp::Resolve => ("resolved", "resolved"),
+        TransitionOp::Fire { .. } => EventName::Firing,
+        TransitionOp::Repeat { .. } => EventName::Repeat,
+        TransitionOp::Resolve => EventName::Resolved,
     }
 }
 
@@ -247,7 +245,7 @@ struct About<'a> {
 
 /// What differs between the two kinds of events.
 struct Specific {
-    kind: &'static str,
+    kind: AlertKind,
     summary: String,
     score_delta: Option<f64>,
     counter_metric: Option<CounterInfo>,
@@ -266,13 +264,13 @@ fn event(
         kr,
         row,
     } = *about;
-    let (event, status) = event_name(op);
+    let event = event_name(op);
     AlertEvent {
         version: event::VERSION.into(),
         id: None,
-        event: event.into(),
-        kind: specific.kind.into(),
-        status: status.into(),
+        event,
+        kind: specific.kind,
+        status: event.state(),
         at: now,
         fired_at,
         team: objective.team.clone(),
@@ -334,7 +332,7 @@ fn counter_event(
         window: format_duration(cm.window),
     };
     let specific = Specific {
-        kind: COUNTER_METRIC,
+        kind: AlertKind::CounterMetric,
         summary,
         score_delta: Some(state.kr_score_delta),
         counter_metric: Some(counter_metric),
@@ -366,7 +364,7 @@ fn stale_event(
         ),
     };
     let specific = Specific {
-        kind: STALE_DATA,
+        kind: AlertKind::StaleData,
         summary,
         score_delta: None,
         counter_metric: None,

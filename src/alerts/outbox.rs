@@ -22,7 +22,7 @@ use crate::backoff::{jitter, Backoff};
 use crate::config::service::Notifier;
 use crate::live::Services;
 use crate::model::Timestamp;
-use crate::store::{Delivery, DeliveryOutcome};
+use crate::store::{AlertState, Delivery, DeliveryOutcome};
 
 /// How long a claimed delivery is reserved for its sender.
 const LEASE: Duration = Duration::from_secs(30);
@@ -139,7 +139,7 @@ pub async fn refresh_alertmanager(services: Services, shutdown: CancellationToke
         let senders = Senders::new(every);
         let now: Timestamp = services.clock.now();
         let firing = match services.store.alerts(now).await {
-            Ok(a) => a.into_iter().filter(|a| a.state == "firing"),
+            Ok(a) => a.into_iter().filter(|a| a.state == AlertState::Firing),
             Err(e) => {
                 tracing::warn!(error = %e, "reading alerts failed");
                 continue;

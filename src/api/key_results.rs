@@ -85,7 +85,7 @@ pub async fn detail(
         .iter()
         .map(|h| {
             json!({"at": h.at, "value": h.value, "progress": h.progress, "score": h.score,
-                   "expected": h.expected, "status": h.status})
+                   "expected": h.expected, "status": h.status.as_str()})
         })
         .collect();
     body["explanation"] = explain(objective, kr, &eval, margins);

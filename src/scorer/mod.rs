@@ -549,7 +549,7 @@ fn record(objective: &Objective, kr: &KeyResult, s: &KrScore) -> ScoreRecord {
         progress: s.progress,
         score: s.score,
         expected: s.expected,
-        status: s.status.as_str().to_string(),
+        status: s.status,
     }
 }
 

@@ -12,13 +12,68 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
 
+use super::time::{NullableTime, StoredTime};
+use super::words::vocabulary;
 use super::{PostgresStore, SqliteStore, StoreError};
 use crate::model::{minus, Timestamp};
 
+vocabulary! {
+    /// What an alert is about.
+    pub enum AlertKind ("alert kind") {
+        /// The KR moved toward its target while a counter metric degraded.
+        CounterMetric = "counter_metric",
+        /// The KR's data stopped arriving.
+        StaleData = "stale_data",
+    }
+}
+
+vocabulary! {
+    /// An alert's state; an alert that never fired has no row.
+    pub enum AlertState ("alert state") {
+        /// Firing now.
+        Firing = "firing",
+        /// Fired, then resolved.
+        Resolved = "resolved",
+    }
+}
+
+vocabulary! {
+    /// What a transition was: the event a delivery sends.
+    pub enum EventName ("alert event") {
+        /// It started firing (a new episode).
+        Firing = "firing",
+        /// A re-send while firing.
+        Repeat = "repeat",
+        /// It stopped firing.
+        Resolved = "resolved",
+    }
+}
+
+vocabulary! {
+    /// Where a delivery stands.
+    pub enum DeliveryStatus ("delivery status") {
+        /// Queued or being retried.
+        Pending = "pending",
+        /// The receiver accepted it.
+        Sent = "sent",
+        /// Failed for good.
+        Failed = "failed",
+    }
+}
+
+impl EventName {
+    /// The alert's state after this event.
+    pub fn state(self) -> AlertState {
+        match self {
+            EventName::Firing | EventName::Repeat => AlertState::Firing,
+            EventName::Resolved => AlertState::Resolved,
+        }
+    }
+}
+
 /// Which alert: a KR's counter metric, or (`subject` empty) its stale-data alert.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::FromRow)]
 pub struct AlertKey {
     /// Objective id.
     pub objective: String,
@@ -50,8 +105,8 @@ pub enum TransitionOp {
 pub struct Transition {
     /// Which alert.
     pub key: AlertKey,
-    /// `counter_metric` or `stale_data`.
-    pub kind: &'static str,
+    /// What it is about.
+    pub kind: AlertKind,
     /// The owning team.
     pub team: String,
     /// When it happens.
@@ -69,58 +124,70 @@ pub struct Transition {
 }
 
 /// An alert's stored state.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct AlertRecord {
     /// Which alert.
+    #[sqlx(flatten)]
     pub key: AlertKey,
-    /// `counter_metric` or `stale_data`.
-    pub kind: String,
+    /// What it is about.
+    pub kind: AlertKind,
     /// The owning team.
     pub team: String,
-    /// `firing` or `resolved`.
-    pub state: String,
+    /// Firing or resolved.
+    pub state: AlertState,
     /// How many times it has fired.
+    #[sqlx(try_from = "i32")]
     pub episode: i64,
     /// The reference captured at firing.
     pub reference: Option<f64>,
     /// When the current (or last) episode fired.
+    #[sqlx(try_from = "StoredTime")]
     pub fired_at: Timestamp,
     /// When it resolved, if it has.
+    #[sqlx(try_from = "NullableTime")]
     pub resolved_at: Option<Timestamp>,
     /// When deliveries were last queued for it.
+    #[sqlx(try_from = "StoredTime")]
     pub last_sent_at: Timestamp,
     /// Repeats in the current episode.
+    #[sqlx(try_from = "i32")]
     pub repeats: i64,
     /// The latest event as JSON.
     pub details: String,
 }
 
 /// One queued notification.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Delivery {
     /// Unique id; also the receiver's idempotency key.
     pub id: i64,
     /// Which alert.
+    #[sqlx(flatten)]
     pub key: AlertKey,
     /// The alert's episode.
+    #[sqlx(try_from = "i32")]
     pub episode: i64,
-    /// `firing`, `repeat` or `resolved`.
-    pub event: String,
+    /// The transition it sends.
+    pub event: EventName,
     /// The repeat's number; 0 otherwise.
+    #[sqlx(try_from = "i32")]
     pub seq: i64,
     /// The notifier's name.
     pub notifier: String,
     /// The event as JSON.
     pub payload: String,
-    /// `pending`, `sent` or `failed`.
-    pub status: String,
+    /// Pending, sent or failed.
+    pub status: DeliveryStatus,
     /// Attempts so far.
+    #[sqlx(try_from = "i32")]
     pub attempts: i64,
     /// The last failure's reason.
     pub last_error: Option<String>,
     /// When it was queued.
+    #[sqlx(try_from = "StoredTime")]
     pub created_at: Timestamp,
     /// When it was delivered.
+    #[sqlx(try_from = "NullableTime")]
     pub sent_at: Option<Timestamp>,
 }
 
@@ -174,57 +241,38 @@ pub trait AlertStore: Send + Sync {
     async fn deliveries(&self, key: &AlertKey) -> Result<Vec<Delivery>, StoreError>;
 }
 
-/// The event name and the state update of a transition `t`, given the
-/// row's current state; `None` when its condition does not hold, or when
-/// it would fire or resolve from an older view than the row's last
-/// transition (an instance behind another must not undo its decision).
-fn decide(
-    t: &Transition,
-    state: &str,
+/// What a transition reads of its alert's row, locked or under SQLite's
+/// write lock.
+#[derive(Debug, sqlx::FromRow)]
+struct Current {
+    state: AlertState,
+    #[sqlx(try_from = "StoredTime")]
     last_sent_at: Timestamp,
+    #[sqlx(try_from = "i32")]
     repeats: i64,
-    view: i64,
-) -> Option<(&'static str, i64)> {
-    let at = t.at;
-    match &t.op {
-        TransitionOp::Fire { .. } | TransitionOp::Resolve if t.view < view => None,
-        TransitionOp::Fire { .. } if state != "firing" => Some(("firing", 0)),
-        TransitionOp::Resolve if state == "firing" => Some(("resolved", 0)),
-        TransitionOp::Repeat { every }
-            if state == "firing" && last_sent_at <= minus(at, *every) =>
-        {
-            Some(("repeat", repeats + 1))
+    /// The view of its last firing or resolution (`Transition::view`).
+    view_position: i64,
+}
+
+const CURRENT: &str = "SELECT state, last_sent_at, repeats, view_position FROM alerts \
+     WHERE objective = $1 AND key_result = $2 AND subject = $3";
+
+/// The event and the repeat number of transition `t`, given the alert's
+/// row (`None`: it never fired); `None` when its condition does not hold,
+/// or when it would fire or resolve from an older view than the row's last
+/// transition (an instance behind another must not undo its decision).
+fn decide(t: &Transition, current: Option<&Current>) -> Option<(EventName, i64)> {
+    let (op, at) = (&t.op, t.at);
+    let older = current.is_some_and(|c| t.view < c.view_position);
+    let firing = current.filter(|c| c.state == AlertState::Firing);
+    match (op, firing) {
+        (TransitionOp::Fire { .. } | TransitionOp::Resolve, _) if older => None,
+        (TransitionOp::Fire { .. }, None) => Some((EventName::Firing, 0)),
+        (TransitionOp::Resolve, Some(_)) => Some((EventName::Resolved, 0)),
+        (TransitionOp::Repeat { every }, Some(c)) if c.last_sent_at <= minus(at, *every) => {
+            Some((EventName::Repeat, c.repeats + 1))
         }
         _ => None,
-    }
-}
-
-fn ts(micros: i64) -> Timestamp {
-    Timestamp::from_timestamp_micros(micros).unwrap_or(Timestamp::MIN_UTC)
-}
-
-fn key_of(row: &impl KeyColumns) -> AlertKey {
-    AlertKey {
-        objective: row.text("objective"),
-        key_result: row.text("key_result"),
-        subject: row.text("subject"),
-    }
-}
-
-/// Column access shared by both backends' rows.
-trait KeyColumns {
-    fn text(&self, column: &str) -> String;
-}
-
-impl KeyColumns for sqlx::sqlite::SqliteRow {
-    fn text(&self, column: &str) -> String {
-        self.get(column)
-    }
-}
-
-impl KeyColumns for sqlx::postgres::PgRow {
-    fn text(&self, column: &str) -> String {
-        self.get(column)
     }
 }
 
@@ -236,62 +284,20 @@ const DELIVERY_COLUMNS: &str =
      status, attempts, last_error, created_at, sent_at";
 
 // ---------------------------------------------------------------------------
-// SQLite: timestamps are µs integers; BEGIN IMMEDIATE serializes writers.
-
-fn sqlite_alert(r: &sqlx::sqlite::SqliteRow) -> AlertRecord {
-    AlertRecord {
-        key: key_of(r),
-        kind: r.get("kind"),
-        team: r.get("team"),
-        state: r.get("state"),
-        episode: r.get("episode"),
-        reference: r.get("reference"),
-        fired_at: ts(r.get("fired_at")),
-        resolved_at: r.get::<Option<i64>, _>("resolved_at").map(ts),
-        last_sent_at: ts(r.get("last_sent_at")),
-        repeats: r.get("repeats"),
-        details: r.get("details"),
-    }
-}
-
-fn sqlite_delivery(r: &sqlx::sqlite::SqliteRow) -> Delivery {
-    Delivery {
-        id: r.get("id"),
-        key: key_of(r),
-        episode: r.get("episode"),
-        event: r.get("event"),
-        seq: r.get("seq"),
-        notifier: r.get("notifier"),
-        payload: r.get("payload"),
-        status: r.get("status"),
-        attempts: r.get("attempts"),
-        last_error: r.get("last_error"),
-        created_at: ts(r.get("created_at")),
-        sent_at: r.get::<Option<i64>, _>("sent_at").map(ts),
-    }
-}
+// SQLite: BEGIN IMMEDIATE serializes writers.
 
 #[async_trait]
 impl AlertStore for SqliteStore {
     async fn apply_transition(&self, t: &Transition) -> Result<bool, StoreError> {
-        let at = t.at.timestamp_micros();
+        let at = StoredTime(t.at);
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query("SELECT state, last_sent_at, repeats, view_position FROM alerts WHERE objective = ? AND key_result = ? AND subject = ?")
+        let current: Option<Current> = sqlx::query_as(CURRENT)
             .bind(&t.key.objective)
             .bind(&t.key.key_result)
             .bind(&t.key.subject)
             .fetch_optional(&mut *tx)
             .await?;
-        let (state, last_sent, repeats, view) = match &row {
-            Some(r) => (
-                r.get::<String, _>("state"),
-                ts(r.get("last_sent_at")),
-                r.get::<i64, _>("repeats"),
-                r.get::<i64, _>("view_position"),
-            ),
-            None => ("inactive".to_string(), Timestamp::MIN_UTC, 0, i64::MIN),
-        };
-        let Some((event, seq)) = decide(t, &state, last_sent, repeats, view) else {
+        let Some((event, seq)) = decide(t, current.as_ref()) else {
             return Ok(false);
         };
         match &t.op {
@@ -373,14 +379,13 @@ impl AlertStore for SqliteStore {
     }
 
     async fn alerts(&self, since: Timestamp) -> Result<Vec<AlertRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'firing' OR resolved_at >= ? \
              ORDER BY fired_at DESC, objective, key_result, subject"
         ))
-        .bind(since.timestamp_micros())
+        .bind(StoredTime(since))
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(sqlite_alert).collect())
+        .await?)
     }
 
     async fn claim_deliveries(
@@ -389,23 +394,21 @@ impl AlertStore for SqliteStore {
         lease: Duration,
         limit: i64,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let now_us = now.timestamp_micros();
-        let until = now_us.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
+        let until = now + chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::zero());
         let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(&format!(
+        let mut out: Vec<Delivery> = sqlx::query_as(&format!(
             "UPDATE deliveries SET claimed_until = ? WHERE id IN ( \
                SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? \
                  AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?) \
              RETURNING {DELIVERY_COLUMNS}"
         ))
-        .bind(until)
-        .bind(now_us)
-        .bind(now_us)
+        .bind(StoredTime(until))
+        .bind(StoredTime(now))
+        .bind(StoredTime(now))
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        let mut out: Vec<Delivery> = rows.iter().map(sqlite_delivery).collect();
         out.sort_by_key(|d| d.id);
         Ok(out)
     }
@@ -416,7 +419,7 @@ impl AlertStore for SqliteStore {
         now: Timestamp,
         outcome: &DeliveryOutcome,
     ) -> Result<(), StoreError> {
-        let now = now.timestamp_micros();
+        let now = StoredTime(now);
         let q = match outcome {
             DeliveryOutcome::Sent => sqlx::query(
                 "UPDATE deliveries SET status = 'sent', sent_at = ?, attempts = attempts + 1, claimed_until = NULL WHERE id = ?",
@@ -426,7 +429,7 @@ impl AlertStore for SqliteStore {
             DeliveryOutcome::Retry { at, error } => sqlx::query(
                 "UPDATE deliveries SET next_attempt_at = ?, last_error = ?, attempts = attempts + 1, claimed_until = NULL WHERE id = ?",
             )
-            .bind(at.timestamp_micros())
+            .bind(StoredTime(*at))
             .bind(error.clone())
             .bind(id),
             DeliveryOutcome::Failed { error } => sqlx::query(
@@ -442,78 +445,32 @@ impl AlertStore for SqliteStore {
     }
 
     async fn deliveries(&self, key: &AlertKey) -> Result<Vec<Delivery>, StoreError> {
-        let rows = sqlx::query(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE objective = ? AND key_result = ? AND subject = ? ORDER BY id"
         ))
         .bind(&key.objective)
         .bind(&key.key_result)
         .bind(&key.subject)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(sqlite_delivery).collect())
+        .await?)
     }
 }
 
 // ---------------------------------------------------------------------------
-// PostgreSQL: timestamptz; the alert row is locked for the transition, and
-// deliveries are claimed with SKIP LOCKED so instances share the outbox.
-
-fn pg_alert(r: &sqlx::postgres::PgRow) -> AlertRecord {
-    AlertRecord {
-        key: key_of(r),
-        kind: r.get("kind"),
-        team: r.get("team"),
-        state: r.get("state"),
-        episode: r.get::<i32, _>("episode").into(),
-        reference: r.get("reference"),
-        fired_at: r.get("fired_at"),
-        resolved_at: r.get("resolved_at"),
-        last_sent_at: r.get("last_sent_at"),
-        repeats: r.get::<i32, _>("repeats").into(),
-        details: r.get("details"),
-    }
-}
-
-fn pg_delivery(r: &sqlx::postgres::PgRow) -> Delivery {
-    Delivery {
-        id: r.get("id"),
-        key: key_of(r),
-        episode: r.get::<i32, _>("episode").into(),
-        event: r.get("event"),
-        seq: r.get::<i32, _>("seq").into(),
-        notifier: r.get("notifier"),
-        payload: r.get("payload"),
-        status: r.get("status"),
-        attempts: r.get::<i32, _>("attempts").into(),
-        last_error: r.get("last_error"),
-        created_at: r.get("created_at"),
-        sent_at: r.get("sent_at"),
-    }
-}
+// PostgreSQL: the alert row is locked for the transition, and deliveries
+// are claimed with SKIP LOCKED so instances share the outbox.
 
 #[async_trait]
 impl AlertStore for PostgresStore {
     async fn apply_transition(&self, t: &Transition) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
-            "SELECT state, last_sent_at, repeats, view_position FROM alerts \
-             WHERE objective = $1 AND key_result = $2 AND subject = $3 FOR UPDATE",
-        )
-        .bind(&t.key.objective)
-        .bind(&t.key.key_result)
-        .bind(&t.key.subject)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (state, last_sent, repeats, view) = match &row {
-            Some(r) => (
-                r.get::<String, _>("state"),
-                r.get::<Timestamp, _>("last_sent_at"),
-                i64::from(r.get::<i32, _>("repeats")),
-                r.get::<i64, _>("view_position"),
-            ),
-            None => ("inactive".to_string(), Timestamp::MIN_UTC, 0, i64::MIN),
-        };
-        let Some((event, seq)) = decide(t, &state, last_sent, repeats, view) else {
+        let current: Option<Current> = sqlx::query_as(&format!("{CURRENT} FOR UPDATE"))
+            .bind(&t.key.objective)
+            .bind(&t.key.key_result)
+            .bind(&t.key.subject)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((event, seq)) = decide(t, current.as_ref()) else {
             return Ok(false);
         };
         let seq = i32::try_from(seq).unwrap_or(i32::MAX);
@@ -605,14 +562,13 @@ impl AlertStore for PostgresStore {
     }
 
     async fn alerts(&self, since: Timestamp) -> Result<Vec<AlertRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'firing' OR resolved_at >= $1 \
              ORDER BY fired_at DESC, objective, key_result, subject"
         ))
         .bind(since)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(pg_alert).collect())
+        .await?)
     }
 
     async fn claim_deliveries(
@@ -622,7 +578,7 @@ impl AlertStore for PostgresStore {
         limit: i64,
     ) -> Result<Vec<Delivery>, StoreError> {
         let until = now + chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::zero());
-        let rows = sqlx::query(&format!(
+        let mut out: Vec<Delivery> = sqlx::query_as(&format!(
             "UPDATE deliveries SET claimed_until = $1 WHERE id IN ( \
                SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $2 \
                  AND (claimed_until IS NULL OR claimed_until < $2) \
@@ -634,7 +590,6 @@ impl AlertStore for PostgresStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let mut out: Vec<Delivery> = rows.iter().map(pg_delivery).collect();
         out.sort_by_key(|d| d.id);
         Ok(out)
     }
@@ -668,14 +623,13 @@ impl AlertStore for PostgresStore {
     }
 
     async fn deliveries(&self, key: &AlertKey) -> Result<Vec<Delivery>, StoreError> {
-        let rows = sqlx::query(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE objective = $1 AND key_result = $2 AND subject = $3 ORDER BY id"
         ))
         .bind(&key.objective)
         .bind(&key.key_result)
         .bind(&key.subject)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(pg_delivery).collect())
+        .await?)
     }
 }

@@ -30,6 +30,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::{PgConnection, SqliteConnection};
 
+use super::time::StoredTime;
 use super::{PostgresStore, SqliteStore, StoreError};
 use crate::model::Timestamp;
 
@@ -148,7 +149,7 @@ impl ChangeFeed for SqliteStore {
     }
 
     async fn read_changes(&self, cursor: &mut FeedCursor) -> Result<Vec<Change>, StoreError> {
-        let rows: Vec<(i64, i64, String, i64)> = sqlx::query_as(
+        let rows: Vec<(i64, i64, String, StoredTime)> = sqlx::query_as(
             "SELECT id, origin, metric, earliest FROM changes WHERE id >= ? ORDER BY id",
         )
         .bind(cursor.position)
@@ -160,7 +161,7 @@ impl ChangeFeed for SqliteStore {
             if origin != self.origin {
                 out.push(Change {
                     metric,
-                    earliest: super::sqlite::micros_to_ts(earliest)?,
+                    earliest: earliest.0,
                 });
             }
         }

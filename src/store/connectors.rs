@@ -9,46 +9,54 @@
 //! holds an unexpired lease, and only one instance can move it.
 
 use async_trait::async_trait;
-use chrono::{TimeZone, Utc};
-use sqlx::Row;
 
 use super::dead_letters::{self, DeadLetter, DeadLetterQuery, StoredDeadLetter};
+use super::time::{NullableTime, StoredTime};
 use super::{PostgresStore, SqliteStore, StoreError};
 use crate::model::Timestamp;
 
 /// A connector registered over the API, as stored.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ApiConnector {
     /// Its name.
     pub name: String,
     /// The request body that registered it, `${VAR}` unexpanded.
     pub definition: String,
     /// When it was first registered.
+    #[sqlx(try_from = "StoredTime")]
     pub created_at: Timestamp,
     /// When it was last registered (replaced).
+    #[sqlx(try_from = "StoredTime")]
     pub updated_at: Timestamp,
 }
 
 /// A pull connector's run state and health, shared by every instance.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, sqlx::FromRow)]
 pub struct ConnectorState {
     /// Its name.
     pub name: String,
     /// The latest tick some instance claimed.
+    #[sqlx(try_from = "NullableTime")]
     pub last_tick: Option<Timestamp>,
     /// Until when the run in progress holds the lease; `None` when idle.
+    #[sqlx(try_from = "NullableTime")]
     pub lease_until: Option<Timestamp>,
     /// When the latest run started.
+    #[sqlx(try_from = "NullableTime")]
     pub last_run_at: Option<Timestamp>,
     /// When the latest successful run finished.
+    #[sqlx(try_from = "NullableTime")]
     pub last_success_at: Option<Timestamp>,
     /// The latest failed run's error.
     pub last_error: Option<String>,
     /// When that run finished.
+    #[sqlx(try_from = "NullableTime")]
     pub last_error_at: Option<Timestamp>,
     /// Points written by all its runs.
+    #[sqlx(try_from = "i64")]
     pub points_ingested: u64,
     /// The latest point ts it stored (`$1` of a SQL connector).
+    #[sqlx(try_from = "NullableTime")]
     pub watermark: Option<Timestamp>,
 }
 
@@ -129,6 +137,9 @@ pub trait ConnectorStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+const API_CONNECTORS: &str =
+    "SELECT name, definition, created_at, updated_at FROM api_connectors ORDER BY name";
+
 const STATE_COLUMNS: &str = "name, last_tick, lease_until, last_run_at, last_success_at, \
      last_error, last_error_at, points_ingested, watermark";
 
@@ -177,46 +188,6 @@ const STREAM_HEALTH: &str = "INSERT INTO connector_state \
        last_error_at = coalesce(excluded.last_error_at, connector_state.last_error_at), \
        points_ingested = connector_state.points_ingested + excluded.points_ingested";
 
-fn from_micros(micros: i64) -> Result<Timestamp, StoreError> {
-    Utc.timestamp_micros(micros).single().ok_or_else(|| {
-        StoreError::Database(sqlx::Error::Decode(
-            format!("timestamp {micros} µs is out of range").into(),
-        ))
-    })
-}
-
-fn opt_micros(v: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
-    v.map(from_micros).transpose()
-}
-
-fn sqlite_state(row: &sqlx::sqlite::SqliteRow) -> Result<ConnectorState, StoreError> {
-    Ok(ConnectorState {
-        name: row.try_get("name")?,
-        last_tick: opt_micros(row.try_get("last_tick")?)?,
-        lease_until: opt_micros(row.try_get("lease_until")?)?,
-        last_run_at: opt_micros(row.try_get("last_run_at")?)?,
-        last_success_at: opt_micros(row.try_get("last_success_at")?)?,
-        last_error: row.try_get("last_error")?,
-        last_error_at: opt_micros(row.try_get("last_error_at")?)?,
-        points_ingested: row.try_get::<i64, _>("points_ingested")?.max(0) as u64,
-        watermark: opt_micros(row.try_get("watermark")?)?,
-    })
-}
-
-fn pg_state(row: &sqlx::postgres::PgRow) -> Result<ConnectorState, StoreError> {
-    Ok(ConnectorState {
-        name: row.try_get("name")?,
-        last_tick: row.try_get("last_tick")?,
-        lease_until: row.try_get("lease_until")?,
-        last_run_at: row.try_get("last_run_at")?,
-        last_success_at: row.try_get("last_success_at")?,
-        last_error: row.try_get("last_error")?,
-        last_error_at: row.try_get("last_error_at")?,
-        points_ingested: row.try_get::<i64, _>("points_ingested")?.max(0) as u64,
-        watermark: row.try_get("watermark")?,
-    })
-}
-
 #[async_trait]
 impl ConnectorStore for SqliteStore {
     async fn write_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StoreError> {
@@ -231,21 +202,7 @@ impl ConnectorStore for SqliteStore {
     }
 
     async fn api_connectors(&self) -> Result<Vec<ApiConnector>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT name, definition, created_at, updated_at FROM api_connectors ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ApiConnector {
-                    name: r.try_get("name")?,
-                    definition: r.try_get("definition")?,
-                    created_at: from_micros(r.try_get("created_at")?)?,
-                    updated_at: from_micros(r.try_get("updated_at")?)?,
-                })
-            })
-            .collect()
+        Ok(sqlx::query_as(API_CONNECTORS).fetch_all(&self.pool).await?)
     }
 
     async fn put_api_connector(
@@ -266,7 +223,7 @@ impl ConnectorStore for SqliteStore {
         )
         .bind(name)
         .bind(definition)
-        .bind(at.timestamp_micros())
+        .bind(StoredTime(at))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -291,22 +248,20 @@ impl ConnectorStore for SqliteStore {
     }
 
     async fn connector_states(&self) -> Result<Vec<ConnectorState>, StoreError> {
-        let rows = sqlx::query(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {STATE_COLUMNS} FROM connector_state ORDER BY name"
         ))
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(sqlite_state).collect()
+        .await?)
     }
 
     async fn connector_state(&self, name: &str) -> Result<Option<ConnectorState>, StoreError> {
-        let row = sqlx::query(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {STATE_COLUMNS} FROM connector_state WHERE name = ?"
         ))
         .bind(name)
         .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(sqlite_state).transpose()
+        .await?)
     }
 
     async fn claim_tick(
@@ -320,10 +275,10 @@ impl ConnectorStore for SqliteStore {
         let mut tx = self.begin_write().await?;
         let claimed = sqlx::query(CLAIM)
             .bind(name)
-            .bind(tick.timestamp_micros())
+            .bind(StoredTime(tick))
             .bind(owner)
-            .bind(lease_until.timestamp_micros())
-            .bind(now.timestamp_micros())
+            .bind(StoredTime(lease_until))
+            .bind(StoredTime(now))
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -339,10 +294,10 @@ impl ConnectorStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         sqlx::query(FINISH_SQLITE)
-            .bind(outcome.finished_at.timestamp_micros())
+            .bind(StoredTime(outcome.finished_at))
             .bind(outcome.error.as_deref())
             .bind(i64::try_from(outcome.points).unwrap_or(i64::MAX))
-            .bind(outcome.watermark.map(|w| w.timestamp_micros()))
+            .bind(outcome.watermark.map(StoredTime))
             .bind(owner)
             .bind(name)
             .execute(&mut *tx)
@@ -359,7 +314,7 @@ impl ConnectorStore for SqliteStore {
         let mut tx = self.begin_write().await?;
         sqlx::query(STREAM_HEALTH)
             .bind(name)
-            .bind(outcome.finished_at.timestamp_micros())
+            .bind(StoredTime(outcome.finished_at))
             .bind(outcome.error.as_deref())
             .bind(i64::try_from(outcome.points).unwrap_or(i64::MAX))
             .execute(&mut *tx)
@@ -383,21 +338,7 @@ impl ConnectorStore for PostgresStore {
     }
 
     async fn api_connectors(&self) -> Result<Vec<ApiConnector>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT name, definition, created_at, updated_at FROM api_connectors ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ApiConnector {
-                    name: r.try_get("name")?,
-                    definition: r.try_get("definition")?,
-                    created_at: r.try_get("created_at")?,
-                    updated_at: r.try_get("updated_at")?,
-                })
-            })
-            .collect()
+        Ok(sqlx::query_as(API_CONNECTORS).fetch_all(&self.pool).await?)
     }
 
     async fn put_api_connector(
@@ -438,22 +379,20 @@ impl ConnectorStore for PostgresStore {
     }
 
     async fn connector_states(&self) -> Result<Vec<ConnectorState>, StoreError> {
-        let rows = sqlx::query(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {STATE_COLUMNS} FROM connector_state ORDER BY name"
         ))
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(pg_state).collect()
+        .await?)
     }
 
     async fn connector_state(&self, name: &str) -> Result<Option<ConnectorState>, StoreError> {
-        let row = sqlx::query(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {STATE_COLUMNS} FROM connector_state WHERE name = $1"
         ))
         .bind(name)
         .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(pg_state).transpose()
+        .await?)
     }
 
     async fn claim_tick(
@@ -516,7 +455,7 @@ impl ConnectorStore for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeDelta;
+    use chrono::{TimeDelta, TimeZone, Utc};
 
     fn t(secs: i64) -> Timestamp {
         Utc.timestamp_opt(1_790_812_800 + secs, 0).unwrap()

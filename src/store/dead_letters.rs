@@ -3,8 +3,7 @@
 //! The SQL of [`ConnectorStore`](super::ConnectorStore)'s dead-letter
 //! methods, for both backends.
 
-use chrono::{TimeZone, Utc};
-
+use super::time::StoredTime;
 use super::{PostgresStore, SqliteStore, StoreError};
 use crate::model::Timestamp;
 
@@ -15,15 +14,17 @@ pub const MAX_PAYLOAD: usize = 64 * 1024;
 const SQLITE_CHUNK: usize = 500;
 
 /// A message a `kafka` connector could not read as points.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct DeadLetter {
     /// The connector that consumed it.
     pub connector: String,
     /// Where it was.
     pub topic: String,
     /// Its partition.
+    #[sqlx(rename = "kafka_partition")]
     pub partition: i32,
     /// Its offset.
+    #[sqlx(rename = "kafka_offset")]
     pub offset: i64,
     /// A bounded category (`invalid_json`, `invalid_shape`, `invalid_ts`, ...).
     pub reason: String,
@@ -32,8 +33,10 @@ pub struct DeadLetter {
     /// The payload, at most [`MAX_PAYLOAD`] bytes of it.
     pub payload: Vec<u8>,
     /// The payload's size before the cut.
+    #[sqlx(try_from = "i64")]
     pub payload_size: u64,
     /// When it was dead-lettered.
+    #[sqlx(try_from = "StoredTime")]
     pub received_at: Timestamp,
 }
 
@@ -47,11 +50,12 @@ impl DeadLetter {
 
 /// A stored dead letter and its id (ascending in the order they were
 /// written).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct StoredDeadLetter {
     /// Its id.
     pub id: i64,
     /// The letter.
+    #[sqlx(flatten)]
     pub letter: DeadLetter,
 }
 
@@ -64,39 +68,6 @@ pub struct DeadLetterQuery {
     pub before_id: Option<i64>,
     /// At most this many.
     pub limit: u32,
-}
-
-/// A selected row: id, connector, topic, partition, offset, reason, error,
-/// payload, payload size, and the time as the backend stores it.
-type Columns<T> = (
-    i64,
-    String,
-    String,
-    i32,
-    i64,
-    String,
-    String,
-    Vec<u8>,
-    i64,
-    T,
-);
-
-fn letter(row: Columns<Timestamp>) -> StoredDeadLetter {
-    let (id, connector, topic, partition, offset, reason, error, payload, payload_size, at) = row;
-    StoredDeadLetter {
-        id,
-        letter: DeadLetter {
-            connector,
-            topic,
-            partition,
-            offset,
-            reason,
-            error,
-            payload,
-            payload_size: payload_size.max(0) as u64,
-            received_at: at,
-        },
-    }
 }
 
 const COLUMNS: &str = "id, connector, topic, kafka_partition, kafka_offset, reason, error, \
@@ -136,7 +107,7 @@ pub(super) async fn sqlite_write(
                 .bind(&l.error)
                 .bind(&l.payload)
                 .bind(l.payload_size as i64)
-                .bind(l.received_at.timestamp_micros());
+                .bind(StoredTime(l.received_at));
         }
         query.execute(&mut *tx).await?;
     }
@@ -149,7 +120,7 @@ pub(super) async fn sqlite_list(
     store: &SqliteStore,
     q: &DeadLetterQuery,
 ) -> Result<Vec<StoredDeadLetter>, StoreError> {
-    let rows: Vec<Columns<i64>> = sqlx::query_as(&format!(
+    Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM dead_letters WHERE (?1 IS NULL OR connector = ?1) \
              AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3"
     ))
@@ -157,17 +128,7 @@ pub(super) async fn sqlite_list(
     .bind(q.before_id)
     .bind(i64::from(q.limit))
     .fetch_all(&store.pool)
-    .await?;
-    rows.into_iter()
-        .map(|(id, c, t, p, o, r, e, pl, ps, at)| {
-            let at = Utc.timestamp_micros(at).single().ok_or_else(|| {
-                StoreError::Database(sqlx::Error::Decode(
-                    format!("timestamp {at} µs is out of range").into(),
-                ))
-            })?;
-            Ok(letter((id, c, t, p, o, r, e, pl, ps, at)))
-        })
-        .collect()
+    .await?)
 }
 
 /// Writes `letters` to PostgreSQL in one statement; a letter already stored
@@ -211,7 +172,7 @@ pub(super) async fn postgres_list(
     store: &PostgresStore,
     q: &DeadLetterQuery,
 ) -> Result<Vec<StoredDeadLetter>, StoreError> {
-    let rows: Vec<Columns<Timestamp>> = sqlx::query_as(&format!(
+    Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM dead_letters WHERE ($1::text IS NULL OR connector = $1) \
              AND ($2::int8 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
     ))
@@ -219,6 +180,5 @@ pub(super) async fn postgres_list(
     .bind(q.before_id)
     .bind(i64::from(q.limit))
     .fetch_all(&store.pool)
-    .await?;
-    Ok(rows.into_iter().map(letter).collect())
+    .await?)
 }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 
 use super::copy::CopyBuf;
+use super::time::{NullableTime, StoredTime};
 use super::{PostgresStore, ScoreRecord, SqliteStore, StoreError};
 use crate::model::Timestamp;
 
@@ -65,7 +66,7 @@ impl HistoryStore for SqliteStore {
             sqlx::query("DELETE FROM kr_scores WHERE objective = ? AND key_result = ? AND at >= ?")
                 .bind(&w.objective)
                 .bind(&w.key_result)
-                .bind(w.from.timestamp_micros())
+                .bind(StoredTime(w.from))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -81,12 +82,12 @@ impl HistoryStore for SqliteStore {
                 query = query
                     .bind(&r.objective)
                     .bind(&r.key_result)
-                    .bind(r.at.timestamp_micros())
+                    .bind(StoredTime(r.at))
                     .bind(r.value)
                     .bind(r.progress)
                     .bind(r.score)
                     .bind(r.expected)
-                    .bind(&r.status);
+                    .bind(r.status);
             }
             query.execute(&mut *tx).await?;
         }
@@ -102,14 +103,14 @@ impl HistoryStore for SqliteStore {
         let mut conn = self.pool.acquire().await?;
         for (objective, key_result) in krs {
             // One primary-key probe each, in-process.
-            let at: Option<i64> = sqlx::query_scalar(
+            let at: NullableTime = sqlx::query_scalar(
                 "SELECT max(at) FROM kr_scores WHERE objective = ? AND key_result = ?",
             )
             .bind(objective)
             .bind(key_result)
             .fetch_one(&mut *conn)
             .await?;
-            out.push(at.map(super::sqlite::micros_to_ts).transpose()?);
+            out.push(at.0);
         }
         Ok(out)
     }
@@ -142,7 +143,7 @@ impl HistoryStore for PostgresStore {
             copy.opt_f64(r.progress);
             copy.f64(r.score);
             copy.f64(r.expected);
-            copy.text(&r.status);
+            copy.text(r.status.as_str());
         }
         copy.finish();
         let mut sink = tx

@@ -7,6 +7,10 @@
 //! - one `write_points` call is one transaction: all of it lands or none;
 //! - writes are batched: no round trip per point;
 //! - migrations are applied by [`open`] before the store is returned.
+//!
+//! Rows are read by `#[derive(sqlx::FromRow)]` types shared by both
+//! backends: a timestamp column is a [`StoredTime`] (`time.rs`), a fixed
+//! vocabulary an enum with its words (`words.rs`).
 
 mod alerts;
 mod batch;
@@ -18,7 +22,9 @@ mod history;
 mod migrations;
 mod postgres;
 mod sqlite;
+mod time;
 mod timescale;
+mod words;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -26,9 +32,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::model::{Point, Sample, SeriesKey, Timestamp};
+use crate::scoring::Status;
 
 pub use alerts::{
-    AlertKey, AlertRecord, AlertStore, Delivery, DeliveryOutcome, Transition, TransitionOp,
+    AlertKey, AlertKind, AlertRecord, AlertState, AlertStore, Delivery, DeliveryOutcome,
+    DeliveryStatus, EventName, Transition, TransitionOp,
 };
 pub use changes::{Change, ChangeFeed, FeedCursor, RETENTION as CHANGE_RETENTION};
 pub use connectors::{ApiConnector, ConnectorState, ConnectorStore, RunOutcome};
@@ -38,6 +46,7 @@ pub use dead_letters::{
 pub use history::{HistoryRewrite, HistoryStore};
 pub use postgres::{encode_copy_rows, PostgresStore};
 pub use sqlite::SqliteStore;
+pub use time::{NullableTime, StoredTime};
 pub use timescale::PointsLayout;
 
 /// Errors at the store's edge.
@@ -57,7 +66,16 @@ pub enum StoreError {
     },
     /// The database refused or failed a statement or a connection.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    /// A stored value could not be read as its Rust type: a timestamp out
+    /// of range, a word outside its vocabulary.
+    #[error("cannot read the stored column {column}: {message}")]
+    Decode {
+        /// The column, as sqlx names it (`"fired_at"`, or its index).
+        column: String,
+        /// What is wrong with the value, naming it.
+        message: String,
+    },
     /// A migration could not be applied.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -79,6 +97,18 @@ pub enum StoreError {
     },
 }
 
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::ColumnDecode { index, source } => StoreError::Decode {
+                column: index,
+                message: source.to_string(),
+            },
+            e => StoreError::Database(e),
+        }
+    }
+}
+
 /// One [`Store::load_series`] request of a [`Store::load_many`] call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesRange {
@@ -91,13 +121,14 @@ pub struct SeriesRange {
 }
 
 /// One row of a key result's score history.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ScoreRecord {
     /// Objective id.
     pub objective: String,
     /// Key result id.
     pub key_result: String,
     /// The evaluation time the row describes.
+    #[sqlx(try_from = "StoredTime")]
     pub at: Timestamp,
     /// The KR's value; `None` without data.
     pub value: Option<f64>,
@@ -107,8 +138,8 @@ pub struct ScoreRecord {
     pub score: f64,
     /// Expected score at `at`.
     pub expected: f64,
-    /// Status name (`on_track`, `at_risk`, `off_track`, `stale`, `no_data`).
-    pub status: String,
+    /// The status (stored as `on_track`, `at_risk`, `off_track`, `stale`, `no_data`).
+    pub status: Status,
 }
 
 /// A callback told how many points of the current call have been written.

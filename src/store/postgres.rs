@@ -251,17 +251,6 @@ async fn any_stored(conn: &mut PgConnection, chunk: &[Row]) -> Result<bool, sqlx
         .await
 }
 
-type ScoreRow = (
-    String,
-    String,
-    Timestamp,
-    Option<f64>,
-    Option<f64>,
-    f64,
-    f64,
-    String,
-);
-
 #[async_trait]
 impl Store for PostgresStore {
     async fn write_points(
@@ -408,7 +397,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let mut written = 0;
         for record in records {
-            let newest: Option<(Option<f64>, Option<f64>, f64, String)> = sqlx::query_as(
+            let newest: Option<(Option<f64>, Option<f64>, f64, Status)> = sqlx::query_as(
                 "SELECT value, progress, score, status FROM kr_scores \
                  WHERE objective = $1 AND key_result = $2 AND at <= $3 \
                  ORDER BY at DESC LIMIT 1",
@@ -441,7 +430,7 @@ impl Store for PostgresStore {
             .bind(record.progress)
             .bind(record.score)
             .bind(record.expected)
-            .bind(&record.status)
+            .bind(record.status)
             .execute(&mut *tx)
             .await?;
             written += 1;
@@ -457,7 +446,7 @@ impl Store for PostgresStore {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<ScoreRecord>, StoreError> {
-        let rows: Vec<ScoreRow> = sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT objective, key_result, at, value, progress, score, expected, status FROM kr_scores \
              WHERE objective = $1 AND key_result = $2 AND at > $3 AND at <= $4 \
              ORDER BY at",
@@ -467,24 +456,7 @@ impl Store for PostgresStore {
         .bind(from)
         .bind(to)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(objective, key_result, at, value, progress, score, expected, status)| {
-                    ScoreRecord {
-                        objective,
-                        key_result,
-                        at,
-                        value,
-                        progress,
-                        score,
-                        expected,
-                        status,
-                    }
-                },
-            )
-            .collect())
+        .await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -9,7 +9,6 @@ use std::str::FromStr;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -17,6 +16,7 @@ use sqlx::{Sqlite, Transaction};
 
 use super::batch::{self, Batch, SeriesCache};
 use super::migrations;
+use super::time::StoredTime;
 use super::*;
 
 /// Points per insert statement: 3 parameters each, well under SQLite's
@@ -180,25 +180,6 @@ fn chunk_sql<'a>(
     }
 }
 
-pub(super) fn micros_to_ts(micros: i64) -> Result<Timestamp, StoreError> {
-    Utc.timestamp_micros(micros).single().ok_or_else(|| {
-        StoreError::Database(sqlx::Error::Decode(
-            format!("stored timestamp {micros} µs is out of range").into(),
-        ))
-    })
-}
-
-type ScoreRow = (
-    String,
-    String,
-    i64,
-    Option<f64>,
-    Option<f64>,
-    f64,
-    f64,
-    String,
-);
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn write_points(
@@ -233,7 +214,7 @@ impl Store for SqliteStore {
             for row in chunk {
                 query = query
                     .bind(row.series_id)
-                    .bind(row.ts.timestamp_micros())
+                    .bind(StoredTime(row.ts))
                     .bind(row.value);
             }
             query.execute(&mut *tx).await?;
@@ -266,7 +247,7 @@ impl Store for SqliteStore {
         // anchor, `ts >= from` is `ts > from`, as no point sits at `from`.
         // `to` is raised to `from` so that the anchor alone is returned when
         // the range is empty.
-        let rows: Vec<(i64, f64)> = sqlx::query_as(
+        let rows: Vec<(StoredTime, f64)> = sqlx::query_as(
             "SELECT ts, value FROM points \
              WHERE series_id = ?1 \
                AND ts >= coalesce((SELECT max(ts) FROM points WHERE series_id = ?1 AND ts <= ?2), ?2) \
@@ -274,13 +255,14 @@ impl Store for SqliteStore {
              ORDER BY ts",
         )
         .bind(id)
-        .bind(from.timestamp_micros())
-        .bind(to.max(from).timestamp_micros())
+        .bind(StoredTime(from))
+        .bind(StoredTime(to.max(from)))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(ts, value)| Ok(Sample::new(micros_to_ts(ts)?, value)))
-            .collect()
+        Ok(rows
+            .into_iter()
+            .map(|(ts, value)| Sample::new(ts.0, value))
+            .collect())
     }
 
     async fn load_many(&self, ranges: &[SeriesRange]) -> Result<Vec<Vec<Sample>>, StoreError> {
@@ -305,7 +287,7 @@ impl Store for SqliteStore {
         if requests.len() == 2 {
             return Ok(out);
         }
-        let rows: Vec<(i64, i64, f64)> = sqlx::query_as(
+        let rows: Vec<(i64, StoredTime, f64)> = sqlx::query_as(
             "WITH r (i, series_id, lo, hi) AS ( \
                SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?1)) \
              SELECT r.i, p.ts, p.value FROM r CROSS JOIN points p \
@@ -317,7 +299,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         for (i, ts, value) in rows {
-            out[i as usize].push(Sample::new(micros_to_ts(ts)?, value));
+            out[i as usize].push(Sample::new(ts.0, value));
         }
         Ok(batch::sorted(out))
     }
@@ -339,8 +321,8 @@ impl Store for SqliteStore {
         let mut tx = self.begin_write().await?;
         let mut written = 0;
         for record in records {
-            let at = record.at.timestamp_micros();
-            let newest: Option<(Option<f64>, Option<f64>, f64, String)> = sqlx::query_as(
+            let at = StoredTime(record.at);
+            let newest: Option<(Option<f64>, Option<f64>, f64, Status)> = sqlx::query_as(
                 "SELECT value, progress, score, status FROM kr_scores \
                  WHERE objective = ? AND key_result = ? AND at <= ? \
                  ORDER BY at DESC LIMIT 1",
@@ -373,7 +355,7 @@ impl Store for SqliteStore {
             .bind(record.progress)
             .bind(record.score)
             .bind(record.expected)
-            .bind(&record.status)
+            .bind(record.status)
             .execute(&mut *tx)
             .await?;
             written += 1;
@@ -389,33 +371,17 @@ impl Store for SqliteStore {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<ScoreRecord>, StoreError> {
-        let rows: Vec<ScoreRow> = sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT objective, key_result, at, value, progress, score, expected, status FROM kr_scores \
              WHERE objective = ? AND key_result = ? AND at > ? AND at <= ? \
              ORDER BY at",
         )
         .bind(objective)
         .bind(key_result)
-        .bind(from.timestamp_micros())
-        .bind(to.timestamp_micros())
+        .bind(StoredTime(from))
+        .bind(StoredTime(to))
         .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(
-                |(objective, key_result, at, value, progress, score, expected, status)| {
-                    Ok(ScoreRecord {
-                        objective,
-                        key_result,
-                        at: micros_to_ts(at)?,
-                        value,
-                        progress,
-                        score,
-                        expected,
-                        status,
-                    })
-                },
-            )
-            .collect()
+        .await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::{check_response, SendError};
 use crate::alerts::event::AlertEvent;
 use crate::model::Timestamp;
+use crate::store::AlertState;
 
 /// `alertname` of counter-metric alerts.
 pub const COUNTER_ALERTNAME: &str = "KeyResultCounterMetricDegraded";
@@ -25,7 +26,7 @@ fn num(v: Option<f64>) -> String {
 
 /// The Alertmanager alert for `e` as of `now`.
 pub fn alert(e: &AlertEvent, now: Timestamp, ends_after: Duration) -> Value {
-    let resolved = e.status == "resolved";
+    let resolved = e.status == AlertState::Resolved;
     let ends_at = if resolved {
         now
     } else {

@@ -13,6 +13,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use super::{SendError, SEND_TIMEOUT};
 use crate::alerts::event::AlertEvent;
 use crate::config::service::{Smtp, SmtpTls};
+use crate::store::AlertState;
 use crate::tls::CaFile;
 
 fn num(v: Option<f64>) -> String {
@@ -31,7 +32,7 @@ fn escape(s: &str) -> String {
 
 /// The (subject, plain text, HTML) of an event.
 pub fn render(e: &AlertEvent) -> (String, String, String) {
-    let state = if e.status == "resolved" {
+    let state = if e.status == AlertState::Resolved {
         "RESOLVED"
     } else {
         "FIRING"

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::{check_response, SendError};
 use crate::alerts::event::AlertEvent;
+use crate::store::{AlertKind, AlertState, EventName};
 
 fn num(v: Option<f64>) -> String {
     v.map_or("n/a".into(), |v| {
@@ -15,15 +16,15 @@ fn num(v: Option<f64>) -> String {
 
 /// The message body.
 pub fn message(e: &AlertEvent) -> Value {
-    let icon = match e.status.as_str() {
-        "resolved" => ":white_check_mark:",
-        _ => ":warning:",
+    let icon = match e.status {
+        AlertState::Resolved => ":white_check_mark:",
+        AlertState::Firing => ":warning:",
     };
-    let headline = match (e.kind.as_str(), e.event.as_str()) {
-        ("stale_data", "resolved") => "Data flows again",
-        ("stale_data", _) => "Key result data stopped arriving",
-        (_, "resolved") => "Counter metric recovered",
-        _ => "Key result moved while its counter metric degraded",
+    let headline = match (e.kind, e.event) {
+        (AlertKind::StaleData, EventName::Resolved) => "Data flows again",
+        (AlertKind::StaleData, _) => "Key result data stopped arriving",
+        (AlertKind::CounterMetric, EventName::Resolved) => "Counter metric recovered",
+        (AlertKind::CounterMetric, _) => "Key result moved while its counter metric degraded",
     };
     let kr = &e.key_result;
     let mut facts = vec![
