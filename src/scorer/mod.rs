@@ -56,7 +56,7 @@ pub async fn evaluate(
     margins: Margins,
 ) -> Result<Evaluation, StoreError> {
     let loaded = store.load_many(&ranges(objective, kr, now)).await?;
-    Ok(evaluate_loaded(objective, kr, now, margins, loaded))
+    Ok(evaluate_loaded(objective, kr, now, margins, loaded, true))
 }
 
 /// What [`evaluate_loaded`] needs from the store: the KR's series first,
@@ -89,6 +89,35 @@ fn ranges(objective: &Objective, kr: &KeyResult, now: Timestamp) -> Vec<SeriesRa
     out
 }
 
+/// What a plain evaluation of a KR at `now` reads, as two lists: the KR's
+/// own series at the instants it is evaluated at (the period start, for
+/// the baseline; `at`; and `at` - W for each counter metric's "the KR
+/// moves"), each the latest point at or before the instant plus, for a
+/// windowed aggregate, the window before it; then each counter metric's
+/// range, as [`ranges`] has it.
+fn sparse_ranges(
+    objective: &Objective,
+    kr: &KeyResult,
+    now: Timestamp,
+) -> (Vec<SeriesRange>, Vec<SeriesRange>) {
+    let period = &objective.period;
+    let at = scoring::evaluation_time(period, now);
+    let key = SeriesKey::new(kr.metric.clone(), kr.labels.clone());
+    let instants = [period.start, at]
+        .into_iter()
+        .chain(kr.counter_metrics.iter().map(|c| minus(at, c.window)));
+    let own = instants
+        .map(|t| SeriesRange {
+            key: key.clone(),
+            from: kr.window.map_or(t, |w| minus(t, w)),
+            to: t,
+        })
+        .collect();
+    let mut all = ranges(objective, kr, now);
+    all.remove(0);
+    (own, all)
+}
+
 /// Evaluates one KR from its [`ranges`], loaded.
 fn evaluate_loaded(
     objective: &Objective,
@@ -96,12 +125,17 @@ fn evaluate_loaded(
     now: Timestamp,
     margins: Margins,
     loaded: Vec<Vec<Sample>>,
+    with_forecast: bool,
 ) -> Evaluation {
     let period = &objective.period;
     let at = scoring::evaluation_time(period, now);
     let mut loaded = loaded.into_iter();
     let samples = loaded.next().unwrap_or_default();
-    let s = scoring::score_key_result(kr, period, &samples, now, margins);
+    let s = if with_forecast {
+        scoring::score_key_result(kr, period, &samples, now, margins)
+    } else {
+        scoring::score_key_result_without_forecast(kr, period, &samples, now, margins)
+    };
 
     let mut counters = Vec::with_capacity(kr.counter_metrics.len());
     for (cm, csamples) in kr.counter_metrics.iter().zip(loaded) {
@@ -172,7 +206,7 @@ async fn evaluate_many<'a>(
         .zip(lens)
         .map(|((objective, kr), n)| {
             let mine: Vec<Vec<Sample>> = loaded.by_ref().take(n).collect();
-            let eval = evaluate_loaded(objective, kr, now, margins, mine);
+            let eval = evaluate_loaded(objective, kr, now, margins, mine, true);
             (*objective, *kr, eval)
         })
         .collect())
@@ -383,7 +417,19 @@ impl Scorer {
             self.cache.retain(&keys.iter().collect());
         }
 
-        for chunk in touched.chunks(CHUNK) {
+        // KRs whose history is not built yet get a plain evaluation from the
+        // few points it needs, so that neither a start nor a recompute waits
+        // for their whole series; the rest are rescored from the cache.
+        let (plain, known): (Vec<_>, Vec<_>) = touched
+            .into_iter()
+            .partition(|(o, kr)| !self.history_ready.contains(&(o.id.clone(), kr.id.clone())));
+        for chunk in plain.chunks(CHUNK) {
+            if let Err(e) = self.plain_rows(chunk, now, margins).await {
+                live.mark_all();
+                return Err(e);
+            }
+        }
+        for chunk in known.chunks(CHUNK) {
             if let Err(e) = self.rescore(chunk, &dirty.metrics, now, margins).await {
                 // Put the work back, so nothing is lost if the store is
                 // briefly away.
@@ -474,6 +520,62 @@ impl Scorer {
             self.publish(live, &config);
         }
         Ok(pending.len() > CHUNK)
+    }
+
+    /// The rows of `krs`, whose history is not built yet: one plain
+    /// evaluation (no forecast, no history) from only the points it needs,
+    /// read straight from the store (see [`sparse_ranges`]), so that a start
+    /// publishes scores long before every series is read. The forecast
+    /// comes with the KR's history ([`Scorer::build_history`]). A KR whose
+    /// baseline would be its earliest point in the period (no point at or
+    /// before the start) is evaluated from its whole series instead.
+    async fn plain_rows(
+        &mut self,
+        krs: &[(&Objective, &KeyResult)],
+        now: Timestamp,
+        margins: Margins,
+    ) -> Result<(), StoreError> {
+        let mut all = Vec::new();
+        let mut shapes = Vec::with_capacity(krs.len());
+        for (objective, kr) in krs {
+            let (own, rest) = sparse_ranges(objective, kr, now);
+            shapes.push((own.len(), rest.len()));
+            all.extend(own);
+            all.extend(rest);
+        }
+        let mut loaded = self.store.load_many(&all).await?.into_iter();
+        let mut whole = Vec::new();
+        for ((objective, kr), (own, rest)) in krs.iter().zip(shapes) {
+            let mut samples: Vec<Sample> = loaded.by_ref().take(own).flatten().collect();
+            samples.sort_by_key(|s| s.ts);
+            samples.dedup_by_key(|s| s.ts);
+            let mut series = vec![samples];
+            series.extend(loaded.by_ref().take(rest));
+            let eval = evaluate_loaded(objective, kr, now, margins, series, false);
+            // Without a point at or before the period start, the baseline is
+            // the earliest point in the period, which only the whole series
+            // tells.
+            let d = &eval.row.detail;
+            let baseline_from_earliest = match d.baseline_source {
+                scoring::BaselineSource::EarliestInPeriod(_) => true,
+                scoring::BaselineSource::Unavailable => d.newest_point.is_some(),
+                _ => false,
+            };
+            if baseline_from_earliest {
+                whole.push((*objective, *kr));
+                continue;
+            }
+            self.rows
+                .insert((objective.id.clone(), kr.id.clone()), eval.row);
+        }
+        if !whole.is_empty() {
+            let mut source = Source::Cache(&mut self.cache, self.store.as_ref());
+            for (objective, kr, eval) in evaluate_many(&mut source, &whole, now, margins).await? {
+                self.rows
+                    .insert((objective.id.clone(), kr.id.clone()), eval.row);
+            }
+        }
+        Ok(())
     }
 
     /// Evaluates `krs` and, for those whose history is complete, records
@@ -591,3 +693,6 @@ fn history(
     }
     out
 }
+
+#[cfg(test)]
+mod tests;
