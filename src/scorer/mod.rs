@@ -578,11 +578,11 @@ impl Scorer {
         Ok(())
     }
 
-    /// Evaluates `krs` and, for those whose history is complete, records
-    /// it: a row for each change (in one transaction), or a rewrite from
-    /// the earliest late point. A KR whose history is not built yet only
-    /// gets its row; [`Scorer::build_history`] writes its history. The rows
-    /// the scorecard is built from change only once that is written.
+    /// Evaluates `krs`, whose history is built, and records it: a row for
+    /// each change (in one transaction), or a rewrite from the earliest late
+    /// point. (KRs whose history is not built yet go to
+    /// [`Scorer::plain_rows`].) The rows the scorecard is built from change
+    /// only once that is written.
     async fn rescore(
         &mut self,
         krs: &[(&Objective, &KeyResult)],
@@ -596,9 +596,6 @@ impl Scorer {
         let mut rewrites = Vec::new();
         for (objective, kr, eval) in &evaluations {
             let key = (objective.id.clone(), kr.id.clone());
-            if !self.history_ready.contains(&key) {
-                continue;
-            }
             let at = eval.row.detail.at;
             // Points are late when they fall before the last instant this
             // KR's history was recorded at: only then is a recorded row
@@ -678,20 +675,13 @@ fn history(
         times.push(at);
     }
     let scores = scoring::score_history(kr, &objective.period, samples, &times, margins);
-    let mut out: Vec<ScoreRecord> = Vec::with_capacity(scores.len());
+    let mut kept: Vec<&KrScore> = Vec::with_capacity(scores.len());
     for s in &scores {
-        let r = record(objective, kr, s);
-        let same = out.last().is_some_and(|p| {
-            p.value == r.value
-                && p.progress == r.progress
-                && p.score == r.score
-                && p.status == r.status
-        });
-        if !same {
-            out.push(r);
+        if !kept.last().is_some_and(|p| same_record(p, s)) {
+            kept.push(s);
         }
     }
-    out
+    kept.into_iter().map(|s| record(objective, kr, s)).collect()
 }
 
 #[cfg(test)]

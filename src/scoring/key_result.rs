@@ -80,7 +80,9 @@ fn evaluate(
     let points_used = used.len();
     let value = fold(&samples[used], kr.aggregate);
     let newest_point = samples.last().map(|s| s.ts);
-    let (baseline, baseline_source) = baseline(kr, period, samples, at);
+    // `samples` end at `at`, so the earliest point in the period is at or
+    // before it.
+    let (baseline, baseline_source) = Baseline::of(kr, period, samples).at(at);
     let forecast = with_forecast
         .then(|| forecast_value(kr, period, samples, at))
         .flatten();
@@ -112,31 +114,15 @@ pub fn score_history(
     margins: Margins,
 ) -> Vec<KrScore> {
     let mut sliding = Sliding::new(samples, kr.aggregate, kr.window);
-    // The baseline changes at most once over a period: configured, or
-    // value(period start), is fixed; the earliest point in the period
-    // stands from that point on.
-    let fixed = match (kr.target.is_maintain(), kr.baseline) {
-        (true, _) => Some((None, BaselineSource::NotApplicable)),
-        (false, Some(b)) => Some((Some(b), BaselineSource::Configured)),
-        (false, None) => aggregate(samples, kr.aggregate, kr.window, period.start)
-            .map(|b| (Some(b), BaselineSource::PeriodStart)),
-    };
-    let earliest = samples
-        .iter()
-        .find(|s| s.ts >= period.start)
-        .map(|s| s.ts)
-        .and_then(|ts| Some((aggregate(samples, kr.aggregate, kr.window, ts)?, ts)));
+    // The baseline changes at most once over a period.
+    let base = Baseline::of(kr, period, samples);
     let mut out = Vec::with_capacity(times.len());
     for &t in times {
         let at = evaluation_time(period, t);
         let value = sliding.at(at);
         let fed = sliding.fed();
         let newest_point = samples[..fed.end].last().map(|s| s.ts);
-        let (baseline, baseline_source) = match (fixed, earliest) {
-            (Some(fixed), _) => fixed,
-            (None, Some((b, ts))) if ts <= at => (Some(b), BaselineSource::EarliestInPeriod(ts)),
-            (None, _) => (None, BaselineSource::Unavailable),
-        };
+        let (baseline, baseline_source) = base.at(at);
         let measured = Measured {
             at,
             value,
@@ -211,32 +197,46 @@ fn conclude(
     }
 }
 
-/// The baseline and where it came from: as configured; otherwise
-/// value(period start); otherwise the aggregate at the earliest point in
-/// [start, t]. Maintain KRs have none.
-fn baseline(
-    kr: &KeyResult,
-    period: &Period,
-    samples: &[Sample],
-    t: Timestamp,
-) -> (Option<f64>, BaselineSource) {
-    if kr.target.is_maintain() {
-        return (None, BaselineSource::NotApplicable);
+/// A KR's baseline over its period, from ascending samples: as configured;
+/// otherwise value(period start); otherwise the aggregate at the earliest
+/// point in the period, from that point's ts on. Maintain KRs have none.
+/// Built once, it answers for every t in the period, so that one
+/// evaluation and a whole history share it.
+struct Baseline {
+    /// Maintain, configured or value(period start): the same at every t.
+    fixed: Option<(Option<f64>, BaselineSource)>,
+    /// Without a fixed one: the aggregate at the earliest point in the
+    /// period, and that point's ts.
+    earliest: Option<(f64, Timestamp)>,
+}
+
+impl Baseline {
+    fn of(kr: &KeyResult, period: &Period, samples: &[Sample]) -> Self {
+        let at = |ts| aggregate(samples, kr.aggregate, kr.window, ts);
+        let fixed = if kr.target.is_maintain() {
+            Some((None, BaselineSource::NotApplicable))
+        } else if let Some(b) = kr.baseline {
+            Some((Some(b), BaselineSource::Configured))
+        } else {
+            at(period.start).map(|b| (Some(b), BaselineSource::PeriodStart))
+        };
+        let earliest = match fixed {
+            Some(_) => None,
+            None => samples
+                .iter()
+                .find(|s| s.ts >= period.start)
+                .and_then(|s| Some((at(s.ts)?, s.ts))),
+        };
+        Self { fixed, earliest }
     }
-    if let Some(b) = kr.baseline {
-        return (Some(b), BaselineSource::Configured);
-    }
-    let at = |ts| aggregate(samples, kr.aggregate, kr.window, ts);
-    if let Some(b) = at(period.start) {
-        return (Some(b), BaselineSource::PeriodStart);
-    }
-    let earliest = samples
-        .iter()
-        .find(|s| s.ts >= period.start && s.ts <= t)
-        .map(|s| s.ts);
-    match earliest.and_then(|ts| Some((at(ts)?, ts))) {
-        Some((b, ts)) => (Some(b), BaselineSource::EarliestInPeriod(ts)),
-        None => (None, BaselineSource::Unavailable),
+
+    /// The baseline and where it came from at `t`.
+    fn at(&self, t: Timestamp) -> (Option<f64>, BaselineSource) {
+        match (self.fixed, self.earliest) {
+            (Some(fixed), _) => fixed,
+            (None, Some((b, ts))) if ts <= t => (Some(b), BaselineSource::EarliestInPeriod(ts)),
+            (None, _) => (None, BaselineSource::Unavailable),
+        }
     }
 }
 

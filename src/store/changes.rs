@@ -30,6 +30,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::{PgConnection, SqliteConnection};
 
+use super::sqlite::push_tuples;
 use super::time::StoredTime;
 use super::{PostgresStore, SqliteStore, StoreError};
 use crate::model::Timestamp;
@@ -96,20 +97,14 @@ pub(super) async fn sqlite_record(
     for chunk in changes.chunks(200) {
         let mut sql =
             String::from("INSERT INTO changes (origin, metric, earliest, written_at) VALUES ");
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str("(?, ?, ?, ");
-            sql.push_str(SQLITE_NOW_US);
-            sql.push(')');
-        }
+        push_tuples(
+            &mut sql,
+            chunk.len(),
+            &format!("(?, ?, ?, {SQLITE_NOW_US})"),
+        );
         let mut query = sqlx::query(&sql);
         for (metric, earliest) in chunk {
-            query = query
-                .bind(origin)
-                .bind(*metric)
-                .bind(earliest.timestamp_micros());
+            query = query.bind(origin).bind(*metric).bind(StoredTime(*earliest));
         }
         query.execute(&mut *tx).await?;
     }

@@ -3,10 +3,12 @@
 //! each KR's stored history ends.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 
 use super::copy::CopyBuf;
+use super::sqlite::{chunk_sql, push_tuples};
 use super::time::{NullableTime, StoredTime};
 use super::{PostgresStore, ScoreRecord, SqliteStore, StoreError};
 use crate::model::Timestamp;
@@ -43,24 +45,20 @@ pub trait HistoryStore {
 /// Rows per SQLite insert: 8 parameters each.
 const SQLITE_ROWS: usize = 100;
 
+static SQLITE_FULL: LazyLock<String> = LazyLock::new(|| sqlite_insert(SQLITE_ROWS));
+
 fn sqlite_insert(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT OR REPLACE INTO kr_scores \
          (objective, key_result, at, value, progress, score, expected, status) VALUES ",
     );
-    for i in 0..rows {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?)");
-    }
+    push_tuples(&mut sql, rows, "(?, ?, ?, ?, ?, ?, ?, ?)");
     sql
 }
 
 #[async_trait]
 impl HistoryStore for SqliteStore {
     async fn rewrite_histories(&self, rewrites: &[HistoryRewrite]) -> Result<(), StoreError> {
-        let full = sqlite_insert(SQLITE_ROWS);
         let mut tx = self.begin_write().await?;
         for w in rewrites {
             sqlx::query("DELETE FROM kr_scores WHERE objective = ? AND key_result = ? AND at >= ?")
@@ -72,11 +70,7 @@ impl HistoryStore for SqliteStore {
         }
         let records: Vec<&ScoreRecord> = rewrites.iter().flat_map(|w| &w.records).collect();
         for chunk in records.chunks(SQLITE_ROWS) {
-            let sql = if chunk.len() == SQLITE_ROWS {
-                std::borrow::Cow::Borrowed(full.as_str())
-            } else {
-                std::borrow::Cow::Owned(sqlite_insert(chunk.len()))
-            };
+            let sql = chunk_sql(&SQLITE_FULL, SQLITE_ROWS, chunk.len(), sqlite_insert);
             let mut query = sqlx::query(&sql);
             for r in chunk {
                 query = query

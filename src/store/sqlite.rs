@@ -157,7 +157,8 @@ fn series_sql(rows: usize) -> String {
     sql
 }
 
-fn push_tuples(sql: &mut String, rows: usize, tuple: &str) {
+/// Appends `rows` copies of `tuple`, comma-separated: a multi-row VALUES.
+pub(super) fn push_tuples(sql: &mut String, rows: usize, tuple: &str) {
     for i in 0..rows {
         if i > 0 {
             sql.push_str(", ");
@@ -167,7 +168,7 @@ fn push_tuples(sql: &mut String, rows: usize, tuple: &str) {
 }
 
 /// The full-size statement for a chunk of the full size, else a one-off.
-fn chunk_sql<'a>(
+pub(super) fn chunk_sql<'a>(
     full: &'a str,
     full_rows: usize,
     rows: usize,
