@@ -60,7 +60,8 @@ pub(super) fn consume(config: ClientConfig, shared: Shared, topics: &[String]) -
         let mut pipe = consumer.context().lock();
         pipe.drain(&consumer, SHUTDOWN_DRAIN);
         pipe.commit(&consumer, None);
-        let _ = pipe
+        let _ = consumer
+            .context()
             .ctx
             .metrics
             .kafka_in_flight
@@ -77,17 +78,33 @@ pub(super) fn consume(config: ClientConfig, shared: Shared, topics: &[String]) -
 /// from librdkafka's callbacks (which run inside `poll`, on the same
 /// thread, never while the loop holds the lock).
 pub(super) struct Shared {
-    pub(super) name: String,
-    pub(super) ctx: Services,
+    name: String,
+    ctx: Services,
     /// librdkafka's errors go to the connector's health (also from its
     /// own threads, which call `log`).
-    pub(super) health: mpsc::UnboundedSender<Health>,
-    pub(super) shutdown: CancellationToken,
-    pub(super) pipe: Mutex<Pipeline>,
+    health: mpsc::UnboundedSender<Health>,
+    shutdown: CancellationToken,
+    pipe: Mutex<Pipeline>,
 }
 
 impl Shared {
-    pub(super) fn lock(&self) -> MutexGuard<'_, Pipeline> {
+    pub(super) fn new(
+        name: &str,
+        ctx: &Services,
+        health: mpsc::UnboundedSender<Health>,
+        shutdown: &CancellationToken,
+        pipe: Pipeline,
+    ) -> Shared {
+        Shared {
+            name: name.to_string(),
+            ctx: ctx.clone(),
+            health,
+            shutdown: shutdown.clone(),
+            pipe: Mutex::new(pipe),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Pipeline> {
         self.pipe.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -135,7 +152,7 @@ impl ClientContext for Shared {
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
                 let tp = (topic.clone(), *partition);
-                if !pipe.assigned.contains(&tp) {
+                if !pipe.is_assigned(&tp) {
                     continue;
                 }
                 let value = if p.consumer_lag_stored >= 0 {

@@ -46,7 +46,7 @@ use health::{error_text, Health};
 use pipeline::Pipeline;
 use writer::write_batches;
 
-use std::sync::{mpsc as sync_mpsc, Mutex};
+use std::sync::mpsc as sync_mpsc;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -155,15 +155,8 @@ async fn run_consumer(
         health.clone(),
         shutdown.clone(),
     ));
-    let shared = Shared {
-        name: name.to_string(),
-        ctx: ctx.clone(),
-        health: health.clone(),
-        shutdown: shutdown.clone(),
-        pipe: Mutex::new(Pipeline::new(
-            name, source, ctx, batches_tx, acks_rx, shutdown,
-        )),
-    };
+    let pipe = Pipeline::new(name, source, ctx, batches_tx, acks_rx, shutdown);
+    let shared = Shared::new(name, ctx, health.clone(), shutdown, pipe);
     let config = client_config(source);
     let topics = source.topics.clone();
     // librdkafka's poll loop blocks: it gets a thread of its own.

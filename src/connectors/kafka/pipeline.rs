@@ -24,30 +24,30 @@ use super::{
 
 /// The consumer side's state.
 pub(super) struct Pipeline {
-    pub(super) name: String,
-    pub(super) ctx: Services,
-    pub(super) max_points: usize,
-    pub(super) max_wait: Duration,
-    pub(super) max_in_flight: usize,
-    pub(super) decoder: Decoder,
-    pub(super) tracker: Tracker,
-    pub(super) batch: Batch,
+    name: String,
+    ctx: Services,
+    max_points: usize,
+    max_wait: Duration,
+    max_in_flight: usize,
+    decoder: Decoder,
+    tracker: Tracker,
+    batch: Batch,
     /// When the open batch got its first message.
-    pub(super) opened: Option<Instant>,
-    pub(super) to_writer: Option<mpsc::UnboundedSender<Batch>>,
-    pub(super) acks: sync_mpsc::Receiver<Ack>,
-    pub(super) shutdown: CancellationToken,
+    opened: Option<Instant>,
+    to_writer: Option<mpsc::UnboundedSender<Batch>>,
+    acks: sync_mpsc::Receiver<Ack>,
+    shutdown: CancellationToken,
     /// Units taken and not yet written.
-    pub(super) in_flight: usize,
+    in_flight: usize,
     /// `okrd_kafka_in_flight_points` of this connector.
-    pub(super) in_flight_gauge: prometheus::IntGauge,
-    pub(super) paused: bool,
-    pub(super) assigned: BTreeSet<TopicPartition>,
+    in_flight_gauge: prometheus::IntGauge,
+    paused: bool,
+    assigned: BTreeSet<TopicPartition>,
     /// Offsets stored since the last explicit commit.
-    pub(super) stored: BTreeMap<TopicPartition, i64>,
+    stored: BTreeMap<TopicPartition, i64>,
     /// The partition of the previous message: messages come in runs per
     /// partition, so its key is rarely built anew.
-    pub(super) last_tp: TopicPartition,
+    last_tp: TopicPartition,
 }
 
 impl Pipeline {
@@ -79,6 +79,11 @@ impl Pipeline {
             stored: BTreeMap::new(),
             last_tp: (String::new(), -1),
         }
+    }
+
+    /// Whether the partition is assigned to this consumer now.
+    pub(super) fn is_assigned(&self, tp: &TopicPartition) -> bool {
+        self.assigned.contains(tp)
     }
 
     /// Between polls: flushes a batch that is due, applies backpressure,

@@ -5,32 +5,42 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::fixture::Fixture;
+use super::{connector, Deployment};
 use crate::common::pg;
-use crate::common::server::eventually;
-use crate::fixture::Fixture;
-use crate::{connector, Deployment};
+use crate::common::wait::eventually;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_tick_runs_on_exactly_one_of_two_instances() {
-    if pg::skip() {
-        return;
-    }
+/// The scheduler's decisions at debug, so that each instance's log says
+/// which ticks it ran and which it yielded.
+const ENV: [(&str, &str); 1] = [(
+    "OKRD_LOG",
+    "info,sqlx=warn,okrd::connectors::scheduler=debug",
+)];
+
+/// A fresh database, the fixture, and a deployment with one connector
+/// `ticks` run every second (with `extra` YAML).
+async fn ticks(extra: &str) -> (pg::TestDatabase, Fixture, Deployment) {
     let db = pg::fresh_database().await;
     let f = Fixture::start().await;
     let d = Deployment::new();
     d.connector_file(
         "ticks",
         &format!(
-            "name: ticks\ntype: prometheus\nschedule: \"@every 1s\"\nurl: {}\nquery: up\nmetric: fixture_up\n",
+            "name: ticks\ntype: prometheus\nschedule: \"@every 1s\"\n{extra}url: {}\nquery: up\nmetric: fixture_up\n",
             f.base
         ),
     );
-    let env = [(
-        "OKRD_LOG",
-        "info,sqlx=warn,okrd::connectors::scheduler=debug",
-    )];
-    let mut a = d.start(None, &[], Some(db.url()), &env);
-    let mut b = d.start(None, &[], Some(db.url()), &env);
+    (db, f, d)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tick_runs_on_exactly_one_of_two_instances() {
+    if pg::skip() {
+        return;
+    }
+    let (db, f, d) = ticks("").await;
+    let mut a = d.start(None, &[], Some(db.url()), &ENV);
+    let mut b = d.start(None, &[], Some(db.url()), &ENV);
 
     const TICKS: usize = 12;
     eventually(Duration::from_secs(90), "twelve ticks run", || async {
@@ -88,27 +98,14 @@ async fn a_killed_instances_ticks_run_on_the_other_once_its_lease_expires() {
     if pg::skip() {
         return;
     }
-    let db = pg::fresh_database().await;
-    let f = Fixture::start().await;
-    let d = Deployment::new();
-    d.connector_file(
-        "ticks",
-        &format!(
-            "name: ticks\ntype: prometheus\nschedule: \"@every 1s\"\ntimeout: 5s\nurl: {}\nquery: up\nmetric: fixture_up\n",
-            f.base
-        ),
-    );
-    let env = [(
-        "OKRD_LOG",
-        "info,sqlx=warn,okrd::connectors::scheduler=debug",
-    )];
-    let a = d.start(None, &[], Some(db.url()), &env);
+    let (db, f, d) = ticks("timeout: 5s\n").await;
+    let a = d.start(None, &[], Some(db.url()), &ENV);
     let runs = || f.seen.query_times.lock().unwrap().len();
     eventually(Duration::from_secs(30), "A runs three ticks", || async {
         (runs() >= 3).then_some(())
     })
     .await;
-    let b = d.start(None, &[], Some(db.url()), &env);
+    let b = d.start(None, &[], Some(db.url()), &ENV);
     crate::common::server::signal(a.pid(), "KILL");
     let killed = std::time::Instant::now();
     let before = runs();

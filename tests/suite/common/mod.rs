@@ -1,9 +1,7 @@
-//! Helpers shared by the integration tests (`mod common;` in a test file).
-
-// Each test binary compiles this module and uses only part of it.
-#![allow(dead_code)]
+//! Helpers shared by the integration tests.
 
 pub mod browser;
+pub mod http;
 pub mod kafka;
 pub mod mysql;
 pub mod pg;
@@ -11,6 +9,7 @@ pub mod process;
 pub mod proxy;
 pub mod server;
 pub mod tls;
+pub mod wait;
 
 /// The database a both-stores case runs on: SQLite in a temp dir of its
 /// own, or a fresh database on the real PostgreSQL; kept until the case

@@ -34,7 +34,7 @@ pub struct Daemon {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     /// The scratch directory (config files, storage).
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl Daemon {
@@ -50,7 +50,7 @@ impl Daemon {
         Daemon {
             child,
             url: format!("http://127.0.0.1:{port}"),
-            dir,
+            _dir: dir,
         }
     }
 }

@@ -5,48 +5,30 @@
 //! path and store applies the same point limits; requests, bodies and
 //! connections are bounded; every error is JSON.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::http;
+use crate::common::server::{objective_yaml, service_yaml, signal, Server};
+use crate::common::wait::eventually;
+use crate::common::{both_stores, Backend};
 use chrono::Utc;
-use common::server::{eventually, objective_yaml, service_yaml, signal, Server};
-use common::{both_stores, Backend};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const TOKEN: &str = "tok-9f8e7d6c5b4a";
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
+/// Sends a request; every answer must be JSON, whatever its status.
 async fn send(
     method: reqwest::Method,
     url: &str,
     token: Option<&str>,
     body: Option<String>,
 ) -> (u16, Value, reqwest::header::HeaderMap) {
-    let mut r = client().request(method, url);
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        r = r.header("content-type", "application/json").body(b);
-    }
-    let r = r.send().await.unwrap();
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let text = r.text().await.unwrap();
-    let value = serde_json::from_str(&text)
-        .unwrap_or_else(|_| panic!("{url}: a {status} answer that is not JSON: {text:?}"));
-    (status, value, headers)
+    let answer = http::request(method, url, token, body).await;
+    (answer.status, answer.json(), answer.headers)
 }
 
 async fn get(url: &str, token: Option<&str>) -> (u16, Value, reqwest::header::HeaderMap) {
@@ -343,7 +325,7 @@ async fn no_secret_or_upstream_body_in_any_response_or_log_line() {
         "/nowhere",
     ] {
         for token in [None, Some(TOKEN)] {
-            let mut r = client().get(server.url(path));
+            let mut r = http::client().get(server.url(path));
             if let Some(t) = token {
                 r = r.bearer_auth(t);
             }
@@ -376,7 +358,7 @@ async fn no_secret_or_upstream_body_in_any_response_or_log_line() {
         assert_eq!(status, 401, "{path}");
     }
     for path in ["/api/v1/key-results", "/api/v1/objectives", "/metrics", "/"] {
-        let r = client().get(server.url(path)).send().await.unwrap();
+        let r = http::client().get(server.url(path)).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 200, "{path} stays open");
     }
 }
@@ -442,7 +424,7 @@ async fn points_past_a_limit_are_rejected_with_their_reason(backend: Backend) {
         (200, Some(3)),
         "{answer}"
     );
-    let metrics = client()
+    let metrics = http::client()
         .get(server.url("/metrics"))
         .send()
         .await
@@ -465,15 +447,15 @@ async fn points_past_a_limit_are_rejected_with_their_reason(backend: Backend) {
 /// unreachable the same way).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_says_the_store_is_down_without_its_error_text() {
-    if common::pg::skip() {
+    if crate::common::pg::skip() {
         return;
     }
-    let db = common::pg::fresh_database().await;
+    let db = crate::common::pg::fresh_database().await;
     let url = db.url().to_string();
     let server = Server::start(&service_yaml(""), &[], Some(&url), &[]);
     // End the server's sessions and forbid new ones: the store is down.
     let name = url.rsplit('/').next().unwrap().to_string();
-    let admin = common::pg::admin_url();
+    let admin = crate::common::pg::admin_url();
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
         .await
         .unwrap();
@@ -680,7 +662,7 @@ async fn shutdown_drops_what_is_still_unfinished_after_its_deadline() {
 
 #[test]
 fn the_documented_reject_reasons_are_the_code_s() {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let after = readme
         .split("`okrd_points_rejected_total{connector,reason}` (")
         .nth(1)

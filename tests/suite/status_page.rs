@@ -1,8 +1,6 @@
 //! The status page as a person sees it: rendered, served over HTTP, loaded in
 //! headless Chromium, and judged from the DOM and from the screenshot.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -13,7 +11,7 @@ use okrd::config::objective::Target;
 use okrd::model::Timestamp;
 use okrd::scoring::Status;
 
-use common::browser;
+use crate::common::browser;
 
 /// The badge colours of the stylesheet, as the screenshot should show them.
 const ON_TRACK_GREEN: [u8; 3] = [0x1a, 0x7f, 0x37];

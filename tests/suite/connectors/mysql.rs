@@ -9,9 +9,9 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use sqlx::Connection;
 
+use super::{connector, stored_values, Deployment};
 use crate::common::mysql;
-use crate::common::server::eventually;
-use crate::{connector, stored_values, Deployment};
+use crate::common::wait::eventually;
 
 fn midnight(day: u32) -> String {
     Utc.with_ymd_and_hms(2026, 11, day, 0, 0, 0)

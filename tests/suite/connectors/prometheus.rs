@@ -10,9 +10,10 @@ use okrd::connectors::pull::{PullError, Pulled, Run};
 use okrd::connectors::{runner_for, Runner};
 use serde_json::{json, Value};
 
-use crate::common::server::eventually;
-use crate::fixture::Fixture;
-use crate::{client, connector, kr_value, objective, Deployment, TOKEN};
+use super::fixture::Fixture;
+use super::{connector, kr_value, objective, register, Deployment, TOKEN};
+use crate::common::http;
+use crate::common::wait::eventually;
 
 /// Starts Prometheus scraping `exporter` (host:port) and waits until its
 /// first samples are queryable.
@@ -25,7 +26,7 @@ async fn start_prometheus(exporter: &str) -> Daemon {
         // Samples two seconds old, so that a query at any later tick sees them.
         || async {
             let at = (Utc::now().timestamp() - 2).to_string();
-            let r = client()
+            let r = http::client()
                 .get(&url)
                 .query(&[("query", "app_retention_d7_ratio"), ("time", at.as_str())])
                 .send()
@@ -164,27 +165,14 @@ async fn the_real_prometheus_is_queried_by_yaml_and_rest_connectors() {
         "query": "app_retention_d7_ratio{plan=\"free\"}",
         "metric": "retention_free"
     });
-    let r = client()
-        .post(server.url("/api/v1/connectors"))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
+    assert_eq!(register(&server, &body).await.status, 201);
     // `${VAR}` may read only what http.connector_env lists: HOME is not.
     let mut secret = body.clone();
     secret["name"] = json!("prom-secret");
     secret["query"] = json!("up{token=\"${HOME}\"}");
-    let r = client()
-        .post(server.url("/api/v1/connectors"))
-        .bearer_auth(TOKEN)
-        .json(&secret)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 400);
-    let answer: Value = r.json().await.unwrap();
+    let r = register(&server, &secret).await;
+    assert_eq!(r.status, 400);
+    let answer = r.json();
     assert!(
         answer["error"]
             .as_str()

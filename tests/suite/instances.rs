@@ -11,26 +11,19 @@
 //!   scores (and `/readyz`) before their history is built, says so per KR,
 //!   and then completes it.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::http;
+use crate::common::pg;
+use crate::common::proxy::Proxy;
+use crate::common::server::{objective_yaml, Server};
+use crate::common::wait::{eventually, holds_for};
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
-use common::pg;
-use common::proxy::Proxy;
-use common::server::{eventually, objective_yaml, Server};
 use serde_json::{json, Value};
 
 /// How soon every instance must score a point another process wrote.
 const AGREE_WITHIN: Duration = Duration::from_secs(1);
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
 
 /// The service config: a webhook notifier at `hook`.
 fn service(hook: &str) -> String {
@@ -40,43 +33,17 @@ fn service(hook: &str) -> String {
 }
 
 async fn push(server: &Server, points: Value) {
-    let r = client()
-        .post(server.url("/api/v1/points"))
-        .json(&json!({ "points": points }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    http::push(server, points, None).await.assert_ok();
 }
 
-/// The growth KR's value in the server's API, and in its /metrics.
+/// The growth KR's value in the server's API, and in its /metrics; `None`
+/// while the server does not answer.
 async fn values(server: &Server) -> Option<(Option<f64>, Option<f64>)> {
-    let list: Value = client()
-        .get(server.url("/api/v1/key-results"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    let api = list["key_results"]
-        .as_array()?
-        .iter()
-        .find(|k| k["objective"] == "growth")?["value"]
-        .as_f64();
-    let text = client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    let series = r#"okrd_key_result_value{key_result="kr",objective="growth"} "#;
-    let metrics = text
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.parse().ok());
-    Some((api, metrics))
+    let list = http::try_get_json(&server.url("/api/v1/key-results")).await?;
+    let api = http::key_result(&list, "growth")?["value"].as_f64();
+    let text = http::try_get_text(&server.url("/metrics")).await?;
+    let series = r#"okrd_key_result_value{key_result="kr",objective="growth"}"#;
+    Some((api, http::metric(&text, series)))
 }
 
 /// Waits until `server` shows `value` in its API and /metrics; returns how
@@ -140,15 +107,27 @@ async fn a_point_pushed_to_one_instance_is_in_the_others_scores_within_a_second(
     assert!(took <= AGREE_WITHIN, "B took {took:?}");
 
     // B loses its database for a few seconds, then gets it back.
+    // Meanwhile it answers from the last scorecard it published.
     proxy.set_cut(true);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let unchanged = || async { values(&b).await == Some((Some(0.41), Some(0.41))) };
+    holds_for(
+        Duration::from_secs(3),
+        "B's scores while cut off",
+        unchanged,
+    )
+    .await;
     // Written while B is cut off: B must read it once it is back.
     push(
         &a,
         json!([{"metric": "activation_rate", "ts": Utc::now().to_rfc3339(), "value": 0.43}]),
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    holds_for(
+        Duration::from_secs(2),
+        "B's scores while cut off",
+        unchanged,
+    )
+    .await;
     proxy.set_cut(false);
     seen(&b, 0.43, "the point written while B was cut off").await;
     push(
@@ -181,17 +160,7 @@ async fn points_ingested_beside_a_serving_instance_reach_its_scores_within_a_sec
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_okrd"))
-        .current_dir(server.path())
-        .args(["ingest", "points.csv"])
-        .env("OKRD_DATABASE__URL", &server.database_url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.ingest("points.csv");
     let took = seen(&server, 0.37, "the ingested point").await;
     println!("a point `okrd ingest` wrote was scored after {took:?}");
     assert!(took <= AGREE_WITHIN, "took {took:?}");
@@ -257,8 +226,12 @@ async fn two_instances_send_one_firing_and_one_resolved_per_notifier() {
         (seen.lock().unwrap().len() == 1).then_some(())
     })
     .await;
-    // Both instances evaluate the firing alert for several intervals.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Both instances evaluate the firing alert for several intervals, and
+    // neither sends it again.
+    holds_for(Duration::from_secs(3), "one firing delivery", || async {
+        *seen.lock().unwrap() == ["firing"]
+    })
+    .await;
     // Tickets recover, written through B this time.
     push(
         &b,
@@ -270,12 +243,12 @@ async fn two_instances_send_one_firing_and_one_resolved_per_notifier() {
     })
     .await;
     // Proven for 5 s (five intervals on each instance): nothing more.
-    let quiet_until = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < quiet_until {
-        let events = seen.lock().unwrap().clone();
-        assert_eq!(events, ["firing", "resolved"], "deliveries so far");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    holds_for(
+        Duration::from_secs(5),
+        "one firing, one resolved",
+        || async { *seen.lock().unwrap() == ["firing", "resolved"] },
+    )
+    .await;
 }
 
 /// 2,000 KRs over one metric each, 30 days of hourly points (720 each).
@@ -323,36 +296,17 @@ async fn a_restart_on_a_large_store_serves_scores_before_history_is_built() {
     std::fs::write(server.file("points.csv"), csv).unwrap();
     let mut server = server;
     server.stop();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_okrd"))
-        .current_dir(server.path())
-        .args(["ingest", "points.csv"])
-        .env("OKRD_DATABASE__URL", &server.database_url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.ingest("points.csv");
     for (name, yaml) in &objectives {
         std::fs::write(server.file("config/objectives").join(name), yaml).unwrap();
     }
     let server = server.restart(&[]);
     let started = Instant::now();
     let list = eventually(Duration::from_secs(60), "the first scorecard", || async {
-        let r = client().get(server.url("/readyz")).send().await.ok()?;
-        if r.status() != 200 {
+        if http::try_get(&server.url("/readyz")).await?.status != 200 {
             return None;
         }
-        let l: Value = client()
-            .get(server.url("/api/v1/key-results"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        Some(l)
+        http::try_get_json(&server.url("/api/v1/key-results")).await
     })
     .await;
     let first = started.elapsed();
@@ -375,14 +329,7 @@ async fn a_restart_on_a_large_store_serves_scores_before_history_is_built() {
     );
     // The history completes in the background.
     eventually(Duration::from_secs(120), "every KR's history", || async {
-        let l: Value = client()
-            .get(server.url("/api/v1/key-results"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let l = http::try_get_json(&server.url("/api/v1/key-results")).await?;
         l["key_results"]
             .as_array()?
             .iter()
@@ -393,14 +340,7 @@ async fn a_restart_on_a_large_store_serves_scores_before_history_is_built() {
     println!("full history after {:?}", started.elapsed());
     // A KR's history: one row per hourly change in the period (the
     // period started 31 days ago, so every point is in it).
-    let d: Value = client()
-        .get(server.url("/api/v1/key-results/o7/k3"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let d = http::get_json(&server.url("/api/v1/key-results/o7/k3")).await;
     assert_eq!(d["history_status"], "complete");
     assert_eq!(
         d["history"].as_array().unwrap().len(),

@@ -9,9 +9,9 @@ use okrd::connectors::pull::{PullError, Pulled, Run};
 use okrd::connectors::{runner_for, Runner};
 use serde_json::json;
 
-use crate::common::server::eventually;
-use crate::fixture::Fixture;
-use crate::{connector, get_text, kr_value, metric, objective, Deployment};
+use super::fixture::Fixture;
+use super::{connector, get_text, kr_value, metric, objective, Deployment};
+use crate::common::wait::eventually;
 
 fn doc() -> serde_json::Value {
     json!({"data": [

@@ -14,7 +14,7 @@ use super::process::{free_port, which};
 /// Certificates in a temp dir of their own.
 pub struct Certs {
     /// Holds the files.
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     /// The CA that signed `cert` (PEM).
     pub ca: PathBuf,
     /// The server certificate: `localhost`, 127.0.0.1.
@@ -124,7 +124,7 @@ pub fn certs() -> Certs {
         cert: d.join("server.pem"),
         key: d.join("server.key"),
         other_ca: d.join("other-ca.pem"),
-        dir,
+        _dir: dir,
     }
 }
 

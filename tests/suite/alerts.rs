@@ -3,9 +3,9 @@
 //! and Slack receiver, a local SMTP server and the real Alertmanager, and
 //! retries with backoff.
 
-mod common;
-
-use common::{both_stores, Backend};
+use crate::common::http;
+use crate::common::wait::{eventually, holds_for};
+use crate::common::{both_stores, Backend};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -266,26 +266,7 @@ async fn a_transition_is_decided_once(backend: Backend) {
             "{ type: slack, url: \"http://127.0.0.1:9/\" }".into(),
         ),
     ]);
-    for m in 0..=13 {
-        write(
-            store.as_ref(),
-            "activation_rate",
-            minutes(m),
-            0.30 + 0.004 * m as f64,
-        )
-        .await;
-        write(
-            store.as_ref(),
-            "tickets",
-            minutes(m),
-            if m >= 10 {
-                2.0 + 0.1 * (m - 10) as f64
-            } else {
-                2.0
-            },
-        )
-        .await;
-    }
+    write_scenario(store.as_ref(), minutes).await;
     let (a, b) = tokio::join!(
         evaluate(store.as_ref(), &config, minutes(13)),
         evaluate(store.as_ref(), &config, minutes(13))
@@ -392,28 +373,24 @@ async fn receiver_at(port: u16, statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<(S
     (format!("http://{addr}"), seen)
 }
 
+/// The counter scenario's points, minute 0 to 13 at `at(minute)`:
+/// activation climbs 0.004 a minute, tickets stay at 2 until minute 10 and
+/// then climb 5% a minute.
+async fn write_scenario(store: &dyn Store, at: impl Fn(i64) -> Timestamp) {
+    for m in 0..=13 {
+        write(store, "activation_rate", at(m), 0.30 + 0.004 * m as f64).await;
+        let tickets = if m >= 10 {
+            2.0 + 0.1 * (m - 10) as f64
+        } else {
+            2.0
+        };
+        write(store, "tickets", at(m), tickets).await;
+    }
+}
+
 /// Drives the counter scenario to its firing at minute 13.
 async fn fire(store: &dyn Store, config: &Config) {
-    for m in 0..=13 {
-        write(
-            store,
-            "activation_rate",
-            minutes(m),
-            0.30 + 0.004 * m as f64,
-        )
-        .await;
-        write(
-            store,
-            "tickets",
-            minutes(m),
-            if m >= 10 {
-                2.0 + 0.1 * (m - 10) as f64
-            } else {
-                2.0
-            },
-        )
-        .await;
-    }
+    write_scenario(store, minutes).await;
     assert_eq!(evaluate(store, config, minutes(13)).await, 1);
 }
 
@@ -619,14 +596,17 @@ async fn email_arrives_as_plain_text_and_html() {
     assert_eq!(d.status, DeliveryStatus::Sent);
 }
 
-/// The real Alertmanager on a free port.
-async fn alertmanager() -> common::process::Daemon {
-    use common::process::{free_port, which, Daemon};
+/// The real Alertmanager on a free port, sending what it receives, firing
+/// and resolved, on to the webhook at `forward` within about a second.
+async fn alertmanager(forward: &str) -> crate::common::process::Daemon {
+    use crate::common::process::{free_port, which, Daemon};
     let bin = which(&["prometheus-alertmanager", "alertmanager"]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("am.yml"),
-        "route:\n  receiver: blackhole\n  group_wait: 1s\nreceivers:\n  - name: blackhole\n",
+        format!(
+            "route:\n  receiver: forward\n  group_by: [alertname, objective, key_result]\n  group_wait: 1s\n  group_interval: 1s\nreceivers:\n  - name: forward\n    webhook_configs:\n      - url: {forward}/am\n        send_resolved: true\n"
+        ),
     )
     .unwrap();
     let port = free_port();
@@ -637,34 +617,46 @@ async fn alertmanager() -> common::process::Daemon {
         "--cluster.listen-address=".to_string(),
     ];
     let am = Daemon::spawn(bin, &args, port, dir);
-    let http = reqwest::Client::new();
-    for _ in 0..100 {
-        if http
-            .get(format!("{}/-/ready", am.url))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return am;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("Alertmanager did not become ready at {}", am.url);
+    let ready = format!("{}/-/ready", am.url);
+    eventually(
+        Duration::from_secs(10),
+        "Alertmanager to be ready",
+        || async { (http::try_get(&ready).await?.status == 200).then_some(()) },
+    )
+    .await;
+    am
 }
 
 async fn am_alerts(url: &str) -> Vec<Value> {
-    let v: Value = reqwest::get(format!("{url}/api/v2/alerts"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = http::get_json(&format!("{url}/api/v2/alerts")).await;
     v.as_array().unwrap().clone()
+}
+
+/// The status and alerts' states of each notification Alertmanager sent
+/// to the forward receiver, in order.
+fn forwarded(seen: &Mutex<Vec<(String, Value)>>) -> Vec<(String, Vec<String>)> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .map(|(_, n)| {
+            let states = n["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| {
+                    assert_eq!(a["labels"]["alertname"], "KeyResultCounterMetricDegraded");
+                    a["status"].as_str().unwrap().to_string()
+                })
+                .collect();
+            (n["status"].as_str().unwrap().to_string(), states)
+        })
+        .collect()
 }
 
 #[tokio::test]
 async fn alertmanager_receives_the_alert_and_its_resolution() {
-    let am = alertmanager().await;
+    let (forward, seen) = receiver(vec![]).await;
+    let am = alertmanager(&forward).await;
     let (_d, config) = deployment(&[(
         "am",
         format!("{{ type: alertmanager, urls: [\"{}\"] }}", am.url),
@@ -673,27 +665,7 @@ async fn alertmanager_receives_the_alert_and_its_resolution() {
     // Real time, as Alertmanager judges startsAt/endsAt against its own clock.
     let now = Utc::now();
     clock.set(now);
-    for (i, m) in (0..=13).enumerate() {
-        let at = now - TimeDelta::minutes(13 - m);
-        write(
-            s.store.as_ref(),
-            "activation_rate",
-            at,
-            0.30 + 0.004 * i as f64,
-        )
-        .await;
-        write(
-            s.store.as_ref(),
-            "tickets",
-            at,
-            if m >= 10 {
-                2.0 + 0.1 * (m - 10) as f64
-            } else {
-                2.0
-            },
-        )
-        .await;
-    }
+    write_scenario(s.store.as_ref(), |m| now - TimeDelta::minutes(13 - m)).await;
     let config = Config {
         objectives: with_period_around(&config, now),
         ..config
@@ -718,6 +690,16 @@ async fn alertmanager_receives_the_alert_and_its_resolution() {
         .unwrap()
         .contains("/api/v1/key-results/growth/activation"));
 
+    // Alertmanager routes it on: one firing notification.
+    let firing = || ("firing".to_string(), vec!["firing".to_string()]);
+    eventually(
+        Duration::from_secs(10),
+        "Alertmanager's firing notification",
+        || async { (!seen.lock().unwrap().is_empty()).then_some(()) },
+    )
+    .await;
+    assert_eq!(forwarded(&seen), [firing()]);
+
     // Tickets recover: the resolution is sent with endsAt = now (real time:
     // Alertmanager keeps an alert active until its endsAt).
     let later = Utc::now();
@@ -726,18 +708,17 @@ async fn alertmanager_receives_the_alert_and_its_resolution() {
     clock.set(later);
     assert_eq!(evaluate(s.store.as_ref(), &config, later).await, 1);
     assert_eq!(outbox::deliver_due(&s, &senders).await.unwrap(), 1);
-    let mut state = Value::Null;
-    for _ in 0..50 {
-        let alerts = am_alerts(&am.url).await;
-        state = alerts
-            .first()
-            .map_or(Value::Null, |a| a["status"]["state"].clone());
-        if alerts.is_empty() || state != "active" {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("Alertmanager still shows the alert as {state} after its resolution");
+    // Alertmanager takes it as resolved: it routes the resolution on, and
+    // no longer lists the alert as active.
+    eventually(
+        Duration::from_secs(10),
+        "Alertmanager's resolved notification",
+        || async { (seen.lock().unwrap().len() == 2).then_some(()) },
+    )
+    .await;
+    let resolved = ("resolved".to_string(), vec!["resolved".to_string()]);
+    assert_eq!(forwarded(&seen), [firing(), resolved]);
+    assert_eq!(am_alerts(&am.url).await, Vec::<Value>::new());
 }
 
 /// The objectives with their period moved to contain `now`.
@@ -759,8 +740,8 @@ fn with_period_around(config: &Config, now: Timestamp) -> Vec<okrd::config::Obje
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_decided_before_a_kill_is_sent_once_after_restart() {
-    use common::server::{eventually, Server};
-    let port = common::process::free_port(); // the receiver's port: nothing listens yet
+    use crate::common::server::Server;
+    let port = crate::common::process::free_port(); // the receiver's port: nothing listens yet
     let now = Utc::now();
     let service = format!(
         "http:\n  listen: 127.0.0.1:0\nscoring:\n  interval: 1s\nteams:\n  growth:\n    notify: [hook]\nnotifiers:\n  hook: {{ type: webhook, url: \"http://127.0.0.1:{port}/hook\" }}\n"
@@ -779,29 +760,21 @@ async fn a_delivery_decided_before_a_kill_is_sent_once_after_restart() {
         {"metric": "tickets", "ts": at(50), "value": 2.5},
         {"metric": "tickets", "ts": at(0), "value": 3.0},
     ]});
-    let http = reqwest::Client::new();
-    let r = http
-        .post(server.url("/api/v1/points"))
-        .json(&body)
-        .send()
+    http::push(&server, body["points"].clone(), None)
         .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+        .assert_ok();
 
     // Decided, and the first attempt failed: nothing listens at the receiver.
     let alerts_url = server.url("/api/v1/alerts");
     eventually(
         Duration::from_secs(15),
         "a firing alert with a failed attempt",
-        || {
-            let (http, url) = (http.clone(), alerts_url.clone());
-            async move {
-                let v: Value = http.get(&url).send().await.ok()?.json().await.ok()?;
-                let a = v["alerts"].as_array()?.first()?.clone();
-                let d = a["deliveries"].as_array()?.first()?.clone();
-                (a["state"] == "firing" && d["status"] == "pending" && d["attempts"].as_i64()? >= 1)
-                    .then_some(())
-            }
+        || async {
+            let v = http::try_get_json(&alerts_url).await?;
+            let a = v["alerts"].as_array()?.first()?.clone();
+            let d = a["deliveries"].as_array()?.first()?.clone();
+            (a["state"] == "firing" && d["status"] == "pending" && d["attempts"].as_i64()? >= 1)
+                .then_some(())
         },
     )
     .await;
@@ -826,19 +799,14 @@ async fn a_delivery_decided_before_a_kill_is_sent_once_after_restart() {
     )
     .await;
     // Give a duplicate every chance to arrive.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    holds_for(Duration::from_secs(3), "exactly one delivery", || async {
+        seen.lock().unwrap().len() == 1
+    })
+    .await;
     let got = seen.lock().unwrap().clone();
-    assert_eq!(got.len(), 1, "exactly one delivery: {got:?}");
     assert_eq!(got[0].1["event"], "firing");
     assert_eq!(got[0].1["counter_metric"]["metric"], "tickets");
-    let v: Value = http
-        .get(server.url("/api/v1/alerts"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = http::get_json(&server.url("/api/v1/alerts")).await;
     let deliveries = v["alerts"][0]["deliveries"].as_array().unwrap();
     assert_eq!(deliveries.len(), 1, "one transition, one delivery: {v}");
     assert_eq!(deliveries[0]["status"], "sent");
@@ -855,7 +823,7 @@ struct Relay {
 }
 
 impl Relay {
-    fn start(mode: &str, certs: &common::tls::Certs) -> Relay {
+    fn start(mode: &str, certs: &crate::common::tls::Certs) -> Relay {
         use std::io::BufRead;
         let python = std::path::Path::new("/usr/bin/python3");
         let has_aiosmtpd = std::process::Command::new(python)
@@ -866,7 +834,7 @@ impl Relay {
             has_aiosmtpd,
             "Debian's python3-aiosmtpd is not installed: scripts/test installs it (through scripts/install-test-deps.sh)"
         );
-        let port = common::process::free_port();
+        let port = crate::common::process::free_port();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/smtp_server.py");
         let mut child = std::process::Command::new(python)
             .arg(script)
@@ -933,7 +901,7 @@ async fn deliver_through(notifier: String) -> okrd::store::Delivery {
 /// mail), logs in, and checks the relay's certificate against `ca_file`.
 #[tokio::test]
 async fn email_through_a_starttls_relay_with_login() {
-    let certs = common::tls::certs();
+    let certs = crate::common::tls::certs();
     let relay = Relay::start("starttls", &certs);
     let smtp = format!("smtp://localhost:{}", relay.port);
     let d = deliver_through(email_notifier(&smtp, &certs.ca)).await;
@@ -954,7 +922,7 @@ async fn email_through_a_starttls_relay_with_login() {
 /// `ca_file` did not sign is refused, in words, and gets nothing.
 #[tokio::test]
 async fn email_over_smtps_and_an_untrusted_relay_refused() {
-    let certs = common::tls::certs();
+    let certs = crate::common::tls::certs();
     let relay = Relay::start("smtps", &certs);
     let smtp = format!("smtps://localhost:{}", relay.port);
     let d = deliver_through(email_notifier(&smtp, &certs.ca)).await;
@@ -978,7 +946,7 @@ async fn email_over_smtps_and_an_untrusted_relay_refused() {
 #[tokio::test]
 async fn email_with_tls_required_refuses_a_relay_without_tls() {
     let (port, data) = smtp_sink().await;
-    let certs = common::tls::certs();
+    let certs = crate::common::tls::certs();
     let smtp = format!("smtp://127.0.0.1:{port}?tls=required");
     let d = deliver_through(email_notifier(&smtp, &certs.ca)).await;
     assert_ne!(d.status, DeliveryStatus::Sent);
@@ -997,8 +965,8 @@ async fn email_with_tls_required_refuses_a_relay_without_tls() {
 async fn webhook_over_https_with_a_private_ca() {
     let (base, seen) = receiver(vec![]).await;
     let backend: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
-    let certs = common::tls::certs();
-    let tls = common::tls::Stunnel::start(&certs, backend);
+    let certs = crate::common::tls::certs();
+    let tls = crate::common::tls::Stunnel::start(&certs, backend);
     let url = format!("https://localhost:{}", tls.port);
     let (_d, config) = deployment(&[
         (

@@ -168,6 +168,23 @@ impl Server {
         self.terminate();
     }
 
+    /// Runs `okrd ingest FILE` (a path under the working directory) on the
+    /// server's database, beside it or while it is stopped; panics with
+    /// its stderr unless it succeeds.
+    pub fn ingest(&self, file: &str) {
+        let out = Command::new(env!("CARGO_BIN_EXE_okrd"))
+            .current_dir(self.path())
+            .args(["ingest", file])
+            .env("OKRD_DATABASE__URL", &self.database_url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "okrd ingest {file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The path of a file under the working directory.
     pub fn file(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
@@ -191,24 +208,5 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-}
-
-/// Polls `f` every 50 ms until it returns Some, or panics after `timeout`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -9,14 +9,14 @@
 //! - the store (a real PostgreSQL) unreachable for a while: consumption
 //!   pauses, nothing is lost, and the consumer lag shows it.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::kafka::{unique, Kafka};
-use common::server::{eventually, signal, Server};
+use crate::common::http;
+use crate::common::kafka::{unique, Kafka};
+use crate::common::server::{signal, Server};
+use crate::common::wait::eventually;
 use okrd::clock::SystemClock;
 use okrd::config::connector::{KafkaSource, OffsetReset};
 use okrd::config::{Config, ServiceConfig};
@@ -296,8 +296,8 @@ fn lag(metrics: &Metrics, topic: &str, partitions: i32) -> Option<i64> {
 
 /// Cuts the test database off (refusing connections, dropping the open
 /// ones), or lets it back: a real outage of the store.
-async fn outage(db: &common::pg::TestDatabase, down: bool) {
-    let mut admin = sqlx::PgConnection::connect(&common::pg::admin_url())
+async fn outage(db: &crate::common::pg::TestDatabase, down: bool) {
+    let mut admin = sqlx::PgConnection::connect(&crate::common::pg::admin_url())
         .await
         .unwrap();
     let allow = !down;
@@ -354,7 +354,9 @@ impl Running {
 /// connector is stopped during the outage: it commits nothing past what
 /// it wrote, so a new consumer in the group finds every message. Nothing
 /// is lost, nothing is stored twice.
-async fn an_unreachable_store_pauses_consumption_and_loses_nothing(db: common::pg::TestDatabase) {
+async fn an_unreachable_store_pauses_consumption_and_loses_nothing(
+    db: crate::common::pg::TestDatabase,
+) {
     let url = db.url().to_string();
     let kafka = Kafka::start();
     let topic = kafka.topic(2).await;
@@ -468,17 +470,10 @@ fn serve_config(dir: &std::path::Path, kafka: &Kafka, topic: &str, group: &str) 
     )
 }
 
-async fn metric(server: &Server, line_start: &str) -> Option<f64> {
-    let text = reqwest::get(server.url("/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+/// One series of the server's /metrics.
+async fn metric(server: &Server, series: &str) -> Option<f64> {
+    let text = http::try_get_text(&server.url("/metrics")).await?;
+    http::metric(&text, series)
 }
 
 /// The real binary: stopped gracefully (commits), then killed mid-stream
@@ -504,12 +499,8 @@ async fn a_killed_consumer_restarts_and_every_point_is_stored_exactly_once() {
     })
     .await;
     // The API lists the dead letters.
-    let body: Value = reqwest::get(server.url("/api/v1/dead-letters?connector=events&limit=1000"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body =
+        http::get_json(&server.url("/api/v1/dead-letters?connector=events&limit=1000")).await;
     let letters = body["dead_letters"].as_array().unwrap();
     assert_eq!(letters.len(), ea.dead.len(), "{body}");
     let first = &letters[0];
@@ -585,7 +576,7 @@ async fn a_killed_consumer_restarts_and_every_point_is_stored_exactly_once() {
 /// implements no SASL, so its handshake fails).
 #[tokio::test]
 async fn kafka_over_tls_and_librdkafka_errors_in_the_api() {
-    let certs = common::tls::certs();
+    let certs = crate::common::tls::certs();
     let kafka = Kafka::start_tls(&certs);
     let topic = kafka.topic(2).await;
     let conf = tempfile::tempdir().unwrap();
@@ -630,7 +621,7 @@ async fn kafka_over_tls_and_librdkafka_errors_in_the_api() {
     let api = |name: &str| {
         let url = server.url(&format!("/api/v1/connectors/{name}"));
         async move {
-            let c: Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+            let c = http::try_get_json(&url).await?;
             c["last_error"].is_string().then_some(c)
         }
     };
@@ -652,12 +643,7 @@ async fn kafka_over_tls_and_librdkafka_errors_in_the_api() {
     }
     // The consuming connector's health: its points, and no error.
     let c = eventually(WAIT, "the tls connector's health", || async {
-        let c: Value = reqwest::get(server.url("/api/v1/connectors/tls"))
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let c = http::try_get_json(&server.url("/api/v1/connectors/tls")).await?;
         (c["points_ingested"] == expected.points).then_some(c)
     })
     .await;

@@ -8,9 +8,9 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
+use super::{connector, get_text, metric, register, stored_values, Deployment, TOKEN};
 use crate::common::pg;
-use crate::common::server::eventually;
-use crate::{client, connector, get_text, metric, stored_values, Deployment, TOKEN};
+use crate::common::wait::eventually;
 
 async fn exec(url: &str, sql: &str) {
     let mut c = PgConnection::connect(url).await.unwrap();
@@ -142,14 +142,7 @@ async fn sql_pulls_incrementally_across_a_restart() {
         "dsn": "${WAREHOUSE_URL}",
         "query": "SELECT day AS ts, 'retention_' || plan AS metric, retained AS value FROM cohorts WHERE day > $1 AND day <= '2026-11-02'"
     });
-    let r = client()
-        .post(server.url("/api/v1/connectors"))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
+    assert_eq!(register(&server, &body).await.status, 201);
     let c = eventually(
         Duration::from_secs(30),
         "the REST connector's pull",

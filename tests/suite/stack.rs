@@ -19,16 +19,16 @@
 //!
 //! `promtool check config` and `amtool check-config` run in .ci/run.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::common::http::{self, get_text};
+use crate::common::kafka::{unique, Kafka};
+use crate::common::process::{free_port, spawn_prometheus, Daemon};
+use crate::common::server::Server;
+use crate::common::wait::until;
 use chrono::{TimeDelta, Utc};
-use common::kafka::{unique, Kafka};
-use common::process::{free_port, spawn_prometheus, Daemon};
-use common::server::Server;
 use okrd::config::connector::ConnectorKind;
 use okrd::config::service::Notifier;
 use okrd::config::{Config, Env};
@@ -1142,29 +1142,27 @@ async fn start_okrd() -> Running {
         "id: growth\nobjective: Grow\nteam: growth\nperiod: {{ start: {start}, end: {end} }}\nkey_results:\n  - id: activation\n    title: Raise activation from 30% to 50%\n    metric: activation_rate\n    baseline: 0.30\n    target: 0.50\n    stale_after: 1h\n    counter_metrics:\n      - {{ metric: tickets, better: lower, tolerance: 5% }}\n"
     );
     let server = Server::start(&service, &[("growth.yaml", objective)], None, &[]);
-    let client = reqwest::Client::new();
-    let push = |body: Value| {
-        let client = client.clone();
-        let url = server.url("/api/v1/points");
-        async move { client.post(url).json(&body).send().await.unwrap().status() }
-    };
     // Two hours old: the key result has data, and it is stale.
     let old = (now - TimeDelta::hours(2)).to_rfc3339();
-    let ok =
-        push(json!({"points": [{"metric": "activation_rate", "ts": old, "value": 0.4}]})).await;
-    assert_eq!(ok, 200);
-    let bad =
-        push(json!({"points": [{"metric": "activation_rate", "ts": "never", "value": 1}]})).await;
-    assert_eq!(bad, 400);
+    let ok = http::push(
+        &server,
+        json!([{"metric": "activation_rate", "ts": old, "value": 0.4}]),
+        None,
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    let bad = http::push(
+        &server,
+        json!([{"metric": "activation_rate", "ts": "never", "value": 1}]),
+        None,
+    )
+    .await;
+    assert_eq!(bad.status, 400);
     Running {
         server,
         _kafka: kafka,
         _conf: conf,
     }
-}
-
-async fn get_text(url: &str) -> String {
-    reqwest::get(url).await.unwrap().text().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1193,36 +1191,30 @@ async fn every_metric_the_dashboards_and_rules_use_is_in_the_real_metrics_output
     }
     let running = start_okrd().await;
     let server = &running.server;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let text = loop {
+    let text = until(Duration::from_secs(60), "every name in /metrics", || async {
         let text = get_text(&server.url("/metrics")).await;
         let have = exposed(&text);
-        let missing: Vec<_> = wanted
+        let missing: Vec<String> = wanted
             .iter()
             .filter(|(name, _)| !have.contains(*name))
+            .map(|(n, o)| format!("  {n} ({o})"))
             .collect();
         if missing.is_empty() {
-            break text;
+            return Ok(text);
         }
-        assert!(
-            Instant::now() < deadline,
+        Err(format!(
             "names used by dashboards or rules that okrd's /metrics does not have:\n{}\n--- /metrics\n{text}\n--- log\n{}",
-            missing
-                .iter()
-                .map(|(n, o)| format!("  {n} ({o})"))
-                .collect::<Vec<_>>()
-                .join("\n"),
+            missing.join("\n"),
             server.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        ))
+    })
+    .await;
 
     // Every query evaluates in a real Prometheus scraping this okrd, and a
     // panel's query returns data.
     let prom = start_prometheus(server.base.trim_start_matches("http://")).await;
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let client = http::client();
+    until(Duration::from_secs(60), "data for every panel", || async {
         let mut problems = vec![];
         for q in &queries {
             let promql = as_promql(&q.expr);
@@ -1244,15 +1236,11 @@ async fn every_metric_the_dashboards_and_rules_use_is_in_the_real_metrics_output
             }
         }
         if problems.is_empty() {
-            break;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "{}\n--- /metrics\n{text}",
-            problems.join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        Err(format!("{}\n--- /metrics\n{text}", problems.join("\n")))
+    })
+    .await;
 }
 
 /// Debian's Prometheus scraping okrd (`host:port`) every second, as job
@@ -1260,8 +1248,8 @@ async fn every_metric_the_dashboards_and_rules_use_is_in_the_real_metrics_output
 async fn start_prometheus(target: &str) -> Daemon {
     let p = spawn_prometheus("okrd", target);
     let url = format!("{}/api/v1/query", p.url);
-    let client = reqwest::Client::new();
-    common::server::eventually(
+    let client = http::client();
+    crate::common::wait::eventually(
         Duration::from_secs(90),
         "Prometheus to scrape okrd twice",
         || async {

@@ -6,8 +6,6 @@
 //! catch-up, one slow connector never delays another); and one run per
 //! tick across two `okrd serve` instances on one PostgreSQL.
 
-#[path = "../common/mod.rs"]
-mod common;
 mod fixture;
 
 mod api;
@@ -19,10 +17,11 @@ mod schedule;
 mod sql;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
+use crate::common::http as web;
+pub use crate::common::http::metric;
+use crate::common::server::Server;
 use chrono::{DateTime, Utc};
-use common::server::Server;
 use serde_json::Value;
 
 /// A deployment directory for connector files, outside the server's own
@@ -100,35 +99,24 @@ pub fn objective(
 /// server without a token ignores it.
 pub const TOKEN: &str = "s3cret";
 
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
+/// `GET url` with the token: its JSON, asserting a 2xx status.
 pub async fn get_json(url: &str) -> Value {
-    let r = client().get(url).bearer_auth(TOKEN).send().await.unwrap();
-    assert!(r.status().is_success(), "GET {url}: {}", r.status());
-    r.json().await.unwrap()
+    web::get(url, Some(TOKEN)).await.ok_json()
 }
 
+/// `GET url` with the token: its body.
 pub async fn get_text(url: &str) -> String {
-    client()
-        .get(url)
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    web::get(url, Some(TOKEN)).await.text
 }
 
-/// The value of one series in Prometheus text output.
-pub fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+/// Registers a connector: `POST /api/v1/connectors` with the token.
+pub async fn register(server: &Server, body: &Value) -> web::Answer {
+    web::post(
+        &server.url("/api/v1/connectors"),
+        Some(TOKEN),
+        body.to_string(),
+    )
+    .await
 }
 
 /// The values stored at `url` of the series `metric` with `labels`, in

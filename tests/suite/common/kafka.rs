@@ -123,11 +123,6 @@ impl Kafka {
         }
     }
 
-    /// Whether this is the in-process mock cluster.
-    pub fn is_mock(&self) -> bool {
-        self._mock.is_some()
-    }
-
     /// The bootstrap servers.
     pub fn brokers(&self) -> &str {
         &self.brokers

@@ -4,12 +4,10 @@
 //! Golden files live in tests/golden; `UPDATE_GOLDEN=1 cargo test --test cli`
 //! rewrites them, and the diff is reviewed like code.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::pg;
+use crate::common::pg;
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -241,7 +239,7 @@ async fn a_wrong_ca_is_refused_with_a_clear_error() {
         return;
     }
     let db = pg::fresh_database().await;
-    let certs = common::tls::certs();
+    let certs = crate::common::tls::certs();
     let url = pg::tls_url(&db.url().replacen("postgres@", "postgres:s3cret-pw@", 1))
         .await
         .replace(

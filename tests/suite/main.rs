@@ -1,0 +1,31 @@
+//! okrd's integration tests, as one test binary (one link instead of
+//! eleven; `cargo test --test suite store::` runs one module).
+//!
+//! - `common`: what the cases share: the stores (`Backend`, `both_stores!`),
+//!   the real `okrd serve` (`server`), HTTP (`http`), waiting (`wait`),
+//!   PostgreSQL, MariaDB, Kafka, TLS, Chromium and daemons
+//! - `alerts`: the alert engine, the outbox and every notifier, end to end
+//! - `cli`: `okrd check`, `ingest` and `score` as a user runs them
+//! - `connectors`: pull connectors against real sources, scheduling, leases
+//! - `instances`: several `okrd serve` on one store agree
+//! - `kafka`: the Kafka connector against librdkafka's mock cluster
+//! - `parsers`: the fast and the general JSON readers agree (proptest)
+//! - `security`: the open port, as an attacker sees it
+//! - `serve`: `okrd serve` end to end: push, API, /metrics, reload, SIGTERM
+//! - `stack`: the compose stack's files, and Prometheus reading okrd
+//! - `status_page`: the status page in Chromium
+//! - `store`: the store's contract on SQLite, PostgreSQL and PostgreSQL over TLS
+
+mod common;
+
+mod alerts;
+mod cli;
+mod connectors;
+mod instances;
+mod kafka;
+mod parsers;
+mod security;
+mod serve;
+mod stack;
+mod status_page;
+mod store;
