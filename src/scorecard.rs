@@ -3,6 +3,8 @@
 //! alert engine, `okrd score`) take it. A leaf: it names only the pure
 //! scoring types, so its readers need not import the scorer.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::scoring::guardrail::CounterState;
@@ -13,8 +15,9 @@ use crate::scoring::KrScore;
 pub struct Scorecard {
     /// Objective scores, in config order.
     pub objectives: Vec<ObjectiveRow>,
-    /// Key result scores, grouped by objective, in config order.
-    pub key_results: Vec<KeyResultRow>,
+    /// Key result scores, grouped by objective, in config order; each
+    /// shared with the scorer, which replaces only the rows it recomputes.
+    pub key_results: Vec<Arc<KeyResultRow>>,
     /// The change-feed position the scores hold every change below
     /// (`feed.rs`): alert transitions are decided from it.
     #[serde(skip)]

@@ -88,15 +88,22 @@ impl Engine {
             .filter(|a| a.state == AlertState::Firing)
             .map(|a| (a.key.clone(), a))
             .collect();
+        // The card's KRs in the config (once, not a search per row: a
+        // scorecard of 10,000 KRs comes after every recompute).
+        let krs: HashMap<(&str, &str), (&Objective, &KeyResult)> = config
+            .objectives
+            .iter()
+            .flat_map(|o| {
+                o.key_results
+                    .iter()
+                    .map(move |kr| ((o.id.as_str(), kr.id.as_str()), (o, kr)))
+            })
+            .collect();
         let mut applied = 0;
         for row in &card.key_results {
-            let Some(objective) = config.objectives.iter().find(|o| o.id == row.objective) else {
-                continue;
-            };
-            let Some(kr) = objective
-                .key_results
-                .iter()
-                .find(|k| k.id == row.key_result)
+            let row: &KeyResultRow = row;
+            let Some(&(objective, kr)) =
+                krs.get(&(row.objective.as_str(), row.key_result.as_str()))
             else {
                 continue;
             };

@@ -44,7 +44,7 @@ fn history_status(building: bool) -> &'static str {
 /// Every KR of the latest scorecard.
 pub async fn list(State(app): State<Services>) -> Json<Value> {
     let card = app.live.card();
-    let krs: Vec<Value> = card.key_results.iter().map(kr_json).collect();
+    let krs: Vec<Value> = card.key_results.iter().map(|k| kr_json(k)).collect();
     Json(json!({ "key_results": krs }))
 }
 

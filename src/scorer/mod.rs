@@ -9,8 +9,10 @@
 //!
 //! - `cache.rs`: the series scored, kept between recomputes, so that a
 //!   recompute reads from the store only the points written since.
+//! - `slots.rs`: the rows, one slot per KR in config order, and the KRs
+//!   that read each metric; a publish shares unchanged rows.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,8 +30,10 @@ use crate::scoring::{self, KrScore, Margins};
 use crate::store::{HistoryRewrite, ScoreRecord, SeriesRange, Store, StoreError};
 
 mod cache;
+mod slots;
 
 use cache::SeriesCache;
+use slots::Slots;
 
 /// A KR's evaluation together with the samples it was computed from.
 pub struct Evaluation {
@@ -216,11 +220,10 @@ async fn evaluate_many<'a>(
 /// matter, few enough that the samples held at once stay small.
 const CHUNK: usize = 200;
 
-fn objective_row(objective: &Objective, rows: &[&KeyResultRow]) -> ObjectiveRow {
-    let scores: Vec<KrScore> = rows.iter().map(|r| r.detail.clone()).collect();
+fn objective_row(objective: &Objective, rows: &[Arc<KeyResultRow>]) -> ObjectiveRow {
     ObjectiveRow {
         id: objective.id.clone(),
-        score: scoring::objective_score(objective, &scores),
+        score: scoring::objective_score(objective, rows.iter().map(|r| &r.detail)),
         team: objective.team.clone(),
     }
 }
@@ -240,7 +243,7 @@ pub async fn score_all(
     let mut source = Source::Store(store);
     for chunk in krs.chunks(CHUNK) {
         for (_, _, eval) in evaluate_many(&mut source, chunk, now, margins).await? {
-            card.key_results.push(eval.row);
+            card.key_results.push(Arc::new(eval.row));
         }
     }
     card.objectives = objective_rows(objectives, &card.key_results);
@@ -248,15 +251,15 @@ pub async fn score_all(
 }
 
 /// Each objective's row, from its KRs' rows (in config order).
-fn objective_rows(objectives: &[Objective], rows: &[KeyResultRow]) -> Vec<ObjectiveRow> {
+fn objective_rows(objectives: &[Objective], rows: &[Arc<KeyResultRow>]) -> Vec<ObjectiveRow> {
     let mut first = 0;
     objectives
         .iter()
         .map(|objective| {
             let n = objective.key_results.len().min(rows.len() - first);
-            let mine: Vec<&KeyResultRow> = rows[first..first + n].iter().collect();
+            let mine = &rows[first..first + n];
             first += n;
-            objective_row(objective, &mine)
+            objective_row(objective, mine)
         })
         .collect()
 }
@@ -290,8 +293,7 @@ pub async fn run(
     let mut scorer = Scorer {
         store,
         clock,
-        rows: HashMap::new(),
-        history_ready: HashSet::new(),
+        slots: Slots::default(),
         cache: SeriesCache::default(),
         view: follower.view(),
         pending: 0,
@@ -354,15 +356,11 @@ pub async fn run(
     }
 }
 
-type KrKey = (String, String);
-
 struct Scorer {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    rows: HashMap<KrKey, KeyResultRow>,
-    /// KRs whose stored history has been checked (and built if missing)
-    /// since this process started.
-    history_ready: HashSet<KrKey>,
+    /// Every KR's row and history mark, and the KRs each metric feeds.
+    slots: Slots,
     /// The series scored, as last loaded.
     cache: SeriesCache,
     /// The change-feed position the next scorecard is published at.
@@ -381,37 +379,21 @@ impl Scorer {
             self.cache.clear();
         }
         self.cache.written(&dirty.metrics);
-        let mut touched = Vec::new();
-        for objective in &config.objectives {
-            for kr in &objective.key_results {
-                let is_touched = dirty.all
-                    || dirty.metrics.contains_key(&kr.metric)
-                    || kr
-                        .counter_metrics
-                        .iter()
-                        .any(|c| dirty.metrics.contains_key(&c.metric))
-                    || !self
-                        .rows
-                        .contains_key(&(objective.id.clone(), kr.id.clone()));
-                if is_touched {
-                    touched.push((objective, kr));
-                }
-            }
-        }
-        // A config change marks everything dirty: only then can KRs have
-        // gone, and their rows, history marks and series be forgotten.
-        if dirty.all {
-            let kept: HashSet<(&str, &str)> = touched
-                .iter()
-                .map(|(o, kr)| (o.id.as_str(), kr.id.as_str()))
-                .collect();
-            self.rows
-                .retain(|(o, kr), _| kept.contains(&(o.as_str(), kr.as_str())));
-            self.history_ready
-                .retain(|(o, kr)| kept.contains(&(o.as_str(), kr.as_str())));
-            let keys: Vec<SeriesKey> = touched
-                .iter()
-                .flat_map(|(o, kr)| ranges(o, kr, now))
+        // A config change lays the slots out again (forgetting KRs that
+        // went) and rescores everything, as does an interval tick; a write
+        // rescores only the KRs that read what it wrote.
+        let relaid = self.slots.lay_out(&config);
+        let touched: Vec<usize> = if dirty.all || relaid {
+            (0..self.slots.len()).collect()
+        } else {
+            self.slots.readers_of(dirty.metrics.keys())
+        };
+        if relaid {
+            let keys: Vec<SeriesKey> = (0..self.slots.len())
+                .flat_map(|i| {
+                    let (o, kr) = self.slots.kr(&config, i);
+                    ranges(o, kr, now)
+                })
                 .map(|r| r.key)
                 .collect();
             self.cache.retain(&keys.iter().collect());
@@ -420,17 +402,19 @@ impl Scorer {
         // KRs whose history is not built yet get a plain evaluation from the
         // few points it needs, so that neither a start nor a recompute waits
         // for their whole series; the rest are rescored from the cache.
-        let (plain, known): (Vec<_>, Vec<_>) = touched
-            .into_iter()
-            .partition(|(o, kr)| !self.history_ready.contains(&(o.id.clone(), kr.id.clone())));
+        let (plain, known): (Vec<usize>, Vec<usize>) =
+            touched.into_iter().partition(|i| !self.slots.get(*i).ready);
         for chunk in plain.chunks(CHUNK) {
-            if let Err(e) = self.plain_rows(chunk, now, margins).await {
+            if let Err(e) = self.plain_rows(&config, chunk, now, margins).await {
                 live.mark_all();
                 return Err(e);
             }
         }
         for chunk in known.chunks(CHUNK) {
-            if let Err(e) = self.rescore(chunk, &dirty.metrics, now, margins).await {
+            if let Err(e) = self
+                .rescore(&config, chunk, &dirty.metrics, now, margins)
+                .await
+            {
                 // Put the work back, so nothing is lost if the store is
                 // briefly away.
                 live.mark_all();
@@ -438,23 +422,33 @@ impl Scorer {
             }
         }
 
-        self.publish(live, &config);
+        self.publish(live);
         Ok(())
     }
 
-    /// Publishes the scorecard of every KR's latest row.
-    fn publish(&mut self, live: &Live, config: &Config) {
-        let mut card = Scorecard::default();
-        self.pending = 0;
-        for objective in &config.objectives {
-            for kr in &objective.key_results {
-                let key = (objective.id.clone(), kr.id.clone());
-                let mut row = self.rows[&key].clone();
-                row.history_building = !self.history_ready.contains(&key);
-                self.pending += usize::from(row.history_building);
-                card.key_results.push(row);
+    /// Publishes the scorecard of every KR's latest row: the rows are
+    /// shared with the slots (an `Arc` each), not copied. Nothing is
+    /// published while a KR of the layout has no row yet.
+    fn publish(&mut self, live: &Live) {
+        let Some(config) = self.slots.config().cloned() else {
+            return;
+        };
+        let mut card = Scorecard {
+            key_results: Vec::with_capacity(self.slots.len()),
+            ..Scorecard::default()
+        };
+        let mut pending = 0;
+        for slot in self.slots.iter_mut() {
+            let Some(row) = slot.row.as_mut() else {
+                return;
+            };
+            if row.history_building == slot.ready {
+                Arc::make_mut(row).history_building = !slot.ready;
             }
+            pending += usize::from(!slot.ready);
+            card.key_results.push(Arc::clone(row));
         }
+        self.pending = pending;
         card.objectives = objective_rows(&config.objectives, &card.key_results);
         card.view = self.view;
         live.set_card(card);
@@ -468,27 +462,27 @@ impl Scorer {
     /// history (a restart) gets it from just after its newest row, so that
     /// the time the process was down is filled in.
     async fn build_history(&mut self, live: &Live) -> Result<bool, StoreError> {
-        let config = live.config();
-        let pending: Vec<(&Objective, &KeyResult)> = config
-            .objectives
-            .iter()
-            .flat_map(|o| o.key_results.iter().map(move |kr| (o, kr)))
-            .filter(|(o, kr)| !self.history_ready.contains(&(o.id.clone(), kr.id.clone())))
-            .take(CHUNK + 1)
-            .collect();
+        // The config the slots are laid out for: a reload since is laid out
+        // by the next recompute, which it marked due.
+        let Some(config) = self.slots.config().cloned() else {
+            return Ok(false);
+        };
+        let pending: Vec<usize> = self.slots.not_ready().take(CHUNK + 1).collect();
         if pending.is_empty() {
             return Ok(false);
         }
         let chunk = &pending[..pending.len().min(CHUNK)];
+        let krs: Vec<(&Objective, &KeyResult)> =
+            chunk.iter().map(|i| self.slots.kr(&config, *i)).collect();
         let now = self.clock.now();
         let margins = margins(&config);
-        let ids: Vec<(&str, &str)> = chunk
+        let ids: Vec<(&str, &str)> = krs
             .iter()
             .map(|(o, kr)| (o.id.as_str(), kr.id.as_str()))
             .collect();
         let ends = self.store.history_ends(&ids).await?;
         let mut source = Source::Cache(&mut self.cache, self.store.as_ref());
-        let evaluations = evaluate_many(&mut source, chunk, now, margins).await?;
+        let evaluations = evaluate_many(&mut source, &krs, now, margins).await?;
         let mut rewrites = Vec::with_capacity(chunk.len());
         for ((objective, kr, eval), end) in evaluations.iter().zip(ends) {
             let from = match end {
@@ -505,20 +499,12 @@ impl Scorer {
             });
         }
         self.store.rewrite_histories(&rewrites).await?;
-        for (objective, kr, eval) in evaluations {
-            let key = (objective.id.clone(), kr.id.clone());
-            self.history_ready.insert(key.clone());
-            self.rows.insert(key, eval.row);
+        for (i, (_, _, eval)) in chunk.iter().zip(evaluations) {
+            let slot = self.slots.get_mut(*i);
+            slot.ready = true;
+            slot.row = Some(Arc::new(eval.row));
         }
-        // Rows of KRs a reload removed meanwhile are not published.
-        if config
-            .objectives
-            .iter()
-            .flat_map(|o| o.key_results.iter().map(move |kr| (o, kr)))
-            .all(|(o, kr)| self.rows.contains_key(&(o.id.clone(), kr.id.clone())))
-        {
-            self.publish(live, &config);
-        }
+        self.publish(live);
         Ok(pending.len() > CHUNK)
     }
 
@@ -531,13 +517,16 @@ impl Scorer {
     /// before the start) is evaluated from its whole series instead.
     async fn plain_rows(
         &mut self,
-        krs: &[(&Objective, &KeyResult)],
+        config: &Config,
+        slots: &[usize],
         now: Timestamp,
         margins: Margins,
     ) -> Result<(), StoreError> {
+        let krs: Vec<(&Objective, &KeyResult)> =
+            slots.iter().map(|i| self.slots.kr(config, *i)).collect();
         let mut all = Vec::new();
         let mut shapes = Vec::with_capacity(krs.len());
-        for (objective, kr) in krs {
+        for (objective, kr) in &krs {
             let (own, rest) = sparse_ranges(objective, kr, now);
             shapes.push((own.len(), rest.len()));
             all.extend(own);
@@ -545,7 +534,7 @@ impl Scorer {
         }
         let mut loaded = self.store.load_many(&all).await?.into_iter();
         let mut whole = Vec::new();
-        for ((objective, kr), (own, rest)) in krs.iter().zip(shapes) {
+        for ((&i, (objective, kr)), (own, rest)) in slots.iter().zip(&krs).zip(shapes) {
             let mut samples: Vec<Sample> = loaded.by_ref().take(own).flatten().collect();
             samples.sort_by_key(|s| s.ts);
             samples.dedup_by_key(|s| s.ts);
@@ -562,17 +551,18 @@ impl Scorer {
                 _ => false,
             };
             if baseline_from_earliest {
-                whole.push((*objective, *kr));
+                whole.push(i);
                 continue;
             }
-            self.rows
-                .insert((objective.id.clone(), kr.id.clone()), eval.row);
+            self.slots.get_mut(i).row = Some(Arc::new(eval.row));
         }
         if !whole.is_empty() {
+            let krs: Vec<(&Objective, &KeyResult)> =
+                whole.iter().map(|i| self.slots.kr(config, *i)).collect();
             let mut source = Source::Cache(&mut self.cache, self.store.as_ref());
-            for (objective, kr, eval) in evaluate_many(&mut source, &whole, now, margins).await? {
-                self.rows
-                    .insert((objective.id.clone(), kr.id.clone()), eval.row);
+            let evaluations = evaluate_many(&mut source, &krs, now, margins).await?;
+            for (i, (_, _, eval)) in whole.iter().zip(evaluations) {
+                self.slots.get_mut(*i).row = Some(Arc::new(eval.row));
             }
         }
         Ok(())
@@ -585,22 +575,25 @@ impl Scorer {
     /// only once that is written.
     async fn rescore(
         &mut self,
-        krs: &[(&Objective, &KeyResult)],
+        config: &Config,
+        slots: &[usize],
         late: &HashMap<String, Timestamp>,
         now: Timestamp,
         margins: Margins,
     ) -> Result<(), StoreError> {
+        let krs: Vec<(&Objective, &KeyResult)> =
+            slots.iter().map(|i| self.slots.kr(config, *i)).collect();
         let mut source = Source::Cache(&mut self.cache, self.store.as_ref());
-        let evaluations = evaluate_many(&mut source, krs, now, margins).await?;
+        let evaluations = evaluate_many(&mut source, &krs, now, margins).await?;
         let mut records = Vec::new();
         let mut rewrites = Vec::new();
-        for (objective, kr, eval) in &evaluations {
-            let key = (objective.id.clone(), kr.id.clone());
+        for (&i, (objective, kr, eval)) in slots.iter().zip(&evaluations) {
+            let previous = self.slots.get(i).row.as_deref();
             let at = eval.row.detail.at;
             // Points are late when they fall before the last instant this
             // KR's history was recorded at: only then is a recorded row
             // wrong. Points since then (live data) need only the new row.
-            let recorded = self.rows.get(&key).map_or(at, |prev| prev.detail.at);
+            let recorded = previous.map_or(at, |prev| prev.detail.at);
             let late_from = late.get(&kr.metric).copied().filter(|ts| *ts < recorded);
             match late_from {
                 Some(from) => {
@@ -614,9 +607,7 @@ impl Scorer {
                 }
                 // What the newest recorded row already says is not written
                 // again: a full recompute of unchanged data writes nothing.
-                None if self
-                    .rows
-                    .get(&key)
+                None if previous
                     .is_some_and(|prev| same_record(&prev.detail, &eval.row.detail)) => {}
                 None => records.push(record(objective, kr, &eval.row.detail)),
             }
@@ -625,9 +616,8 @@ impl Scorer {
             self.store.rewrite_histories(&rewrites).await?;
         }
         self.store.record_scores(&records).await?;
-        for (objective, kr, eval) in evaluations {
-            self.rows
-                .insert((objective.id.clone(), kr.id.clone()), eval.row);
+        for (&i, (_, _, eval)) in slots.iter().zip(evaluations) {
+            self.slots.get_mut(i).row = Some(Arc::new(eval.row));
         }
         Ok(())
     }

@@ -73,29 +73,34 @@ async fn a_plain_evaluation_gives_the_full_evaluations_rows() {
 
     let now = Utc.with_ymd_and_hms(2026, 11, 3, 7, 30, 0).unwrap();
     let margins = margins(&config);
-    let objective = &config.objectives[0];
-    let krs: Vec<(&Objective, &KeyResult)> = objective
-        .key_results
-        .iter()
-        .map(|kr| (objective, kr))
-        .collect();
+    let config = Arc::new(config);
     let mut scorer = Scorer {
         store: store.clone(),
         clock: Arc::new(FixedClock::new(now)),
-        rows: HashMap::new(),
-        history_ready: HashSet::new(),
+        slots: Slots::default(),
         cache: SeriesCache::default(),
         view: 0,
         pending: 0,
     };
-    scorer.plain_rows(&krs, now, margins).await.unwrap();
-    assert_eq!(scorer.rows.len(), krs.len());
-    for (objective, kr) in &krs {
+    scorer.slots.lay_out(&config);
+    let all: Vec<usize> = (0..scorer.slots.len()).collect();
+    assert_eq!(all.len(), config.objectives[0].key_results.len());
+    scorer
+        .plain_rows(&config, &all, now, margins)
+        .await
+        .unwrap();
+    for i in all {
+        let (objective, kr) = scorer.slots.kr(&config, i);
         let full = evaluate(store.as_ref(), objective, kr, now, margins)
             .await
             .unwrap()
             .row;
-        let plain = &scorer.rows[&(objective.id.clone(), kr.id.clone())];
+        let plain = scorer
+            .slots
+            .get(i)
+            .row
+            .as_deref()
+            .expect("a row for every KR");
         let (p, f) = (&plain.detail, &full.detail);
         let what = &kr.id;
         assert_eq!(p.value, f.value, "{what}");

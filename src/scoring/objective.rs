@@ -8,8 +8,10 @@ use super::{KrScore, Status};
 /// counting 0; 0.0 when the total weight is 0.
 ///
 /// `scores` are in the order of `objective.key_results`, one per KR.
-pub fn objective_score(objective: &Objective, scores: &[KrScore]) -> f64 {
-    debug_assert_eq!(objective.key_results.len(), scores.len());
+pub fn objective_score<'a>(
+    objective: &Objective,
+    scores: impl IntoIterator<Item = &'a KrScore>,
+) -> f64 {
     let (weighted, total) =
         objective
             .key_results
