@@ -134,7 +134,10 @@ impl Slots {
 mod tests {
     use super::*;
 
-    fn config(objectives: &[(&str, &[(&str, &str, &[&str])])]) -> Arc<Config> {
+    /// A KR: its id, its metric, its counter metrics.
+    type Kr<'a> = (&'a str, &'a str, &'a [&'a str]);
+
+    fn config(objectives: &[(&str, &[Kr])]) -> Arc<Config> {
         let mut yaml = String::new();
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("objectives")).unwrap();
