@@ -6,6 +6,8 @@
 //! points, as arrays expanded by `UNNEST` into an insert or an upsert. Statement texts are constant, so each is
 //! prepared once per connection.
 
+use std::collections::HashMap;
+
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
 
@@ -146,6 +148,44 @@ impl PostgresStore {
             self.series.insert([(Arc::new(key.clone()), id)]);
         }
         Ok(id)
+    }
+
+    /// The id of each range's series, `None` where it has none: the cached
+    /// ones, and the rest in one query (a cold start asks for thousands).
+    async fn series_ids(&self, ranges: &[SeriesRange]) -> Result<Vec<Option<i64>>, StoreError> {
+        let keys: Vec<&SeriesKey> = ranges.iter().map(|r| &r.key).collect();
+        let mut ids: Vec<Option<i64>> = keys.iter().map(|k| self.series.get(k)).collect();
+        let mut missing: HashMap<&SeriesKey, Vec<usize>> = HashMap::new();
+        for (i, key) in keys.iter().enumerate() {
+            if ids[i].is_none() {
+                missing.entry(key).or_default().push(i);
+            }
+        }
+        if missing.is_empty() {
+            return Ok(ids);
+        }
+        let asked: Vec<&SeriesKey> = missing.keys().copied().collect();
+        let metrics: Vec<&str> = asked.iter().map(|k| k.metric.as_str()).collect();
+        let labels: Vec<String> = asked.iter().map(|k| k.labels_json()).collect();
+        let found: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT k.i - 1, s.id \
+             FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS k (metric, labels, i) \
+             JOIN series s ON s.metric = k.metric AND md5(s.labels) = md5(k.labels) AND s.labels = k.labels",
+        )
+        .bind(&metrics)
+        .bind(&labels)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut known = Vec::with_capacity(found.len());
+        for (k, id) in found {
+            let key = asked[k as usize];
+            for &i in &missing[key] {
+                ids[i] = Some(id);
+            }
+            known.push((Arc::new(key.clone()), id));
+        }
+        self.series.insert(known);
+        Ok(ids)
     }
 }
 
@@ -356,8 +396,9 @@ impl Store for PostgresStore {
     async fn load_many(&self, ranges: &[SeriesRange]) -> Result<Vec<Vec<Sample>>, StoreError> {
         let mut out = vec![Vec::new(); ranges.len()];
         let (mut index, mut ids, mut los, mut his) = (vec![], vec![], vec![], vec![]);
-        for (i, r) in ranges.iter().enumerate() {
-            if let Some(id) = self.series_id(&r.key).await? {
+        let series = self.series_ids(ranges).await?;
+        for (i, (r, id)) in ranges.iter().zip(series).enumerate() {
+            if let Some(id) = id {
                 index.push(i as i32);
                 ids.push(id);
                 los.push(r.from);

@@ -5,6 +5,7 @@
 //! per connection and then reused from sqlx's statement cache.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -121,6 +122,47 @@ impl SqliteStore {
             self.series.insert([(Arc::new(key.clone()), id)]);
         }
         Ok(id)
+    }
+
+    /// The id of each range's series, `None` where it has none: the cached
+    /// ones, and the rest in one query (a cold start asks for thousands).
+    async fn series_ids(&self, ranges: &[SeriesRange]) -> Result<Vec<Option<i64>>, StoreError> {
+        let keys: Vec<&SeriesKey> = ranges.iter().map(|r| &r.key).collect();
+        let mut ids: Vec<Option<i64>> = keys.iter().map(|k| self.series.get(k)).collect();
+        let mut missing: HashMap<&SeriesKey, Vec<usize>> = HashMap::new();
+        for (i, key) in keys.iter().enumerate() {
+            if ids[i].is_none() {
+                missing.entry(key).or_default().push(i);
+            }
+        }
+        if missing.is_empty() {
+            return Ok(ids);
+        }
+        let asked: Vec<&SeriesKey> = missing.keys().copied().collect();
+        // As one JSON array [[metric, labels], ...].
+        let requests = serde_json::Value::Array(
+            asked
+                .iter()
+                .map(|k| serde_json::json!([k.metric, k.labels_json()]))
+                .collect(),
+        );
+        let found: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT r.key, s.id FROM json_each(?1) r \
+             JOIN series s ON s.metric = r.value ->> 0 AND s.labels = r.value ->> 1",
+        )
+        .bind(requests.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut known = Vec::with_capacity(found.len());
+        for (k, id) in found {
+            let key = asked[k as usize];
+            for &i in &missing[key] {
+                ids[i] = Some(id);
+            }
+            known.push((Arc::new(key.clone()), id));
+        }
+        self.series.insert(known);
+        Ok(ids)
     }
 }
 
@@ -272,8 +314,9 @@ impl Store for SqliteStore {
         // CROSS JOIN keeps them the outer loop, each a range of the primary
         // key, as in `load_series`.
         let mut requests = String::from("[");
-        for (i, r) in ranges.iter().enumerate() {
-            if let Some(id) = self.series_id(&r.key).await? {
+        let series = self.series_ids(ranges).await?;
+        for (i, (r, id)) in ranges.iter().zip(series).enumerate() {
+            if let Some(id) = id {
                 if requests.len() > 1 {
                     requests.push(',');
                 }

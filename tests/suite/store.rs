@@ -44,6 +44,7 @@ every_backend!(
     label_sets_are_exact,
     unlabelled_series,
     load_series_anchors_at_from,
+    load_many_resolves_series_in_bulk_and_keeps_each_range_apart,
     failing_batch_writes_nothing,
     migrations_are_idempotent,
     record_score_keeps_changes_only,
@@ -241,6 +242,42 @@ async fn load_series_anchors_at_from(target: Backend) {
     assert_eq!(load(&store, &a, t(22), t(25)).await, at(&[20]));
     // An empty (inverted) range still yields the anchor.
     assert_eq!(load(&store, &a, t(30), t(20)).await, at(&[30]));
+}
+
+/// `load_many` from a store that knows no series id yet (a cold start):
+/// every range gets its own points, in order, whether its series repeats,
+/// is unknown, or was resolved by an earlier call.
+async fn load_many_resolves_series_in_bulk_and_keeps_each_range_apart(target: Backend) {
+    let writer = target.open().await;
+    let (a, b, none) = (key("m", &[]), key("m", &[("x", "y")]), key("nothing", &[]));
+    write(&writer, &[10, 20, 30].map(|s| point(&a, t(s), s as f64))).await;
+    write(&writer, &[point(&b, t(25), -1.0)]).await;
+    let range = |k: &Arc<SeriesKey>, from: i64, to: i64| store::SeriesRange {
+        key: (**k).clone(),
+        from: t(from),
+        to: t(to),
+    };
+    let ranges = [
+        range(&a, 25, 30),
+        range(&none, 0, 100),
+        range(&b, 0, 100),
+        range(&a, 5, 15),
+        range(&none, 0, 1),
+    ];
+    let want = vec![
+        samples(&[(t(20), 20.0), (t(30), 30.0)]),
+        vec![],
+        samples(&[(t(25), -1.0)]),
+        samples(&[(t(10), 10.0)]),
+        vec![],
+    ];
+    let reader = target.open().await;
+    assert_eq!(reader.load_many(&ranges).await.unwrap(), want, "cold");
+    assert_eq!(reader.load_many(&ranges).await.unwrap(), want, "ids cached");
+    // A series written after the first call is found by the next.
+    write(&writer, &[point(&none, t(0), 7.0)]).await;
+    let got = reader.load_many(&ranges[1..2]).await.unwrap();
+    assert_eq!(got, vec![samples(&[(t(0), 7.0)])]);
 }
 
 async fn failing_batch_writes_nothing(target: Backend) {
