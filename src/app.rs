@@ -70,12 +70,8 @@ pub async fn serve(
         live.clone(),
         shutdown.clone(),
     ));
-    let ctx = Services {
-        live: live.clone(),
-        store: store.clone(),
-        metrics: metrics.clone(),
-        clock: clock.clone(),
-    };
+    let ctx = Services::new(live, store, metrics, clock);
+    let state = ctx.clone();
     tasks.spawn(crate::connectors::scheduler::run(
         ctx.clone(),
         shutdown.clone(),
@@ -92,12 +88,6 @@ pub async fn serve(
     ));
     tasks.spawn(supervise_connectors(ctx, shutdown.clone()));
 
-    let state = Services {
-        live,
-        store,
-        metrics,
-        clock,
-    };
     tracing::info!("listening on http://{addr}");
     api::server::serve(
         listener,

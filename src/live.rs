@@ -25,6 +25,26 @@ pub struct Services {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Time.
     pub clock: Arc<dyn crate::clock::Clock>,
+    /// Writes that arrive together go to the store together.
+    pub commits: Arc<crate::group_commit::GroupCommit>,
+}
+
+impl Services {
+    /// The services of one process (or one test).
+    pub fn new(
+        live: Arc<Live>,
+        store: Arc<dyn crate::store::Store>,
+        metrics: Arc<crate::metrics::Metrics>,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Self {
+        Self {
+            live,
+            store,
+            metrics,
+            clock,
+            commits: Arc::default(),
+        }
+    }
 }
 
 /// What the scorer must recompute.

@@ -402,6 +402,7 @@ impl Scorer {
         // KRs whose history is not built yet get a plain evaluation from the
         // few points it needs, so that neither a start nor a recompute waits
         // for their whole series; the rest are rescored from the cache.
+        let started = std::time::Instant::now();
         let (plain, known): (Vec<usize>, Vec<usize>) =
             touched.into_iter().partition(|i| !self.slots.get(*i).ready);
         for chunk in plain.chunks(CHUNK) {
@@ -422,7 +423,15 @@ impl Scorer {
             }
         }
 
+        let scored = started.elapsed();
         self.publish(live);
+        tracing::debug!(
+            plain = plain.len(),
+            rescored = known.len(),
+            scored_ms = scored.as_secs_f64() * 1e3,
+            published_ms = (started.elapsed() - scored).as_secs_f64() * 1e3,
+            "recomputed"
+        );
         Ok(())
     }
 

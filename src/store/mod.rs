@@ -186,7 +186,9 @@ pub trait Store: ConnectorStore + AlertStore + ChangeFeed + HistoryStore + Send 
     /// Appends a score-history row for each of `records`, in one
     /// transaction, unless the newest row at or before its `at` has the same
     /// value, progress, score and status; a row at the same `at` is
-    /// replaced. Returns how many rows were written.
+    /// replaced. Each record is compared with the rows stored before the
+    /// call, so a call holds at most one record per KR (a recompute's).
+    /// Returns how many rows were written.
     async fn record_scores(&self, records: &[ScoreRecord]) -> Result<usize, StoreError>;
 
     /// A KR's score history in (from, to], ascending.
@@ -200,6 +202,16 @@ pub trait Store: ConnectorStore + AlertStore + ChangeFeed + HistoryStore + Send 
 
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Statements slower than this are logged by sqlx at debug, never on a
+/// user's terminal: sqlx's own default (a WARN with the statement's full
+/// SQL) reached `okrd score`'s output on a large store.
+const SLOW_STATEMENT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `options` with sqlx's slow-statement log at debug (see [`SLOW_STATEMENT`]).
+fn quiet<O: sqlx::ConnectOptions>(options: O) -> O {
+    options.log_slow_statements(log::LevelFilter::Debug, SLOW_STATEMENT)
 }
 
 /// Opens the store at `url` (`sqlite://PATH` or `postgres://...`), creating

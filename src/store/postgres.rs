@@ -67,6 +67,24 @@ const LOAD_MANY: &str = "SELECT r.i, p.ts, p.value \
          AND ts <= r.hi \
        ORDER BY ts) p";
 
+/// `record_scores`' statement, over the records as column arrays: a KR's
+/// record is written unless its newest row at or before it has the same
+/// value, progress, score and status (history keeps changes only).
+const RECORD_SCORES: &str = "INSERT INTO kr_scores (objective, key_result, at, value, progress, score, expected, status) \
+     SELECT r.objective, r.key_result, r.at, r.value, r.progress, r.score, r.expected, r.status \
+     FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::text[]) \
+       AS r (objective, key_result, at, value, progress, score, expected, status) \
+     WHERE NOT EXISTS ( \
+       SELECT 1 FROM ( \
+         SELECT k.value, k.progress, k.score, k.status FROM kr_scores k \
+         WHERE k.objective = r.objective AND k.key_result = r.key_result AND k.at <= r.at \
+         ORDER BY k.at DESC LIMIT 1) n \
+       WHERE n.value IS NOT DISTINCT FROM r.value AND n.progress IS NOT DISTINCT FROM r.progress \
+         AND n.score = r.score AND n.status = r.status) \
+     ON CONFLICT (objective, key_result, at) DO UPDATE SET \
+       value = EXCLUDED.value, progress = EXCLUDED.progress, score = EXCLUDED.score, \
+       expected = EXCLUDED.expected, status = EXCLUDED.status";
+
 /// A store in a PostgreSQL database.
 pub struct PostgresStore {
     pub(super) pool: PgPool,
@@ -94,7 +112,7 @@ impl PostgresStore {
             target: crate::secrets::redact(url),
             message: crate::tls::describe(&e).unwrap_or_else(|| e.to_string()),
         };
-        let options = crate::tls::pg_options(url).map_err(connect_error)?;
+        let options = quiet(crate::tls::pg_options(url).map_err(connect_error)?);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .connect_with(options)
@@ -435,49 +453,40 @@ impl Store for PostgresStore {
         if records.is_empty() {
             return Ok(0);
         }
-        let mut tx = self.pool.begin().await?;
-        let mut written = 0;
-        for record in records {
-            let newest: Option<(Option<f64>, Option<f64>, f64, Status)> = sqlx::query_as(
-                "SELECT value, progress, score, status FROM kr_scores \
-                 WHERE objective = $1 AND key_result = $2 AND at <= $3 \
-                 ORDER BY at DESC LIMIT 1",
-            )
-            .bind(&record.objective)
-            .bind(&record.key_result)
-            .bind(record.at)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some((value, progress, score, status)) = newest {
-                if value == record.value
-                    && progress == record.progress
-                    && score == record.score
-                    && status == record.status
-                {
-                    continue;
-                }
-            }
-            sqlx::query(
-                "INSERT INTO kr_scores (objective, key_result, at, value, progress, score, expected, status) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                 ON CONFLICT (objective, key_result, at) DO UPDATE SET \
-                   value = EXCLUDED.value, progress = EXCLUDED.progress, score = EXCLUDED.score, \
-                   expected = EXCLUDED.expected, status = EXCLUDED.status",
-            )
-            .bind(&record.objective)
-            .bind(&record.key_result)
-            .bind(record.at)
-            .bind(record.value)
-            .bind(record.progress)
-            .bind(record.score)
-            .bind(record.expected)
-            .bind(record.status)
-            .execute(&mut *tx)
-            .await?;
-            written += 1;
+        // One statement for every record (a recompute after a write records
+        // one per KR it touched): each is written unless the KR's newest
+        // row at or before it already says the same.
+        let mut objective = Vec::with_capacity(records.len());
+        let mut key_result = Vec::with_capacity(records.len());
+        let mut at = Vec::with_capacity(records.len());
+        let mut value = Vec::with_capacity(records.len());
+        let mut progress = Vec::with_capacity(records.len());
+        let mut score = Vec::with_capacity(records.len());
+        let mut expected = Vec::with_capacity(records.len());
+        let mut status = Vec::with_capacity(records.len());
+        for r in records {
+            objective.push(r.objective.as_str());
+            key_result.push(r.key_result.as_str());
+            at.push(r.at);
+            value.push(r.value);
+            progress.push(r.progress);
+            score.push(r.score);
+            expected.push(r.expected);
+            status.push(r.status.as_str());
         }
-        tx.commit().await?;
-        Ok(written)
+        let written = sqlx::query(RECORD_SCORES)
+            .bind(objective)
+            .bind(key_result)
+            .bind(at)
+            .bind(value)
+            .bind(progress)
+            .bind(score)
+            .bind(expected)
+            .bind(status)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(written as usize)
     }
 
     async fn score_history(

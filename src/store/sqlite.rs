@@ -58,9 +58,11 @@ impl SqliteStore {
     /// migrations this call applied (e.g. `["0001_init"]`).
     pub async fn open_migrated(url: &str) -> Result<(Self, Vec<String>), StoreError> {
         let in_memory = is_in_memory(url);
-        let mut options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .busy_timeout(BUSY_TIMEOUT);
+        let mut options = quiet(
+            SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .busy_timeout(BUSY_TIMEOUT),
+        );
         let pool_options = if in_memory {
             // Every connection to `:memory:` is its own database, so the pool
             // holds exactly one and never lets it go.
@@ -164,6 +166,27 @@ impl SqliteStore {
         self.series.insert(known);
         Ok(ids)
     }
+}
+
+/// The samples of `load_many`'s text, "TS VALUE TS VALUE ...", ascending.
+fn samples_from_text(text: &str) -> Result<Vec<Sample>, StoreError> {
+    let bad = |what: &str, word: &str| StoreError::Decode {
+        column: "points".into(),
+        message: format!("{word:?} is not a stored {what}"),
+    };
+    let mut words = text.split(' ');
+    let mut out = Vec::with_capacity(text.len() / 24);
+    while let Some(ts) = words.next() {
+        let value = words.next().ok_or_else(|| bad("value", ""))?;
+        let micros: i64 = ts.parse().map_err(|_| bad("timestamp", ts))?;
+        let ts = super::time::from_micros(micros).map_err(|e| StoreError::Decode {
+            column: "points.ts".into(),
+            message: e.to_string(),
+        })?;
+        let value: f64 = value.parse().map_err(|_| bad("value", value))?;
+        out.push(Sample::new(ts, value));
+    }
+    Ok(out)
 }
 
 /// Whether `url` names an in-memory database, which sqlx does not expose.
@@ -331,19 +354,26 @@ impl Store for SqliteStore {
         if requests.len() == 2 {
             return Ok(out);
         }
-        let rows: Vec<(i64, StoredTime, f64)> = sqlx::query_as(
-            "WITH r (i, series_id, lo, hi) AS ( \
+        // One row per range, its points as text: sqlx hands SQLite rows over
+        // one at a time through a channel, which cost more than the query
+        // (about 3 µs a point: 4.9 s of `okrd score` over 1.6M points).
+        // `%!.17g` prints 17 significant digits, which every double parses
+        // back from exactly (`load_many_keeps_every_double_exactly`).
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "WITH r (i, series_id, lo, hi) AS MATERIALIZED ( \
                SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?1)) \
-             SELECT r.i, p.ts, p.value FROM r CROSS JOIN points p \
+             SELECT r.i, group_concat(p.ts || ' ' || printf('%!.17g', p.value), ' ' ORDER BY p.ts) \
+             FROM r CROSS JOIN points p \
              WHERE p.series_id = r.series_id \
                AND p.ts >= coalesce((SELECT max(ts) FROM points WHERE series_id = r.series_id AND ts <= r.lo), r.lo) \
-               AND p.ts <= r.hi",
+               AND p.ts <= r.hi \
+             GROUP BY r.i",
         )
         .bind(requests)
         .fetch_all(&self.pool)
         .await?;
-        for (i, ts, value) in rows {
-            out[i as usize].push(Sample::new(ts.0, value));
+        for (i, text) in rows {
+            out[i as usize] = samples_from_text(&text)?;
         }
         Ok(batch::sorted(out))
     }

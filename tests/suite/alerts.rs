@@ -401,12 +401,12 @@ async fn services(config: Config) -> (tempfile::TempDir, Services, Arc<FixedCloc
         .await
         .unwrap();
     let clock = Arc::new(FixedClock::new(minutes(13)));
-    let s = Services {
-        live: Arc::new(Live::new(config)),
+    let s = Services::new(
+        Arc::new(Live::new(config)),
         store,
-        metrics: Arc::new(Metrics::new()),
-        clock: clock.clone(),
-    };
+        Arc::new(Metrics::new()),
+        clock.clone(),
+    );
     (dir, s, clock)
 }
 

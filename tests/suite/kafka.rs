@@ -131,12 +131,12 @@ fn services(store: Arc<dyn Store>) -> Services {
         objectives: vec![],
         connectors: vec![],
     };
-    Services {
-        live: Arc::new(Live::new(config)),
+    Services::new(
+        Arc::new(Live::new(config)),
         store,
-        metrics: Arc::new(Metrics::new()),
-        clock: Arc::new(SystemClock),
-    }
+        Arc::new(Metrics::new()),
+        Arc::new(SystemClock),
+    )
 }
 
 fn source(kafka: &Kafka, topic: &str, group: &str, batch: usize, in_flight: usize) -> KafkaSource {
