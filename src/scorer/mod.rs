@@ -334,6 +334,9 @@ pub async fn run(
             if !building || live.is_dirty() {
                 let started = std::time::Instant::now();
                 scorer.recompute(&live).await?;
+                // The pending count first: a reader that sees a recompute
+                // counted also sees how many histories it left to build.
+                metrics.history_pending.set(scorer.pending as i64);
                 metrics
                     .recompute_duration
                     .observe(started.elapsed().as_secs_f64());
@@ -380,13 +383,27 @@ impl Scorer {
         }
         self.cache.written(&dirty.metrics);
         // A config change lays the slots out again (forgetting KRs that
-        // went) and rescores everything, as does an interval tick; a write
-        // rescores only the KRs that read what it wrote.
+        // went) and rescores everything; a write rescores only the KRs that
+        // read what it wrote. An interval tick rescores every KR whose
+        // history is built: one still waiting for it keeps its plain row
+        // until its history comes (seconds), unless its data changed (or it
+        // has no row yet: a failed recompute is retried this way), so that
+        // ticks do not slow the build down by evaluating it again.
         let relaid = self.slots.lay_out(&config);
-        let touched: Vec<usize> = if dirty.all || relaid {
+        let written = self.slots.readers_of(dirty.metrics.keys());
+        let touched: Vec<usize> = if relaid {
             (0..self.slots.len()).collect()
+        } else if dirty.all {
+            let mut written = written.into_iter().peekable();
+            (0..self.slots.len())
+                .filter(|&i| {
+                    while written.next_if(|&w| w < i).is_some() {}
+                    let slot = self.slots.get(i);
+                    slot.ready || slot.row.is_none() || written.next_if_eq(&i).is_some()
+                })
+                .collect()
         } else {
-            self.slots.readers_of(dirty.metrics.keys())
+            written
         };
         if relaid {
             let keys: Vec<SeriesKey> = (0..self.slots.len())
