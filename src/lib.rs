@@ -12,8 +12,7 @@
 //!   `synthetic` demo series.
 //! - [`model`]: series keys, points, samples, timestamps.
 //! - [`sink`]: the one ingest path every source's points take: write,
-//!   count, record the source's success, mark dirty; [`group_commit`]:
-//!   writes that arrive together share one transaction.
+//!   count, record the source's success, mark dirty.
 //! - [`store`]: the [`store::Store`] trait over SQLite and PostgreSQL:
 //!   idempotent batched point writes, series reads, score history; on
 //!   PostgreSQL with TimescaleDB, the points table is a hypertable; the
@@ -53,7 +52,6 @@ pub mod commands;
 pub mod config;
 pub mod connectors;
 pub mod feed;
-pub mod group_commit;
 pub mod ingest;
 pub mod live;
 pub mod metrics;

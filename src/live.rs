@@ -25,8 +25,6 @@ pub struct Services {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Time.
     pub clock: Arc<dyn crate::clock::Clock>,
-    /// Writes that arrive together go to the store together.
-    pub commits: Arc<crate::group_commit::GroupCommit>,
 }
 
 impl Services {
@@ -42,7 +40,6 @@ impl Services {
             store,
             metrics,
             clock,
-            commits: Arc::default(),
         }
     }
 }

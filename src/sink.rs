@@ -1,8 +1,7 @@
 //! The one ingest path. Every source (`POST /api/v1/points`, the
 //! scheduler's pull connectors, the Kafka consumer, the demo connector)
 //! hands its points to [`Services::ingest`], which writes them (one batched,
-//! idempotent transaction, shared with the writes that arrive meanwhile:
-//! `group_commit.rs`), counts them, records the source's last success
+//! idempotent transaction), counts them, records the source's last success
 //! and marks their metrics dirty for the scorer. A failed write is counted
 //! under reason `store` and returned to the caller, which decides whether to
 //! retry.
@@ -13,7 +12,7 @@
 use crate::live::Services;
 use crate::metrics::Metrics;
 use crate::model::{Point, Timestamp};
-use crate::store::StoreError;
+use crate::store::{no_progress, StoreError};
 
 /// The `reason` of `okrd_connector_errors_total` for a failed write.
 pub const STORE_REASON: &str = "store";
@@ -82,7 +81,7 @@ impl Services {
         let stored = if points.is_empty() {
             0
         } else {
-            match self.commits.write(&self.store, points).await {
+            match self.store.write_points(points, &no_progress).await {
                 Ok(n) => n,
                 Err(error) => {
                     WriteFailed {
