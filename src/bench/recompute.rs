@@ -3,7 +3,9 @@
 //! okrd itself (`okrd_recompute_duration_seconds`) after SIGHUP marks every
 //! KR; the incremental one after a single pushed point. A cold start is
 //! timed from outside: to the first scorecard (`/readyz`), and to every
-//! KR's history built.
+//! KR's history built. Then the same KRs with `test: welch` on every
+//! counter metric, in a second child on the same database: the full
+//! recompute again, and its ratio to the threshold rule's.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -55,6 +57,19 @@ pub struct Recompute {
     pub rss_started_mb: f64,
     pub rss_first_mb: f64,
     pub rss_full_mb: f64,
+    /// The full recompute with `test: welch` on every counter metric,
+    /// median, seconds; and its ratio to `full_s` (the threshold rule).
+    pub full_welch_s: f64,
+    pub welch_ratio: f64,
+}
+
+/// How the KRs' counter metrics are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Test {
+    /// The threshold rule (the default).
+    Threshold,
+    /// Welch's test, with its defaults.
+    Welch,
 }
 
 fn key(s: usize) -> Arc<SeriesKey> {
@@ -89,9 +104,13 @@ pub async fn load(url: &str, krs: usize) -> anyhow::Result<usize> {
     Ok(total)
 }
 
-/// Writes the objective files for `krs` KRs into `dir/objectives` and
-/// returns the teams' YAML lines.
-pub fn objectives(dir: &Path, krs: usize) -> anyhow::Result<Vec<String>> {
+/// Writes the objective files for `krs` KRs into `dir/objectives`, each
+/// KR's counter metric judged by `test`, and returns the teams' YAML lines.
+pub fn objectives(dir: &Path, krs: usize, test: Test) -> anyhow::Result<Vec<String>> {
+    let test = match test {
+        Test::Threshold => "",
+        Test::Welch => ", test: welch",
+    };
     let now = Utc::now().date_naive();
     let (start, end) = (now - chrono::Days::new(30), now + chrono::Days::new(60));
     let objectives = krs.div_ceil(PER_OBJECTIVE);
@@ -110,8 +129,8 @@ pub fn objectives(dir: &Path, krs: usize) -> anyhow::Result<Vec<String>> {
             let _ = write!(
                 y,
                 "  - id: kr{s}\n    title: Key result {s}\n    metric: {}\n    labels: {{ shard: {} }}\n    \
-                 baseline: 10\n    target: 90\n    counter_metrics:\n      - {{ metric: {}, labels: {{ shard: {} }}, better: lower, tolerance: 10%, window: 1d }}\n",
-                k.metric, k.labels["shard"], c.metric, c.labels["shard"]
+                 baseline: 10\n    target: 90\n    counter_metrics:\n      - {{ metric: {}, labels: {{ shard: {} }}, better: lower, tolerance: 10%, window: 1d{} }}\n",
+                k.metric, k.labels["shard"], c.metric, c.labels["shard"], test
             );
         }
         std::fs::write(dir.join("objectives").join(format!("o{o}.yaml")), y)?;
@@ -192,7 +211,38 @@ pub async fn measure(child: &Child, krs: usize, points: usize) -> anyhow::Result
         rss_started_mb,
         rss_first_mb,
         rss_full_mb,
+        full_welch_s: 0.0,
+        welch_ratio: 0.0,
     })
+}
+
+/// The full recompute alone (median of several, seconds), once the child
+/// has published its first scorecard and built every KR's history.
+pub async fn measure_full(child: &Child) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let built = child
+            .sample("okrd_history_pending_key_results", &[])
+            .await?
+            == 0.0
+            && child
+                .sample("okrd_recompute_duration_seconds_count", &[])
+                .await?
+                > 0.0;
+        if built {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("score history not built in 1800s");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    wait_count(child, 0.0, Duration::from_secs(60)).await?;
+    let mut full = Vec::new();
+    for _ in 0..SAMPLES {
+        full.push(next_recompute(child, Duration::from_secs(300), || child.hang_up()).await?);
+    }
+    Ok(median(full))
 }
 
 /// Between scrapes: with 10,000 KRs `/metrics` is megabytes, and rendering
