@@ -798,26 +798,32 @@ mod tests {
                 }
             }
         }
-        let first_in_cycle = |id: &str, metric: &str, cycle: f64| {
+        let count =
+            |id: &str, metric: &str| fires.get(&(id, metric.to_string())).map_or(0, Vec::len);
+        let first = |id: &str, metric: &str, cycle: f64| {
             fires[&(id, metric.to_string())]
                 .iter()
                 .copied()
                 .find(|m| (cycle * 30.0..(cycle + 1.0) * 30.0).contains(m))
         };
-        // Welch's test never fires on the noise; the threshold rule does in
-        // both cycles.
-        assert!(!fires.contains_key(&("checkout-conversion-welch", "payment_decline_rate".into())));
+        let (threshold, welch) = ("checkout-conversion", "checkout-conversion-welch");
+        // The noise: the threshold rule's condition holds at 39 of the 241
+        // instants (in both cycles, minutes 4.5-19.25 and 36.25-48.75, while
+        // the KR moves); Welch's test's at none.
+        assert_eq!(count(threshold, "payment_decline_rate"), 39, "{fires:?}");
+        assert_eq!(first(threshold, "payment_decline_rate", 0.0), Some(4.5));
+        assert_eq!(first(threshold, "payment_decline_rate", 1.0), Some(36.25));
+        assert_eq!(count(welch, "payment_decline_rate"), 0, "{fires:?}");
+        // The refunds: both catch them in each cycle, the threshold rule
+        // from minute 4.25 to 13.25 (37 instants a cycle), Welch's test,
+        // which waits for enough of the window to have shifted, from minute
+        // 7 to 15 (33 a cycle).
+        assert_eq!(count(threshold, "refund_rate"), 2 * 37);
+        assert_eq!(count(welch, "refund_rate"), 2 * 33);
         for cycle in [0.0, 1.0] {
-            let noise = first_in_cycle("checkout-conversion", "payment_decline_rate", cycle);
-            assert!(noise.is_some(), "cycle {cycle}: {fires:?}");
-            // Both catch the refunds in each cycle: the threshold rule
-            // within minutes 4-6, Welch's test within minutes 6-9.
-            let t =
-                first_in_cycle("checkout-conversion", "refund_rate", cycle).unwrap() - cycle * 30.0;
-            let w = first_in_cycle("checkout-conversion-welch", "refund_rate", cycle).unwrap()
-                - cycle * 30.0;
-            assert!((4.0..6.0).contains(&t), "threshold fired at minute {t}");
-            assert!((6.0..9.0).contains(&w), "welch fired at minute {w}");
+            let at = |m: f64| Some(m + 30.0 * cycle);
+            assert_eq!(first(threshold, "refund_rate", cycle), at(4.25));
+            assert_eq!(first(welch, "refund_rate", cycle), at(7.0));
         }
     }
 }

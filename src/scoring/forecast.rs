@@ -93,12 +93,14 @@ fn meets_probability(target: Target, better: Better, value: f64, se: f64, df: us
         };
         return if met { 1.0 } else { 0.0 };
     }
-    let below = t_cdf((threshold - value) / se, df as f64);
-    if at_least {
-        1.0 - below
+    // Each side from the cdf directly (T is symmetric), not as 1 − the
+    // other, so that a tail probability keeps its digits.
+    let margin = if at_least {
+        value - threshold
     } else {
-        below
-    }
+        threshold - value
+    };
+    t_cdf(margin / se, df as f64)
 }
 
 /// Residuals this small are float rounding, not noise: s = 0, and the line
