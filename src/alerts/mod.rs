@@ -13,9 +13,10 @@
 //! tolerance; it stays firing while the counter metric is worse than the
 //! reference captured at firing by more than the tolerance (`test: welch`:
 //! while the bound recomputed against the window captured at firing
-//! exceeds it), and resolves when it recovers. A stale-data alert fires when a KR that had data turns
-//! `stale` or `no_data`, and resolves when data flows again. While firing,
-//! an alert is re-sent every `alerts.repeat_interval`.
+//! exceeds it), and resolves when it recovers. A stale-data alert fires
+//! when a KR that had data turns `stale` or `no_data`, and resolves when
+//! data flows again. While firing, an alert is re-sent every
+//! `alerts.repeat_interval`.
 
 pub mod event;
 pub mod notifiers;

@@ -275,9 +275,10 @@ async fn run_in(options: &Options, root: &Path, started: String) -> anyhow::Resu
             eprintln!("{store}: recompute, {} KRs", options.krs);
             let (recompute, recompute_rss) = phase.recompute(options.krs).await?;
             eprintln!(
-                "  full {:.3} s, incremental {:.1} ms; test: welch full {:.3} s ({:.2}× threshold)",
+                "  full {:.3} s, incremental {:.1} ms; in turn, threshold {:.3} s, test: welch {:.3} s ({:.2}×)",
                 recompute.full_s,
                 recompute.incremental_ms,
+                recompute.full_beside_welch_s,
                 recompute.full_welch_s,
                 recompute.welch_ratio
             );
@@ -433,21 +434,23 @@ impl Stage<'_> {
         Ok((latency, mb(rss)))
     }
 
-    /// The threshold rule's child, then, on the same database, a child
-    /// whose every counter metric is judged by Welch's test.
+    /// The threshold rule's child; then, beside it on the same database, a
+    /// child whose every counter metric is judged by Welch's test, and full
+    /// recomputes of the two in turn.
     async fn recompute(&self, krs: usize) -> anyhow::Result<(Recompute, f64)> {
         let (url, dir) = self.fresh("recompute").await?;
         let points = recompute::load(&url, krs).await?;
         let teams = recompute::objectives(&dir, krs, recompute::Test::Threshold)?;
-        let child = Child::start(&setup(&dir, &url, "1h", &teams)).await?;
-        let mut figures = recompute::measure(&child, krs, points).await?;
-        let rss = child.stop().await?;
-        let _ = std::fs::remove_dir_all(dir.join("objectives"));
-        let teams = recompute::objectives(&dir, krs, recompute::Test::Welch)?;
-        let child = Child::start(&setup(&dir, &url, "1h", &teams)).await?;
-        figures.full_welch_s = recompute::measure_full(&child).await?;
-        figures.welch_ratio = figures.full_welch_s / figures.full_s;
-        let rss = rss.max(child.stop().await?);
+        let threshold = Child::start(&setup(&dir, &url, "1h", &teams)).await?;
+        let mut figures = recompute::measure(&threshold, krs, points).await?;
+        let welch_dir = dir.join("welch");
+        let teams = recompute::objectives(&welch_dir, krs, recompute::Test::Welch)?;
+        let welch = Child::start(&setup(&welch_dir, &url, "1h", &teams)).await?;
+        let (t, w) = recompute::beside(&threshold, &welch).await?;
+        figures.full_beside_welch_s = t;
+        figures.full_welch_s = w;
+        figures.welch_ratio = w / t;
+        let rss = threshold.stop().await?.max(welch.stop().await?);
         self.done("recompute").await?;
         Ok((figures, mb(rss)))
     }

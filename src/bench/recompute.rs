@@ -4,8 +4,9 @@
 //! KR; the incremental one after a single pushed point. A cold start is
 //! timed from outside: to the first scorecard (`/readyz`), and to every
 //! KR's history built. Then the same KRs with `test: welch` on every
-//! counter metric, in a second child on the same database: the full
-//! recompute again, and its ratio to the threshold rule's.
+//! counter metric, in a second child on the same database beside the
+//! first: full recomputes of one and the other in turn, so that both see
+//! the same machine, and the ratio of their medians.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -57,8 +58,10 @@ pub struct Recompute {
     pub rss_started_mb: f64,
     pub rss_first_mb: f64,
     pub rss_full_mb: f64,
-    /// The full recompute with `test: welch` on every counter metric,
-    /// median, seconds; and its ratio to `full_s` (the threshold rule).
+    /// Full recomputes taken in turn by the threshold rule's child and one
+    /// with `test: welch` on every counter metric, medians, seconds; and
+    /// the ratio welch / threshold.
+    pub full_beside_welch_s: f64,
     pub full_welch_s: f64,
     pub welch_ratio: f64,
 }
@@ -211,21 +214,23 @@ pub async fn measure(child: &Child, krs: usize, points: usize) -> anyhow::Result
         rss_started_mb,
         rss_first_mb,
         rss_full_mb,
+        full_beside_welch_s: 0.0,
         full_welch_s: 0.0,
         welch_ratio: 0.0,
     })
 }
 
-/// The full recompute alone (median of several, seconds), once the child
-/// has published its first scorecard and built every KR's history.
-pub async fn measure_full(child: &Child) -> anyhow::Result<f64> {
+/// Full recomputes of `threshold` and `welch` in turn, once `welch` has
+/// published its first scorecard and built every KR's history: the medians
+/// of each, seconds.
+pub async fn beside(threshold: &Child, welch: &Child) -> anyhow::Result<(f64, f64)> {
     let deadline = Instant::now() + Duration::from_secs(1800);
     loop {
-        let built = child
+        let built = welch
             .sample("okrd_history_pending_key_results", &[])
             .await?
             == 0.0
-            && child
+            && welch
                 .sample("okrd_recompute_duration_seconds_count", &[])
                 .await?
                 > 0.0;
@@ -237,12 +242,14 @@ pub async fn measure_full(child: &Child) -> anyhow::Result<f64> {
         }
         tokio::time::sleep(POLL).await;
     }
-    wait_count(child, 0.0, Duration::from_secs(60)).await?;
-    let mut full = Vec::new();
+    wait_count(welch, 0.0, Duration::from_secs(60)).await?;
+    let (mut t, mut w) = (Vec::new(), Vec::new());
     for _ in 0..SAMPLES {
-        full.push(next_recompute(child, Duration::from_secs(300), || child.hang_up()).await?);
+        let timeout = Duration::from_secs(300);
+        t.push(next_recompute(threshold, timeout, || threshold.hang_up()).await?);
+        w.push(next_recompute(welch, timeout, || welch.hang_up()).await?);
     }
-    Ok(median(full))
+    Ok((median(t), median(w)))
 }
 
 /// Between scrapes: with 10,000 KRs `/metrics` is megabytes, and rendering
