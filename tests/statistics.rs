@@ -5,6 +5,12 @@
 //! and again under the threshold rule and never under Welch's; a real
 //! shift fires under both and resolves under both.
 //!
+//! Then the same through a running `okrd serve`: the read API's
+//! `forecast_probability` and per-counter-metric `state`, the explanation's
+//! Welch test (both windows' n, means and standard deviations, the degrees
+//! of freedom, the bound, the tolerance) and forecast, `/metrics` and the
+//! status page.
+//!
 //! The expected minutes come from an independent replica of SPEC §4's
 //! rules in Python with SciPy's `ttest_ind(equal_var=False)` (its one-sided
 //! confidence interval for the bound), run on the same series:
@@ -18,7 +24,10 @@ use common::{both_stores, Backend};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{TimeDelta, TimeZone, Utc};
+use std::time::Duration;
+
+use chrono::{SubsecRound, TimeDelta, TimeZone, Utc};
+use common::server::{eventually, service_yaml, Server};
 use okrd::alerts::Engine;
 use okrd::config::{self, Config};
 use okrd::metrics::Metrics;
@@ -26,6 +35,7 @@ use okrd::model::{Point, SeriesKey, Timestamp};
 use okrd::scorecard::Scorecard;
 use okrd::scorer;
 use okrd::store::{self, AlertKey, Store};
+use serde_json::{json, Value};
 
 /// 2026-11-02T00:00:00Z, inside the test objective's period.
 fn minutes(m: i64) -> Timestamp {
@@ -143,7 +153,10 @@ fn state(card: &Scorecard, kr: &str, counter: &str) -> &'static str {
         .as_str()
 }
 
-both_stores!(noise_cries_wolf_only_under_the_threshold_rule);
+both_stores!(
+    noise_cries_wolf_only_under_the_threshold_rule,
+    the_read_api_explains_the_test_and_the_forecast
+);
 
 async fn noise_cries_wolf_only_under_the_threshold_rule(backend: Backend) {
     let store = backend.open().await;
@@ -256,6 +269,151 @@ async fn noise_cries_wolf_only_under_the_threshold_rule(backend: Backend) {
         );
         assert_eq!(text.lines().filter(|l| *l == line).count(), 1, "{line}");
     }
+}
+
+async fn get(url: &str) -> reqwest::Response {
+    reqwest::Client::new().get(url).send().await.unwrap()
+}
+
+/// |got − want| ≤ 1e-9·|want|.
+fn close(got: &Value, want: f64, what: &str) {
+    let got = got.as_f64().unwrap_or_else(|| panic!("{what}: {got}"));
+    assert!(
+        (got - want).abs() <= 1e-9 * want.abs(),
+        "{what}: got {got:e}, want {want:e}"
+    );
+}
+
+/// One KR guarded three ways, W = 1h: `tickets` by Welch's test with a
+/// real rise (the SciPy case of src/scoring/welch.rs), `sparse` by Welch's
+/// test with 3 points where it needs 5, `refunds` by the threshold rule.
+async fn the_read_api_explains_the_test_and_the_forecast(backend: Backend) {
+    let now = Utc::now().trunc_subsecs(0);
+    let period = |d: i64| (now + TimeDelta::days(d)).format("%Y-%m-%d");
+    let objective = format!(
+        "id: growth\nobjective: Grow\nteam: growth\nperiod: {{ start: {}, end: {} }}\nkey_results:\n  - id: kr\n    title: Raise activation from 30% to 50%\n    metric: activation_rate\n    baseline: 0.30\n    target: 0.50\n    counter_metrics:\n      - {{ metric: tickets, better: lower, tolerance: 5%, window: 1h, test: welch }}\n      - {{ metric: sparse, better: lower, tolerance: 5%, window: 1h, test: welch }}\n      - {{ metric: refunds, better: lower, tolerance: 5%, window: 1h }}\n",
+        period(-30),
+        period(60)
+    );
+    let db = backend.server_url();
+    let server = Server::start(
+        &service_yaml(""),
+        &[("growth.yaml", objective)],
+        db.as_deref(),
+        &[],
+    );
+    let at = |minutes_ago: i64| (now - TimeDelta::minutes(minutes_ago)).to_rfc3339();
+    let mut points = Vec::new();
+    // A: 115 to 65 minutes ago; B: 55 to 5 minutes ago. The server
+    // evaluates seconds later, far from the windows' bounds (now − 2h,
+    // now − 1h).
+    let a = [4.1, 3.9, 4.3, 4.0, 4.2, 3.8];
+    let b = [4.9, 5.2, 4.7, 5.0, 5.3, 4.8];
+    for (i, (va, vb)) in a.iter().zip(&b).enumerate() {
+        let i = i as i64;
+        points.push(json!({"metric": "tickets", "ts": at(115 - 10 * i), "value": va}));
+        points.push(json!({"metric": "tickets", "ts": at(55 - 10 * i), "value": vb}));
+        points.push(json!({"metric": "sparse", "ts": at(115 - 10 * i), "value": va}));
+        if i < 3 {
+            points.push(json!({"metric": "sparse", "ts": at(55 - 10 * i), "value": vb}));
+        }
+    }
+    for (ago, v) in [(70, 1.0), (30, 1.1), (5, 1.2)] {
+        points.push(json!({"metric": "refunds", "ts": at(ago), "value": v}));
+    }
+    // Ten daily points, rising 0.01 a day with a wiggle: 0.30 → 0.389.
+    let wiggle = [
+        0.0, 0.004, -0.003, 0.002, -0.004, 0.003, 0.0, -0.002, 0.004, -0.001,
+    ];
+    let activation: Vec<f64> = (0..10)
+        .map(|d| 0.30 + 0.01 * d as f64 + wiggle[d])
+        .collect();
+    for (d, v) in activation.iter().enumerate() {
+        let ts = now - TimeDelta::days(9 - d as i64) - TimeDelta::minutes(1);
+        points.push(json!({"metric": "activation_rate", "ts": ts.to_rfc3339(), "value": v}));
+    }
+    let r = reqwest::Client::new()
+        .post(server.url("/api/v1/points"))
+        .json(&json!({ "points": points }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let list = eventually(Duration::from_secs(10), "scores of the points", || async {
+        let l: Value = get(&server.url("/api/v1/key-results"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        (l["key_results"][0]["value"] == json!(activation[9])).then_some(l)
+    })
+    .await;
+    let row = &list["key_results"][0];
+    assert_eq!(
+        row["counter_metrics"],
+        json!([
+            {"metric": "tickets", "state": "degraded"},
+            {"metric": "sparse", "state": "insufficient_data"},
+            {"metric": "refunds", "state": "degraded"},
+        ])
+    );
+    let p = row["forecast_probability"].as_f64().expect("10 points");
+
+    let detail: Value = get(&server.url("/api/v1/key-results/growth/kr"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["counter_metrics"], row["counter_metrics"]);
+    assert_eq!(detail["forecast_probability"].as_f64(), Some(p));
+    let forecast = &detail["explanation"]["forecast"];
+    assert_eq!(forecast["probability"].as_f64(), Some(p));
+    assert_eq!(
+        (&forecast["points"], &forecast["degrees_of_freedom"]),
+        (&json!(10), &json!(8))
+    );
+    assert!(forecast["standard_error"].as_f64().unwrap() > 0.0);
+
+    let counters = &detail["explanation"]["counter_metrics"];
+    let welch = &counters[0]["test"];
+    assert_eq!(
+        (&counters[0]["state"], &welch["name"]),
+        (&json!("degraded"), &json!("welch"))
+    );
+    assert_eq!(
+        (&welch["min_points"], &welch["alpha"]),
+        (&json!(5), &json!(0.05))
+    );
+    assert_eq!((&welch["a"]["n"], &welch["b"]["n"]), (&json!(6), &json!(6)));
+    // SciPy 1.17.1: np.mean, np.std(ddof=1) of A and B; the bound and
+    // the degrees of freedom as in src/scoring/welch.rs's table.
+    close(&welch["a"]["mean"], 4.05, "mean A");
+    close(&welch["b"]["mean"], 4.983333333333333, "mean B");
+    close(&welch["a"]["sd"], 0.18708286933869708, "sd A");
+    close(&welch["b"]["sd"], 0.231660671385254, "sd B");
+    close(&welch["degrees_of_freedom"], 9.575596816976129, "df");
+    close(&welch["bound"], 0.7120084366354245, "bound");
+    close(&welch["tolerance"], 0.2025, "5% of 4.05");
+    assert_eq!(
+        counters[1]["test"]["summary"],
+        "insufficient_data: each window needs 5 points (A has 6, B 3)"
+    );
+    assert_eq!(counters[1]["test"]["bound"], Value::Null);
+    assert_eq!(counters[2]["test"], json!({"name": "threshold"}));
+    assert_eq!(
+        (&counters[2]["state"], &counters[2]["value"]),
+        (&json!("degraded"), &json!(1.2))
+    );
+
+    let metrics = get(&server.url("/metrics")).await.text().await.unwrap();
+    let line = format!(
+        "okrd_key_result_forecast_probability{{key_result=\"kr\",objective=\"growth\"}} {p}"
+    );
+    assert_eq!(metrics.lines().filter(|l| *l == line).count(), 1, "{line}");
+    let page = get(&server.url("/")).await.text().await.unwrap();
+    let likely = format!("{:.0}% likely</span>", p * 100.0);
+    assert_eq!(page.matches(&likely).count(), 1, "{likely}");
 }
 
 // scenario.py (SciPy 1.17.1):
