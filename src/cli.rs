@@ -61,6 +61,14 @@ pub enum Command {
         /// Stores to measure.
         #[arg(long, value_delimiter = ',', default_value = "postgres,sqlite")]
         stores: Vec<String>,
+        /// Phases to run, e.g. `--phases recompute`.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "ingest,latency,recompute"
+        )]
+        phases: Vec<crate::bench::Phase>,
         /// Points in each ingest phase.
         #[arg(long, default_value_t = 1_000_000)]
         points: usize,
@@ -107,6 +115,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             postgres,
             kafka_brokers,
             stores,
+            phases,
             points,
             per_message,
             krs,
@@ -118,6 +127,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 postgres,
                 kafka_brokers: kafka_brokers.filter(|b| !b.trim().is_empty()),
                 stores,
+                phases,
                 points,
                 per_message: per_message.max(1),
                 krs,

@@ -175,7 +175,7 @@ fn write_scorecard(card: &Scorecard, out: &mut String) {
     family(
         out,
         "okrd_guardrail_degraded",
-        "1 while the counter metric is worse than W ago by more than its tolerance.",
+        "1 while the counter metric is degraded: worse than W ago by more than its tolerance (test: welch, by the lower confidence bound of the two windows' difference).",
         |f| {
             for r in krs {
                 for c in &r.counters {
@@ -193,6 +193,18 @@ fn write_scorecard(card: &Scorecard, out: &mut String) {
         "okrd_key_result_expected_score",
         "The score expected by now: elapsed fraction of the period (x0.7 for aspirational KRs).",
         |f| krs.iter().for_each(|r| f.sample(&kr(r), r.expected)),
+    );
+    family(
+        out,
+        "okrd_key_result_forecast_probability",
+        "Probability, by Student's t around the least-squares line through the period's points, that the value at period end meets the target (a maintain KR: its threshold); absent with fewer than 3 points.",
+        |f| {
+            for r in krs {
+                if let Some(p) = r.forecast_probability {
+                    f.sample(&kr(r), p);
+                }
+            }
+        },
     );
     family(
         out,

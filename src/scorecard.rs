@@ -60,6 +60,8 @@ pub struct KeyResultRow {
     pub status: &'static str,
     /// Forecast score at period end.
     pub forecast: Option<f64>,
+    /// The probability that the value at period end meets the target.
+    pub forecast_probability: Option<f64>,
     /// The owning team.
     #[serde(skip)]
     pub team: String,

@@ -11,10 +11,12 @@
 //! A counter-metric alert fires when the KR moved toward its target
 //! (score rose ≥ 0.01 over W) while the counter metric degraded beyond its
 //! tolerance; it stays firing while the counter metric is worse than the
-//! reference captured at firing by more than the tolerance, and resolves
-//! when it recovers. A stale-data alert fires when a KR that had data turns
-//! `stale` or `no_data`, and resolves when data flows again. While firing,
-//! an alert is re-sent every `alerts.repeat_interval`.
+//! reference captured at firing by more than the tolerance (`test: welch`:
+//! while the bound recomputed against the window captured at firing
+//! exceeds it), and resolves when it recovers. A stale-data alert fires
+//! when a KR that had data turns `stale` or `no_data`, and resolves when
+//! data flows again. While firing, an alert is re-sent every
+//! `alerts.repeat_interval`.
 
 pub mod event;
 pub mod notifiers;
@@ -27,7 +29,7 @@ use crate::config::types::{format_duration, Tolerance};
 use crate::config::{Config, KeyResult, Objective};
 use crate::model::Timestamp;
 use crate::scorecard::{KeyResultRow, Scorecard};
-use crate::scoring::guardrail::{worse_than, CounterState};
+use crate::scoring::guardrail::{still_degraded, CounterState};
 use crate::scoring::Status;
 use crate::store::{
     AlertKey, AlertKind, AlertRecord, AlertState, EventName, Store, StoreError, Transition,
@@ -130,15 +132,12 @@ impl Engine {
                 let op = match current {
                     None if state.firing() => Some(TransitionOp::Fire {
                         reference: state.reference,
+                        window: state.captured_window(),
                     }),
                     None => None,
                     Some(rec) => {
-                        // Without a value now (a gap in the data) it cannot
-                        // be said to have recovered.
-                        let still_worse = match (rec.reference, state.value) {
-                            (Some(r), Some(v)) => worse_than(cm, r, v),
-                            _ => true,
-                        };
+                        let still_worse =
+                            still_degraded(cm, rec.reference, rec.reference_window(), state);
                         Some(if still_worse {
                             TransitionOp::Repeat {
                                 every: config.service.repeat_interval,
@@ -150,7 +149,7 @@ impl Engine {
                 };
                 if let Some(op) = op {
                     let reference = match &op {
-                        TransitionOp::Fire { reference } => *reference,
+                        TransitionOp::Fire { reference, .. } => *reference,
                         _ => current.and_then(|r| r.reference),
                     };
                     let fired_at = current.map_or(now, |r| r.fired_at);
@@ -167,7 +166,10 @@ impl Engine {
                 && row.detail.newest_point.is_some();
             let current = firing.get(&key);
             let op = match (current, stale) {
-                (None, true) => Some(TransitionOp::Fire { reference: None }),
+                (None, true) => Some(TransitionOp::Fire {
+                    reference: None,
+                    window: None,
+                }),
                 (Some(_), true) => Some(TransitionOp::Repeat {
                     every: config.service.repeat_interval,
                 }),

@@ -7,26 +7,34 @@ use chrono::TimeDelta;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use crate::config::objective::{Better, Target};
+use crate::config::objective::{Better, CounterMetric, CounterTest, Target};
 use crate::config::types::{format_duration, Tolerance};
 use crate::config::{KeyResult, Objective};
 use crate::live::Services;
 use crate::model::{minus, SeriesKey};
 use crate::scorecard::KeyResultRow;
 use crate::scorer::{self, Evaluation};
-use crate::scoring::{BaselineSource, Margins, Status};
+use crate::scoring::guardrail::{CounterState, Windows};
+use crate::scoring::welch::WindowStats;
+use crate::scoring::{BaselineSource, KrScore, Margins, Status};
 
 /// Points listed in an explanation at most (the most recent).
 const MAX_EXPLAINED_POINTS: usize = 1_000;
 
-/// A KR's fields as `okrd score --format json` prints them, plus team, title
-/// and `updated_at` (the ts of the newest point the score saw).
+/// A KR's fields as `okrd score --format json` prints them, plus team, title,
+/// `updated_at` (the ts of the newest point the score saw) and each counter
+/// metric's `state` (`ok`, `degraded` or `insufficient_data`).
 pub fn kr_json(row: &KeyResultRow) -> Value {
     let mut v = serde_json::to_value(row).expect("a row serializes");
     v["team"] = json!(row.team);
     v["title"] = json!(row.title);
     v["updated_at"] = json!(row.detail.newest_point);
     v["history_status"] = json!(history_status(row.history_building));
+    v["counter_metrics"] = row
+        .counters
+        .iter()
+        .map(|c| json!({ "metric": c.metric, "state": c.state.as_str() }))
+        .collect();
     v
 }
 
@@ -237,6 +245,8 @@ fn explain(objective: &Objective, kr: &KeyResult, eval: &Evaluation, margins: Ma
                 "kr_score_delta": c.kr_score_delta,
                 "kr_moved": c.kr_moved,
                 "degraded": c.degraded,
+                "state": c.state.as_str(),
+                "test": explain_test(cm, c),
             })
         })
         .collect();
@@ -250,8 +260,102 @@ fn explain(objective: &Objective, kr: &KeyResult, eval: &Evaluation, margins: Ma
         "formula": formula,
         "expected": expected,
         "status": status,
+        "forecast": explain_forecast(kr, s),
         "counter_metrics": counters,
     })
+}
+
+/// The forecast's line at period end and its probability, with the
+/// standard error and degrees of freedom behind it.
+fn explain_forecast(kr: &KeyResult, s: &KrScore) -> Value {
+    let Some(f) = s.forecast_fit else {
+        return json!({
+            "score": null, "probability": null,
+            "formula": "fewer than 3 points in the period: no forecast",
+        });
+    };
+    let meets = match kr.target {
+        Target::AtMost(t) => format!("<= {}", num(t)),
+        Target::AtLeast(t) => format!(">= {}", num(t)),
+        Target::Value(t) if kr.better == Better::Higher => format!(">= {}", num(t)),
+        Target::Value(t) => format!("<= {}", num(t)),
+    };
+    let formula = if f.se == 0.0 {
+        format!(
+            "the {} points lie on the line (s = 0): its value at the period end, {}, decides: P(value {meets}) = {}",
+            f.n, num(f.value), num(f.probability)
+        )
+    } else {
+        format!(
+            "least-squares line through {} points: value at the period end {}, standard error s·sqrt(1 + 1/n + (x_end − x̄)²/Σ(x − x̄)²) = {}; P(value {meets}) by Student's t with {} degrees of freedom = {}",
+            f.n, num(f.value), num(f.se), f.df, num(f.probability)
+        )
+    };
+    json!({
+        "score": s.forecast,
+        "value": f.value,
+        "points": f.n,
+        "standard_error": f.se,
+        "degrees_of_freedom": f.df,
+        "probability": f.probability,
+        "formula": formula,
+    })
+}
+
+/// How a counter metric's state was decided: the tolerance rule, or
+/// Welch's test with both windows' n, means and standard deviations, the
+/// degrees of freedom, the bound and the tolerance.
+fn explain_test(cm: &CounterMetric, c: &CounterState) -> Value {
+    let CounterTest::Welch { min_points, alpha } = cm.test else {
+        return json!({ "name": "threshold" });
+    };
+    let windows = c.windows.unwrap_or(Windows {
+        a: None,
+        b: None,
+        test: None,
+    });
+    let window = |w: Option<WindowStats>, range: &str| {
+        json!({
+            "range": range,
+            "n": w.map_or(0, |w| w.n),
+            "mean": w.map(|w| w.mean),
+            "sd": w.map(|w| w.sd()),
+        })
+    };
+    let w = format_duration(cm.window);
+    let mut v = json!({
+        "name": "welch",
+        "min_points": min_points,
+        "alpha": alpha,
+        "a": window(windows.a, &format!("(t - 2*{w}, t - {w}]")),
+        "b": window(windows.b, &format!("(t - {w}, t]")),
+    });
+    match windows.test {
+        None => {
+            v["summary"] = json!(format!(
+                "insufficient_data: each window needs {min_points} points (A has {}, B {})",
+                windows.a.map_or(0, |w| w.n),
+                windows.b.map_or(0, |w| w.n)
+            ));
+        }
+        Some(t) => {
+            v["d"] = json!(t.d);
+            v["standard_error"] = json!(t.se);
+            v["degrees_of_freedom"] = json!(t.df);
+            v["bound"] = json!(t.bound);
+            v["tolerance"] = json!(t.allowed);
+            v["summary"] = json!(format!(
+                "d = {} (positive is worse); its {}% lower confidence bound {} {} the tolerance {}: {}",
+                num(t.d),
+                num((1.0 - alpha) * 100.0),
+                num(t.bound),
+                if t.degraded() { "exceeds" } else { "does not exceed" },
+                num(t.allowed),
+                c.state.as_str()
+            ));
+        }
+    }
+    v
 }
 
 fn point(p: &crate::model::Sample) -> Value {

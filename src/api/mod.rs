@@ -147,6 +147,8 @@ async fn page(State(app): State<Services>) -> Result<Html<String>, ApiError> {
                 value: row.value,
                 target: kr.target,
                 updated_at: row.detail.newest_point,
+                forecast: row.forecast,
+                forecast_probability: row.forecast_probability,
                 history: history.iter().map(|h| (h.at, h.score)).collect(),
                 alerting: row.counters.iter().any(|c| c.firing()),
             });

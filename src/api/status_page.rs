@@ -1,6 +1,7 @@
 //! The status page at `/`: every objective with its score and, per key
-//! result, a score bar against the expected score, the status, the last
-//! update and a sparkline of the score history.
+//! result, a score bar against the expected score, the forecast and the
+//! probability of meeting the target, the status, the last update and a
+//! sparkline of the score history.
 //!
 //! A pure renderer: the handler gathers a [`StatusPage`] and [`render`] turns
 //! it into one self-contained HTML5 document (inline CSS and SVG, no
@@ -59,6 +60,11 @@ pub struct KrView {
     pub target: Target,
     /// ts of the newest point; `None` when there is none.
     pub updated_at: Option<Timestamp>,
+    /// The forecast score at period end; `None` with fewer than 3 points.
+    pub forecast: Option<f64>,
+    /// The probability that the value at period end meets the target;
+    /// `None` with fewer than 3 points.
+    pub forecast_probability: Option<f64>,
     /// Score over time, ascending by time.
     pub history: Vec<(Timestamp, f64)>,
     /// Whether a counter metric's guardrail alert is firing.
@@ -190,7 +196,7 @@ fn write_kr(out: &mut String, objective: &str, kr: &KrView, now: Timestamp) -> f
         out,
         "<li class=\"kr s-{status}{alerting}\" id=\"{row}\" data-status=\"{status}\">\n\
          <div class=\"what\"><div class=\"title\">{title}</div>\
-         <div class=\"sub\"><code>{id}</code> · {value} → {target}{tag}</div></div>\n\
+         <div class=\"sub\"><code>{id}</code> · {value} → {target}{forecast}{tag}</div></div>\n\
          <div class=\"score\"><div class=\"bar\" role=\"img\" \
          aria-label=\"score {score:.2}, expected {expected:.2}\">\
          <div class=\"fill\" style=\"width:{score_pct:.1}%\"></div>\
@@ -209,6 +215,7 @@ fn write_kr(out: &mut String, objective: &str, kr: &KrView, now: Timestamp) -> f
             ""
         },
         id = esc(&kr.id),
+        forecast = forecast(kr.forecast, kr.forecast_probability),
         value = kr.value.map_or_else(|| "—".to_string(), number),
         target = target(&kr.target),
         score_pct = score * 100.0,
@@ -293,6 +300,24 @@ fn sparkline_points(history: &[(Timestamp, f64)]) -> Option<Vec<(f64, f64)>> {
             })
             .collect(),
     )
+}
+
+/// " · forecast 0.85, 72% likely": the forecast score at period end beside
+/// the probability of meeting the target; nothing without a forecast.
+fn forecast(score: Option<f64>, probability: Option<f64>) -> String {
+    let likely = probability.map(|p| {
+        format!(
+            "<span class=\"likely\" title=\"probability that the value at period end meets the \
+             target\">{:.0}% likely</span>",
+            unit(p) * 100.0
+        )
+    });
+    match (score, likely) {
+        (None, None) => String::new(),
+        (Some(s), None) => format!(" · forecast {:.2}", unit(s)),
+        (None, Some(l)) => format!(" · {l}"),
+        (Some(s), Some(l)) => format!(" · forecast {:.2}, {l}", unit(s)),
+    }
 }
 
 /// A status as people read it.
@@ -416,6 +441,8 @@ mod tests {
             value: Some(0.41),
             target: Target::Value(0.45),
             updated_at: Some(now() - TimeDelta::minutes(3)),
+            forecast: None,
+            forecast_probability: None,
             history: Vec::new(),
             alerting: false,
         }

@@ -54,6 +54,9 @@ pub struct Options {
     pub kafka_brokers: Option<String>,
     /// The stores to measure: `postgres`, `sqlite`.
     pub stores: Vec<String>,
+    /// The phases to run: `ingest` (HTTP push and Kafka, with COPY as
+    /// reference), `latency`, `recompute`.
+    pub phases: Vec<Phase>,
     /// Points in each ingest phase.
     pub points: usize,
     /// Points per Kafka message.
@@ -68,6 +71,18 @@ pub struct Options {
     pub out: PathBuf,
 }
 
+/// A part of the bench that can be run alone (`--phases`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    /// HTTP push and Kafka into each store, against PostgreSQL's COPY.
+    Ingest,
+    /// Point pushed → KR value on `/metrics`, under background load.
+    Latency,
+    /// 10,000 KRs: cold start, full and incremental recomputes, and the
+    /// full one with `test: welch` beside the threshold rule.
+    Recompute,
+}
+
 /// Everything one run measured, as `bench/results.json` holds it.
 #[derive(Debug, Serialize)]
 pub struct Results {
@@ -78,8 +93,10 @@ pub struct Results {
     /// Points in each ingest phase, and their series.
     pub points: usize,
     pub series: usize,
-    /// PostgreSQL's binary COPY of the same rows into `points`, rows/s.
-    pub copy_rows_per_s: f64,
+    /// PostgreSQL's binary COPY of the same rows into `points`, rows/s
+    /// (with the ingest phases).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy_rows_per_s: Option<f64>,
     /// Per store.
     pub stores: Vec<StoreResults>,
 }
@@ -99,8 +116,10 @@ pub struct Machine {
 #[derive(Debug, Serialize)]
 pub struct StoreResults {
     pub store: String,
-    pub http_push: Ingest,
-    pub kafka: Ingest,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_push: Option<Ingest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<Ingest>,
     /// The same phases with okrd's connections to PostgreSQL over TLS
     /// (the plaintext ones use `sslmode=disable`); PostgreSQL only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -111,8 +130,10 @@ pub struct StoreResults {
     /// points/s of both together; PostgreSQL only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kafka_two_instances: Option<Ingest>,
-    pub latency: Latency,
-    pub recompute: Recompute,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Latency>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recompute: Option<Recompute>,
     /// The largest peak RSS of the okrd processes of all phases, MB.
     pub peak_rss_mb: f64,
 }
@@ -159,101 +180,113 @@ async fn run_in(options: &Options, root: &Path, started: String) -> anyhow::Resu
         machine.cpus, machine.cpu, machine.postgres, machine.kafka
     );
 
-    eprintln!(
-        "reference: PostgreSQL binary COPY of {} rows",
-        dataset.points
-    );
-    let url = pg.fresh("copy").await?;
-    let copy = postgres::copy_rate(&url, &dataset).await?;
-    pg.drop("copy").await?;
-    eprintln!("  {copy:.0} rows/s");
+    let run = |p: Phase| options.phases.contains(&p);
+    let copy = if run(Phase::Ingest) {
+        eprintln!(
+            "reference: PostgreSQL binary COPY of {} rows",
+            dataset.points
+        );
+        let url = pg.fresh("copy").await?;
+        let copy = postgres::copy_rate(&url, &dataset).await?;
+        pg.drop("copy").await?;
+        eprintln!("  {copy:.0} rows/s");
+        Some(copy)
+    } else {
+        None
+    };
 
-    let bodies = Arc::new(dataset.push_bodies(PUSH_BATCH));
+    let bodies = Arc::new(if run(Phase::Ingest) {
+        dataset.push_bodies(PUSH_BATCH)
+    } else {
+        Vec::new()
+    });
     let mut stores = Vec::new();
     for store in &options.stores {
         let dir = root.join(store);
-        let mut phase = Phase {
+        let mut phase = Stage {
             store,
             dir: &dir,
             pg: &pg,
             tls: false,
         };
-        let (http_push, kafka) = phase
-            .ingest(&dataset, &bodies, &broker, options.per_message, copy)
-            .await?;
-        let (http_push_tls, kafka_tls) = if *store == "postgres" {
-            phase.tls = true;
-            let tls = phase
-                .ingest(&dataset, &bodies, &broker, options.per_message, copy)
-                .await;
-            phase.tls = false;
-            match tls {
-                Ok((push, kafka)) => (Some(push), Some(kafka)),
-                Err(e) if e.to_string().contains(NO_TLS) => {
-                    eprintln!("{store}: {NO_TLS}: no TLS phases");
-                    (None, None)
-                }
-                Err(e) => return Err(e),
-            }
-        } else {
-            (None, None)
-        };
-        let kafka_two_instances = if *store == "postgres" {
-            eprintln!(
-                "{store}: Kafka, two instances in one consumer group, {PARTITIONS} partitions"
-            );
-            let (rate, rss) = phase
-                .kafka(&dataset, &broker, options.per_message, 2)
-                .await?;
-            eprintln!("  {:.0} points/s", rate.points_per_s);
-            Some(ingest(rate, rss, copy))
-        } else {
-            None
-        };
-
-        eprintln!(
-            "{store}: latency, {} probes under {} points/s",
-            options.probes, options.background
-        );
-        let (latency, latency_rss) = phase.latency(options.probes, options.background).await?;
-        eprintln!(
-            "  p50 {:.1} ms, p99 {:.1} ms",
-            latency.p50_ms, latency.p99_ms
-        );
-
-        eprintln!("{store}: recompute, {} KRs", options.krs);
-        let (recompute, recompute_rss) = phase.recompute(options.krs).await?;
-        eprintln!(
-            "  full {:.3} s, incremental {:.1} ms",
-            recompute.full_s, recompute.incremental_ms
-        );
-
-        let peak = [
-            http_push.peak_rss_mb,
-            kafka.peak_rss_mb,
-            latency_rss,
-            recompute_rss,
-        ]
-        .into_iter()
-        .chain(
-            http_push_tls
-                .iter()
-                .chain(&kafka_tls)
-                .chain(&kafka_two_instances)
-                .map(|i| i.peak_rss_mb),
-        )
-        .fold(0.0, f64::max);
-        stores.push(StoreResults {
+        let mut results = StoreResults {
             store: store.clone(),
-            http_push,
-            kafka,
-            http_push_tls,
-            kafka_tls,
-            kafka_two_instances,
-            latency,
-            recompute,
-            peak_rss_mb: peak,
-        });
+            http_push: None,
+            kafka: None,
+            http_push_tls: None,
+            kafka_tls: None,
+            kafka_two_instances: None,
+            latency: None,
+            recompute: None,
+            peak_rss_mb: 0.0,
+        };
+        let mut peaks = Vec::new();
+        if let Some(copy) = copy {
+            let (http_push, kafka) = phase
+                .ingest(&dataset, &bodies, &broker, options.per_message, copy)
+                .await?;
+            peaks.extend([http_push.peak_rss_mb, kafka.peak_rss_mb]);
+            results.http_push = Some(http_push);
+            results.kafka = Some(kafka);
+            if *store == "postgres" {
+                phase.tls = true;
+                let tls = phase
+                    .ingest(&dataset, &bodies, &broker, options.per_message, copy)
+                    .await;
+                phase.tls = false;
+                match tls {
+                    Ok((push, kafka)) => {
+                        peaks.extend([push.peak_rss_mb, kafka.peak_rss_mb]);
+                        results.http_push_tls = Some(push);
+                        results.kafka_tls = Some(kafka);
+                    }
+                    Err(e) if e.to_string().contains(NO_TLS) => {
+                        eprintln!("{store}: {NO_TLS}: no TLS phases");
+                    }
+                    Err(e) => return Err(e),
+                }
+                eprintln!(
+                    "{store}: Kafka, two instances in one consumer group, {PARTITIONS} partitions"
+                );
+                let (rate, rss) = phase
+                    .kafka(&dataset, &broker, options.per_message, 2)
+                    .await?;
+                eprintln!("  {:.0} points/s", rate.points_per_s);
+                peaks.push(rss);
+                results.kafka_two_instances = Some(ingest(rate, rss, copy));
+            }
+        }
+
+        if run(Phase::Latency) {
+            eprintln!(
+                "{store}: latency, {} probes under {} points/s",
+                options.probes, options.background
+            );
+            let (latency, latency_rss) = phase.latency(options.probes, options.background).await?;
+            eprintln!(
+                "  p50 {:.1} ms, p99 {:.1} ms",
+                latency.p50_ms, latency.p99_ms
+            );
+            peaks.push(latency_rss);
+            results.latency = Some(latency);
+        }
+
+        if run(Phase::Recompute) {
+            eprintln!("{store}: recompute, {} KRs", options.krs);
+            let (recompute, recompute_rss) = phase.recompute(options.krs).await?;
+            eprintln!(
+                "  full {:.3} s, incremental {:.1} ms; in turn, threshold {:.3} s, test: welch {:.3} s ({:.2}×)",
+                recompute.full_s,
+                recompute.incremental_ms,
+                recompute.full_beside_welch_s,
+                recompute.full_welch_s,
+                recompute.welch_ratio
+            );
+            peaks.push(recompute_rss);
+            results.recompute = Some(recompute);
+        }
+        results.peak_rss_mb = peaks.into_iter().fold(0.0, f64::max);
+        stores.push(results);
     }
     Ok(Results {
         started,
@@ -281,7 +314,7 @@ fn mb(bytes: u64) -> f64 {
 const NO_TLS: &str = "the PostgreSQL server has TLS off";
 
 /// One store's phases, each on a fresh database and a fresh child.
-struct Phase<'a> {
+struct Stage<'a> {
     store: &'a str,
     dir: &'a Path,
     pg: &'a postgres::Server,
@@ -289,7 +322,7 @@ struct Phase<'a> {
     tls: bool,
 }
 
-impl Phase<'_> {
+impl Stage<'_> {
     /// The two ingest phases, HTTP push then Kafka.
     async fn ingest(
         &self,
@@ -401,14 +434,29 @@ impl Phase<'_> {
         Ok((latency, mb(rss)))
     }
 
+    /// The threshold rule's child; then, beside it on a copy of its
+    /// database, a child whose every counter metric is judged by Welch's
+    /// test, and full recomputes of the two in turn.
     async fn recompute(&self, krs: usize) -> anyhow::Result<(Recompute, f64)> {
         let (url, dir) = self.fresh("recompute").await?;
         let points = recompute::load(&url, krs).await?;
-        let teams = recompute::objectives(&dir, krs)?;
-        let child = Child::start(&setup(&dir, &url, "1h", &teams)).await?;
-        let figures = recompute::measure(&child, krs, points).await?;
-        let rss = child.stop().await?;
+        let teams = recompute::objectives(&dir, krs, recompute::Test::Threshold)?;
+        let threshold = Child::start(&setup(&dir, &url, "1h", &teams)).await?;
+        let mut figures = recompute::measure(&threshold, krs, points).await?;
+        // A database of its own, with the same points: on a shared one the
+        // two children would decide the same alerts differently, and each
+        // recompute of one would be followed by the other's transitions.
+        let (welch_url, welch_dir) = self.fresh("recompute_welch").await?;
+        recompute::load(&welch_url, krs).await?;
+        let teams = recompute::objectives(&welch_dir, krs, recompute::Test::Welch)?;
+        let welch = Child::start(&setup(&welch_dir, &welch_url, "1h", &teams)).await?;
+        let (t, w) = recompute::beside(&threshold, &welch).await?;
+        figures.full_beside_welch_s = t;
+        figures.full_welch_s = w;
+        figures.welch_ratio = w / t;
+        let rss = threshold.stop().await?.max(welch.stop().await?);
         self.done("recompute").await?;
+        self.done("recompute_welch").await?;
         Ok((figures, mb(rss)))
     }
 }
@@ -482,32 +530,43 @@ pub fn table(r: &Results) -> String {
             i.ratio_to_copy
         )
     };
-    row("HTTP push, 8 clients × 1,000", &|s| rate(&s.http_push));
-    row("Kafka → store", &|s| rate(&s.kafka));
     let or_dash = |i: &Option<Ingest>| i.as_ref().map_or("-".to_string(), rate);
+    row("HTTP push, 8 clients × 1,000", &|s| or_dash(&s.http_push));
+    row("Kafka → store", &|s| or_dash(&s.kafka));
     row("HTTP push, store over TLS", &|s| or_dash(&s.http_push_tls));
     row("Kafka → store over TLS", &|s| or_dash(&s.kafka_tls));
     row("Kafka → store, 2 instances", &|s| {
         or_dash(&s.kafka_two_instances)
     });
     row("end-to-end p50 / p99", &|s| {
-        format!("{:.0} / {:.0} ms", s.latency.p50_ms, s.latency.p99_ms)
+        s.latency.as_ref().map_or("-".into(), |l| {
+            format!("{:.0} / {:.0} ms", l.p50_ms, l.p99_ms)
+        })
     });
+    let recompute = |s: &StoreResults, f: &dyn Fn(&Recompute) -> String| {
+        s.recompute.as_ref().map_or("-".into(), f)
+    };
     row("full recompute", &|s| {
-        format!(
-            "{:.2} s ({} KRs)",
-            s.recompute.full_s,
-            thousands(s.recompute.krs as f64)
-        )
+        recompute(s, &|r| {
+            format!("{:.2} s ({} KRs)", r.full_s, thousands(r.krs as f64))
+        })
+    });
+    row("full recompute in turn, threshold / welch", &|s| {
+        recompute(s, &|r| {
+            format!(
+                "{:.2} / {:.2} s ({:.2}×)",
+                r.full_beside_welch_s, r.full_welch_s, r.welch_ratio
+            )
+        })
     });
     row("incremental (one point)", &|s| {
-        format!("{:.1} ms", s.recompute.incremental_ms)
+        recompute(s, &|r| format!("{:.1} ms", r.incremental_ms))
     });
     row("cold start: first scorecard", &|s| {
-        format!("{:.2} s", s.recompute.first_scorecard_s)
+        recompute(s, &|r| format!("{:.2} s", r.first_scorecard_s))
     });
     row("cold start: full history", &|s| {
-        format!("{:.1} s", s.recompute.full_history_s)
+        recompute(s, &|r| format!("{:.1} s", r.full_history_s))
     });
     row("peak RSS", &|s| format!("{:.0} MB", s.peak_rss_mb));
     let w0 = rows
@@ -534,7 +593,7 @@ pub fn table(r: &Results) -> String {
         r.machine.kafka,
         thousands(r.points as f64),
         thousands(r.series as f64),
-        thousands(r.copy_rows_per_s)
+        r.copy_rows_per_s.map_or("-".into(), thousands)
     );
     for (name, cells) in &rows {
         out.push_str(&format!("{name:<w0$}"));

@@ -24,11 +24,13 @@ impl Server {
         }
     }
 
-    /// Drops and creates database `okrd_bench_{name}`, with okrd's
+    /// Drops and creates database `okrd_bench_{pid}_{name}`, with okrd's
     /// schema; returns its URL, in plaintext (`sslmode=disable`) unless the
-    /// admin URL says otherwise.
+    /// admin URL says otherwise. The bench's process id in the name keeps
+    /// two benches on one server (two developers on one machine) from
+    /// dropping each other's databases.
     pub async fn fresh(&self, name: &str) -> anyhow::Result<String> {
-        let db = format!("okrd_bench_{name}");
+        let db = database(name);
         let mut conn = PgConnection::connect(&self.admin)
             .await
             .with_context(|| format!("connecting to {}", self.admin))?;
@@ -74,17 +76,23 @@ impl Server {
         )))
     }
 
-    /// Drops database `okrd_bench_{name}`.
+    /// Drops database `okrd_bench_{pid}_{name}`.
     pub async fn drop(&self, name: &str) -> anyhow::Result<()> {
         let mut conn = PgConnection::connect(&self.admin).await?;
         sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS okrd_bench_{name} WITH (FORCE)"
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            database(name)
         ))
         .execute(&mut conn)
         .await?;
         conn.close().await?;
         Ok(())
     }
+}
+
+/// The name of this bench's database `name`.
+fn database(name: &str) -> String {
+    format!("okrd_bench_{}_{name}", std::process::id())
 }
 
 /// Rows in `points` at `url`.

@@ -3,7 +3,11 @@
 //! okrd itself (`okrd_recompute_duration_seconds`) after SIGHUP marks every
 //! KR; the incremental one after a single pushed point. A cold start is
 //! timed from outside: to the first scorecard (`/readyz`), and to every
-//! KR's history built.
+//! KR's history built. Then the same KRs with `test: welch` on every
+//! counter metric, in a second child beside the first (on a database of
+//! its own with the same points): full recomputes of one and the other in
+//! turn, so that both see the same machine, and the ratio of their
+//! medians.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -55,6 +59,21 @@ pub struct Recompute {
     pub rss_started_mb: f64,
     pub rss_first_mb: f64,
     pub rss_full_mb: f64,
+    /// Full recomputes taken in turn by the threshold rule's child and one
+    /// with `test: welch` on every counter metric, medians, seconds; and
+    /// the ratio welch / threshold.
+    pub full_beside_welch_s: f64,
+    pub full_welch_s: f64,
+    pub welch_ratio: f64,
+}
+
+/// How the KRs' counter metrics are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Test {
+    /// The threshold rule (the default).
+    Threshold,
+    /// Welch's test, with its defaults.
+    Welch,
 }
 
 fn key(s: usize) -> Arc<SeriesKey> {
@@ -99,9 +118,13 @@ pub async fn load(url: &str, krs: usize) -> anyhow::Result<usize> {
     Ok(total)
 }
 
-/// Writes the objective files for `krs` KRs into `dir/objectives` and
-/// returns the teams' YAML lines.
-pub fn objectives(dir: &Path, krs: usize) -> anyhow::Result<Vec<String>> {
+/// Writes the objective files for `krs` KRs into `dir/objectives`, each
+/// KR's counter metric judged by `test`, and returns the teams' YAML lines.
+pub fn objectives(dir: &Path, krs: usize, test: Test) -> anyhow::Result<Vec<String>> {
+    let test = match test {
+        Test::Threshold => "",
+        Test::Welch => ", test: welch",
+    };
     let now = Utc::now().date_naive();
     let (start, end) = (now - chrono::Days::new(30), now + chrono::Days::new(60));
     let objectives = krs.div_ceil(PER_OBJECTIVE);
@@ -120,8 +143,8 @@ pub fn objectives(dir: &Path, krs: usize) -> anyhow::Result<Vec<String>> {
             let _ = write!(
                 y,
                 "  - id: kr{s}\n    title: Key result {s}\n    metric: {}\n    labels: {{ shard: {} }}\n    \
-                 baseline: 10\n    target: 90\n    counter_metrics:\n      - {{ metric: {}, labels: {{ shard: {} }}, better: lower, tolerance: 10%, window: 1d }}\n",
-                k.metric, k.labels["shard"], c.metric, c.labels["shard"]
+                 baseline: 10\n    target: 90\n    counter_metrics:\n      - {{ metric: {}, labels: {{ shard: {} }}, better: lower, tolerance: 10%, window: 1d{} }}\n",
+                k.metric, k.labels["shard"], c.metric, c.labels["shard"], test
             );
         }
         std::fs::write(dir.join("objectives").join(format!("o{o}.yaml")), y)?;
@@ -202,7 +225,67 @@ pub async fn measure(child: &Child, krs: usize, points: usize) -> anyhow::Result
         rss_started_mb,
         rss_first_mb,
         rss_full_mb,
+        full_beside_welch_s: 0.0,
+        full_welch_s: 0.0,
+        welch_ratio: 0.0,
     })
+}
+
+/// Full recomputes of `threshold` and `welch` in turn, once `welch` has
+/// published its first scorecard and built every KR's history: the medians
+/// of each, seconds.
+pub async fn beside(threshold: &Child, welch: &Child) -> anyhow::Result<(f64, f64)> {
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let built = welch
+            .sample("okrd_history_pending_key_results", &[])
+            .await?
+            == 0.0
+            && welch
+                .sample("okrd_recompute_duration_seconds_count", &[])
+                .await?
+                > 0.0;
+        if built {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("score history not built in 1800s");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    wait_count(welch, 0.0, Duration::from_secs(60)).await?;
+    // Its first scorecard fired its alerts (one transaction each): let that
+    // settle, as it did for `threshold` long before, so that it does not
+    // run beside the recomputes timed.
+    settle_alerts(welch, deadline).await?;
+    let (mut t, mut w) = (Vec::new(), Vec::new());
+    for _ in 0..SAMPLES {
+        let timeout = Duration::from_secs(300);
+        t.push(next_recompute(threshold, timeout, || threshold.hang_up()).await?);
+        w.push(next_recompute(welch, timeout, || welch.hang_up()).await?);
+    }
+    Ok((median(t), median(w)))
+}
+
+/// Waits until the number of the child's alerts (`/api/v1/alerts`) stays
+/// the same for three polls in a row.
+async fn settle_alerts(child: &Child, deadline: Instant) -> anyhow::Result<()> {
+    let url = format!("{}/api/v1/alerts", child.base);
+    let (mut last, mut same) = (usize::MAX, 0);
+    while same < 3 {
+        if Instant::now() > deadline {
+            bail!("alerts did not settle");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let body: serde_json::Value = child.client.get(&url).send().await?.json().await?;
+        let n = body["alerts"].as_array().map_or(0, Vec::len);
+        if n == last {
+            same += 1;
+        } else {
+            (last, same) = (n, 0);
+        }
+    }
+    Ok(())
 }
 
 /// Between scrapes: with 10,000 KRs `/metrics` is megabytes, and rendering

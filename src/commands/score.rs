@@ -76,6 +76,7 @@ pub fn table(card: &Scorecard) -> String {
         "EXPECTED",
         "STATUS",
         "FORECAST",
+        "P(TARGET)",
     ]
     .map(String::from)
     .to_vec()];
@@ -91,6 +92,7 @@ pub fn table(card: &Scorecard) -> String {
             num(Some(k.expected)),
             k.status.to_string(),
             num(k.forecast),
+            num(k.forecast_probability),
         ]
     }));
     out.push_str(&columns(&rows));

@@ -68,6 +68,7 @@ pub const SYNTHETIC_METRICS: &[&str] = &[
     "churn_rate",
     "checkout_conversion_rate",
     "refund_rate",
+    "payment_decline_rate",
 ];
 
 impl Connector {

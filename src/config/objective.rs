@@ -163,6 +163,34 @@ pub struct CounterMetric {
     pub tolerance: Tolerance,
     /// The comparison window W (default 7d).
     pub window: Duration,
+    /// How "degrades" is decided: the tolerance rule or Welch's test.
+    pub test: CounterTest,
+}
+
+/// How a counter metric's degradation is decided (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CounterTest {
+    /// The aggregate at t against the one at t − W (the default).
+    Threshold,
+    /// Welch's t-test of the points in (t − W, t] against those in
+    /// (t − 2W, t − W]: degraded when the one-sided lower confidence
+    /// bound of the worsening exceeds the tolerance.
+    Welch {
+        /// Points each window needs, at least 2 (default 5).
+        min_points: usize,
+        /// 1 − the bound's confidence level, in (0, 1) (default 0.05).
+        alpha: f64,
+    },
+}
+
+impl CounterTest {
+    /// The name used in YAML and in explanations.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CounterTest::Threshold => "threshold",
+            CounterTest::Welch { .. } => "welch",
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -230,9 +258,27 @@ struct RawCounterMetric {
     tolerance: Tolerance,
     #[serde(default)]
     window: Option<HumanDuration>,
+    #[serde(default)]
+    test: RawTest,
+    #[serde(default)]
+    min_points: Option<usize>,
+    #[serde(default)]
+    alpha: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+enum RawTest {
+    #[default]
+    Threshold,
+    Welch,
 }
 
 const DEFAULT_COUNTER_WINDOW: Duration = Duration::from_secs(7 * 86_400);
+
+/// `test: welch`'s defaults (SPEC §4).
+const DEFAULT_MIN_POINTS: usize = 5;
+const DEFAULT_ALPHA: f64 = 0.05;
 
 /// Validates one objective document. Errors go to `diags`; `None` when the
 /// document is unusable.
@@ -387,6 +433,7 @@ fn load_key_result(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<K
                     );
                 }
             }
+            let test = check_test(&raw_cm, cm_node, &cm_path, diags);
             counter_metrics.push(CounterMetric {
                 metric: raw_cm.metric,
                 labels: raw_cm.labels,
@@ -395,6 +442,7 @@ fn load_key_result(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<K
                 better: raw_cm.better,
                 tolerance: raw_cm.tolerance,
                 window,
+                test,
             });
         }
     }
@@ -418,6 +466,60 @@ fn load_key_result(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<K
         counter_metrics,
         span: node.span,
     })
+}
+
+/// A counter metric's test, with `test: welch`'s defaults applied:
+/// `min_points` at least 2 (a window's variance needs two points) and
+/// `alpha` strictly between 0 and 1; neither is taken by `test: threshold`,
+/// and `test: welch` reads points, not an `aggregate`.
+fn check_test(
+    raw: &RawCounterMetric,
+    node: &Node,
+    path: &str,
+    diags: &mut Diagnostics,
+) -> CounterTest {
+    let at = |k: &str| node.get(k).unwrap_or(node);
+    if raw.test == RawTest::Threshold {
+        for (key, set) in [
+            ("min_points", raw.min_points.is_some()),
+            ("alpha", raw.alpha.is_some()),
+        ] {
+            if set {
+                diags.error(
+                    at(key),
+                    &format!("{path}.{key}"),
+                    format!("`{key}` applies only to `test: welch`"),
+                );
+            }
+        }
+        return CounterTest::Threshold;
+    }
+    for key in ["aggregate", "aggregate_window"] {
+        if let Some(n) = node.get(key) {
+            diags.error(
+                n,
+                &format!("{path}.{key}"),
+                format!("`{key}` does not apply to `test: welch`: it compares the points of the two windows"),
+            );
+        }
+    }
+    let min_points = raw.min_points.unwrap_or(DEFAULT_MIN_POINTS);
+    if min_points < 2 {
+        diags.error(
+            at("min_points"),
+            &format!("{path}.min_points"),
+            format!("min_points must be at least 2 (a window's variance needs two points), not {min_points}"),
+        );
+    }
+    let alpha = raw.alpha.unwrap_or(DEFAULT_ALPHA);
+    if !(alpha > 0.0 && alpha < 1.0) {
+        diags.error(
+            at("alpha"),
+            &format!("{path}.alpha"),
+            format!("alpha must be strictly between 0 and 1 (e.g. 0.05), not {alpha}"),
+        );
+    }
+    CounterTest::Welch { min_points, alpha }
 }
 
 /// The direction of improvement: configured, or implied by a maintain target
@@ -549,5 +651,97 @@ pub(super) fn check_metric(node: &Node, path: &str, metric: &str, diags: &mut Di
             path,
             format!("invalid metric name {metric:?}: must match [a-zA-Z_][a-zA-Z0-9_]*"),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::yaml;
+
+    /// The objective of `counter` (one counter metric's YAML flow map), or
+    /// every diagnostic as `okrd check` prints it.
+    fn load(counter: &str) -> Result<Objective, Vec<String>> {
+        let text = format!(
+            "id: o\nobjective: O\nteam: t\nperiod: 2026-Q4\nkey_results:\n  - id: k\n    title: K\n    metric: m\n    baseline: 0\n    target: 1\n    counter_metrics:\n      - {counter}\n"
+        );
+        let node = yaml::parse(&text).expect("YAML").remove(0);
+        let mut diags = Diagnostics::new();
+        diags.set_file("o.yaml");
+        let objective = load_objective(&node, &mut diags);
+        let shown: Vec<String> = diags.into_sorted().iter().map(|d| d.to_string()).collect();
+        match objective {
+            Some(o) if shown.is_empty() => Ok(o),
+            _ => Err(shown),
+        }
+    }
+
+    fn test_of(counter: &str) -> CounterTest {
+        load(counter).expect("valid").key_results[0].counter_metrics[0].test
+    }
+
+    #[test]
+    fn test_defaults_to_threshold_and_welch_to_five_points_at_five_percent() {
+        let base = "{ metric: c, better: lower, tolerance: 5%";
+        assert_eq!(test_of(&format!("{base} }}")), CounterTest::Threshold);
+        assert_eq!(
+            test_of(&format!("{base}, test: threshold }}")),
+            CounterTest::Threshold
+        );
+        assert_eq!(
+            test_of(&format!("{base}, test: welch }}")),
+            CounterTest::Welch {
+                min_points: 5,
+                alpha: 0.05
+            }
+        );
+        assert_eq!(
+            test_of(&format!(
+                "{base}, test: welch, min_points: 2, alpha: 0.2 }}"
+            )),
+            CounterTest::Welch {
+                min_points: 2,
+                alpha: 0.2
+            }
+        );
+    }
+
+    #[test]
+    fn bad_test_settings_are_positioned_errors() {
+        let base = "{ metric: c, better: lower, tolerance: 5%";
+        let table = [
+            (
+                "test: ttest",
+                "o.yaml:12:58: error: key_results[0].counter_metrics[0].test: unknown variant `ttest`, expected `threshold` or `welch`",
+            ),
+            (
+                "test: welch, alpha: 0",
+                "o.yaml:12:72: error: key_results[0].counter_metrics[0].alpha: alpha must be strictly between 0 and 1 (e.g. 0.05), not 0",
+            ),
+            (
+                "test: welch, alpha: 1.5",
+                "o.yaml:12:72: error: key_results[0].counter_metrics[0].alpha: alpha must be strictly between 0 and 1 (e.g. 0.05), not 1.5",
+            ),
+            (
+                "test: welch, min_points: 1",
+                "o.yaml:12:77: error: key_results[0].counter_metrics[0].min_points: min_points must be at least 2 (a window's variance needs two points), not 1",
+            ),
+            (
+                "test: welch, min_points: -3",
+                "o.yaml:12:77: error: key_results[0].counter_metrics[0].min_points: invalid value: integer `-3`, expected usize",
+            ),
+            (
+                "min_points: 8",
+                "o.yaml:12:64: error: key_results[0].counter_metrics[0].min_points: `min_points` applies only to `test: welch`",
+            ),
+            (
+                "test: welch, aggregate: avg",
+                "o.yaml:12:76: error: key_results[0].counter_metrics[0].aggregate: `aggregate` does not apply to `test: welch`: it compares the points of the two windows",
+            ),
+        ];
+        for (extra, want) in table {
+            let got = load(&format!("{base}, {extra} }}")).expect_err(extra);
+            assert_eq!(got, [want], "{extra}");
+        }
     }
 }

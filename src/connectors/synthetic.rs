@@ -19,11 +19,13 @@
 //! | `onboarding_p99_ms` | 255 → 230 ms with a 15:00 UTC daily peak, under 300 ms except in spike hours (about 1 in 30) that add 80–140 ms |
 //! | `weekly_active_teams` | 800 → 1,120, accelerating slightly |
 //! | `churn_rate` | 0.040 → 0.029 |
+//! | `payment_decline_rate` | flat at 0.05, ±15% noise (see "Statistics that do not cry wolf") |
 //!
 //! Before the quarter the series hold their start values and after it their
 //! end values. Periodic components and noise are kept small enough that the
 //! example counter metrics (7-day windows) never degrade beyond their
-//! tolerances: only the guardrail scenario below fires.
+//! tolerances: only the guardrail scenario below fires (and, by design, the
+//! threshold rule on `payment_decline_rate`'s noise).
 //!
 //! # The guardrail scenario
 //!
@@ -49,6 +51,21 @@
 //! back within 10% of that reference (≤ 0.022) from about minute 17.3, so the
 //! alert resolves then; from minute 20 to the next cycle neither condition
 //! holds.
+//!
+//! # Statistics that do not cry wolf
+//!
+//! `payment_decline_rate` is level at 0.05 with ±15% white noise: nothing
+//! happens to it. Both checkout KRs watch it and `refund_rate` with a 10%
+//! tolerance over W = 5m: `checkout-conversion`
+//! (`config/objectives/synthetic-guardrail-demo.yaml`) by the threshold
+//! rule, `checkout-conversion-welch`
+//! (`config/objectives/synthetic-statistics-demo.yaml`) by Welch's test.
+//! On points every 15 s, while the KR moves (minutes 4–19.5):
+//!
+//! | counter metric | `test: threshold` | `test: welch` |
+//! |---|---|---|
+//! | `refund_rate` (a real +80%) | fires about minute 4.5, resolves about 17.5 | fires about minute 7, resolves about 19.5 |
+//! | `payment_decline_rate` (noise) | fires and resolves again and again: one point against one point W earlier often differs by more than 10% | never: 20 points against 20 differ by about 1% |
 //!
 //! # Running it
 //!
@@ -156,7 +173,16 @@ const SERIES: &[Demo] = &[
         labels: &[],
         value: |at, n| refund(at.cycle_minute) * (1.0 + 0.01 * n.white(at)),
     },
+    Demo {
+        metric: "payment_decline_rate",
+        labels: &[],
+        // Level, and noisy: ±15% white noise, nothing else.
+        value: |at, n| PAYMENT_DECLINES * (1.0 + 0.15 * n.white(at)),
+    },
 ];
+
+/// `payment_decline_rate`'s level: it never moves, only wobbles.
+const PAYMENT_DECLINES: f64 = 0.05;
 
 /// The guardrail scenario's KR metric, noise aside, at `m` minutes into the
 /// cycle: up for 15 minutes, flat for 9, back down for 6.
@@ -375,6 +401,7 @@ mod tests {
     use crate::config::objective::Target;
     use crate::config::types::Tolerance;
     use crate::config::{self, Config};
+    use crate::model::Sample;
 
     fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Timestamp {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
@@ -491,6 +518,7 @@ mod tests {
             ("churn_rate", (0.027, 0.042)),
             ("checkout_conversion_rate", (0.030, 0.038)),
             ("refund_rate", (0.019, 0.037)),
+            ("payment_decline_rate", (0.0425, 0.0575)),
         ]
         .into();
         // An odd step, so every time of day and phase of the cycle is seen.
@@ -705,6 +733,97 @@ mod tests {
         let b = values(&points_at(utc(2026, 12, 5, 17, 38, 0), &mut interner));
         for series in ["checkout_conversion_rate", "refund_rate"] {
             assert!((a[series] / b[series] - 1.0).abs() < 0.03, "{series}");
+        }
+    }
+
+    #[test]
+    fn welch_ignores_the_declines_noise_and_catches_the_refunds() {
+        use crate::scoring::guardrail::counter_state;
+        use crate::scoring::{score_key_result_without_forecast, Margins};
+
+        let config = example_config();
+        let find = |id: &str| {
+            config
+                .objectives
+                .iter()
+                .flat_map(|o| o.key_results.iter().map(move |kr| (o, kr)))
+                .find(|(_, kr)| kr.id == id)
+                .unwrap_or_else(|| panic!("{id} in config/objectives"))
+        };
+        let margins = Margins {
+            at_risk: 0.1,
+            off_track: 0.25,
+        };
+        // Two cycles of points every 15 s, from 10:00 (a cycle's start),
+        // with the 10 minutes before for the windows.
+        let start = utc(2026, 11, 20, 9, 50, 0);
+        let points = backfill(
+            start,
+            start + TimeDelta::minutes(70),
+            Duration::from_secs(15),
+            &mut Interner::default(),
+        );
+        let samples = |metric: &str| -> Vec<Sample> {
+            points
+                .iter()
+                .filter(|p| p.series.metric == metric)
+                .map(|p| Sample::new(p.ts, p.value))
+                .collect()
+        };
+        // (KR id, counter metric) → the cycle minutes it fires at.
+        let mut fires: BTreeMap<(&str, String), Vec<f64>> = BTreeMap::new();
+        for id in ["checkout-conversion", "checkout-conversion-welch"] {
+            let (objective, kr) = find(id);
+            let own = samples(&kr.metric);
+            assert_eq!(kr.counter_metrics.len(), 2, "{id}");
+            for cm in &kr.counter_metrics {
+                let counter = samples(&cm.metric);
+                let w = TimeDelta::from_std(cm.window).unwrap();
+                let mut t = start + TimeDelta::minutes(10);
+                while t <= start + TimeDelta::minutes(70) {
+                    let score = |at| {
+                        score_key_result_without_forecast(kr, &objective.period, &own, at, margins)
+                            .score
+                    };
+                    let st = counter_state(cm, &counter, t, score(t), score(t - w));
+                    if st.firing() {
+                        let minute =
+                            (t - start - TimeDelta::minutes(10)).num_seconds() as f64 / 60.0;
+                        fires
+                            .entry((id, cm.metric.clone()))
+                            .or_default()
+                            .push(minute);
+                    }
+                    t += TimeDelta::seconds(15);
+                }
+            }
+        }
+        let count =
+            |id: &str, metric: &str| fires.get(&(id, metric.to_string())).map_or(0, Vec::len);
+        let first = |id: &str, metric: &str, cycle: f64| {
+            fires[&(id, metric.to_string())]
+                .iter()
+                .copied()
+                .find(|m| (cycle * 30.0..(cycle + 1.0) * 30.0).contains(m))
+        };
+        let (threshold, welch) = ("checkout-conversion", "checkout-conversion-welch");
+        // The noise: the threshold rule's condition holds at 39 of the 241
+        // instants (in both cycles, minutes 4.5-19.25 and 36.25-48.75, while
+        // the KR moves); Welch's test's at none.
+        assert_eq!(count(threshold, "payment_decline_rate"), 39, "{fires:?}");
+        assert_eq!(first(threshold, "payment_decline_rate", 0.0), Some(4.5));
+        assert_eq!(first(threshold, "payment_decline_rate", 1.0), Some(36.25));
+        assert_eq!(count(welch, "payment_decline_rate"), 0, "{fires:?}");
+        // The refunds: both catch them in each cycle, the threshold rule
+        // from minute 4.25 to 13.25 (37 instants a cycle), Welch's test,
+        // which waits for enough of the window to have shifted, from minute
+        // 7 to 15 (33 a cycle).
+        assert_eq!(count(threshold, "refund_rate"), 2 * 37);
+        assert_eq!(count(welch, "refund_rate"), 2 * 33);
+        for cycle in [0.0, 1.0] {
+            let at = |m: f64| Some(m + 30.0 * cycle);
+            assert_eq!(first(threshold, "refund_rate", cycle), at(4.25));
+            assert_eq!(first(welch, "refund_rate", cycle), at(7.0));
         }
     }
 }

@@ -163,6 +163,7 @@ fn evaluate_loaded(
         expected: s.expected,
         status: s.status.as_str(),
         forecast: s.forecast,
+        forecast_probability: s.forecast_probability,
         team: objective.team.clone(),
         title: kr.title.clone(),
         period: period.label.clone(),

@@ -1,27 +1,50 @@
 //! The forecast: where the KR's value is heading by the end of its period
-//! (SPEC §4). Scoring that value is the key result's business.
+//! (SPEC §4), and the probability that it meets the target there. Scoring
+//! that value is the key result's business.
 
-use crate::config::objective::KeyResult;
+use crate::config::objective::{Better, KeyResult, Target};
 use crate::config::types::Period;
 use crate::model::{Sample, Timestamp};
 
 use super::aggregate::Sliding;
+use super::welch::t_cdf;
 
 /// Fewer points than this in the period give no forecast.
 pub(super) const MIN_POINTS: usize = 3;
 
-/// The value the least-squares line through the KR's values in the period
-/// reaches at period end; `None` with fewer than [`MIN_POINTS`] points.
+/// The least-squares line through the KR's values in the period, at the
+/// period end: its value and how sure it is (SPEC §4, "Forecast
+/// probability").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ForecastFit {
+    /// Points the line was fitted to.
+    pub n: usize,
+    /// The line's value at the period end.
+    pub value: f64,
+    /// The prediction's standard error there,
+    /// s·sqrt(1 + 1/n + (x_end − x̄)² / Σ(x − x̄)²); 0 when the points lie on
+    /// the line.
+    pub se: f64,
+    /// Degrees of freedom, n − 2.
+    pub df: usize,
+    /// The probability that the value at the period end meets the target
+    /// (a maintain KR: its threshold), by Student's t with `df` degrees of
+    /// freedom; with se = 0 the line decides: 1 or 0.
+    pub probability: f64,
+}
+
+/// The line through the KR's values in the period, extended to period end;
+/// `None` with fewer than [`MIN_POINTS`] points.
 ///
 /// The KR's values in the period are the aggregate evaluated at the ts of
 /// each point in [start, t] (for `last`, the points' own values). `samples`
 /// are ascending and may start before the period, as windows need them to.
-pub(super) fn forecast_value(
+pub(super) fn forecast(
     kr: &KeyResult,
     period: &Period,
     samples: &[Sample],
     t: Timestamp,
-) -> Option<f64> {
+) -> Option<ForecastFit> {
     let first = samples.partition_point(|s| s.ts < period.start);
     let last = samples.partition_point(|s| s.ts <= t);
     if last.saturating_sub(first) < MIN_POINTS {
@@ -33,15 +56,72 @@ pub(super) fn forecast_value(
         .iter()
         .filter_map(|s| Some((since_start(s.ts), sliding.at(s.ts)?)))
         .collect();
+    if points.len() < MIN_POINTS {
+        return None;
+    }
     let line = Line::fit(&points)?;
-    Some(line.at(since_start(period.end)))
+    let x_end = since_start(period.end);
+    let value = line.at(x_end);
+    let n = points.len();
+    let df = n - 2;
+    let se = line.residual_se()
+        * (1.0 + 1.0 / n as f64 + (x_end - line.mean_x).powi(2) / line.sxx).sqrt();
+    let probability = meets_probability(kr.target, kr.better, value, se, df);
+    Some(ForecastFit {
+        n,
+        value,
+        se,
+        df,
+        probability,
+    })
 }
 
-/// y = slope · x + intercept.
+/// P(Y ≥ target) (or ≤, as the target reads) for Y = value + se·T, T
+/// Student's t with `df` degrees of freedom; with se = 0, whether `value`
+/// itself meets it.
+fn meets_probability(target: Target, better: Better, value: f64, se: f64, df: usize) -> f64 {
+    let (threshold, at_least) = match target {
+        Target::AtMost(v) => (v, false),
+        Target::AtLeast(v) => (v, true),
+        Target::Value(v) => (v, better == Better::Higher),
+    };
+    if se == 0.0 {
+        let met = if at_least {
+            value >= threshold
+        } else {
+            value <= threshold
+        };
+        return if met { 1.0 } else { 0.0 };
+    }
+    // Each side from the cdf directly (T is symmetric), not as 1 − the
+    // other, so that a tail probability keeps its digits.
+    let margin = if at_least {
+        value - threshold
+    } else {
+        threshold - value
+    };
+    t_cdf(margin / se, df as f64)
+}
+
+/// Residuals this small are float rounding, not noise: s = 0, and the line
+/// decides. Σ(y − ŷ)² = Syy − Sxy²/Sxx cancels down to rounding (a few
+/// ulps of Syy) when the points lie on a line, so a residual sum of squares
+/// at most this fraction of Syy (R² ≥ 1 − 1e-12), or at most its square of
+/// Σy² (a flat series whose mean rounds), counts as none.
+const EXACT_FIT: f64 = 1e-12;
+
+/// y = slope · x + intercept, with what the fit's sums say about its
+/// residuals.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Line {
     slope: f64,
     intercept: f64,
+    n: usize,
+    mean_x: f64,
+    /// Σ(x − x̄)².
+    sxx: f64,
+    /// Σ(y − ŷ)², the residual sum of squares.
+    sse: f64,
 }
 
 impl Line {
@@ -53,21 +133,44 @@ impl Line {
         let n = points.len() as f64;
         let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
         let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
-        let (sxx, sxy) = points.iter().fold((0.0, 0.0), |(sxx, sxy), &(x, y)| {
-            let dx = x - mean_x;
-            (sxx + dx * dx, sxy + dx * (y - mean_y))
-        });
+        let (sxx, sxy, syy) = points
+            .iter()
+            .fold((0.0, 0.0, 0.0), |(sxx, sxy, syy), &(x, y)| {
+                let (dx, dy) = (x - mean_x, y - mean_y);
+                (sxx + dx * dx, sxy + dx * dy, syy + dy * dy)
+            });
         if sxx <= 0.0 {
             return None;
         }
         let slope = sxy / sxx;
+        // Σ(y − ŷ)² = Syy − Sxy²/Sxx, from the same pass; clamped, and
+        // rounding-sized residuals counted as none.
+        let sse = (syy - sxy * sxy / sxx).max(0.0);
+        let sum_y2 = syy + n * mean_y * mean_y;
+        let sse = if sse <= EXACT_FIT * syy || sse <= EXACT_FIT * EXACT_FIT * sum_y2 {
+            0.0
+        } else {
+            sse
+        };
         Some(Line {
             slope,
             intercept: mean_y - slope * mean_x,
+            n: points.len(),
+            mean_x,
+            sxx,
+            sse,
         })
     }
 
     fn at(&self, x: f64) -> f64 {
         self.slope * x + self.intercept
+    }
+
+    /// s = sqrt(Σ(y − ŷ)² / (n − 2)); `fit` needs 3 points for it.
+    fn residual_se(&self) -> f64 {
+        if self.n < 3 {
+            return 0.0;
+        }
+        (self.sse / (self.n - 2) as f64).sqrt()
     }
 }

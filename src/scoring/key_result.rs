@@ -8,7 +8,7 @@ use crate::config::types::Period;
 use crate::model::{minus, Sample, Timestamp};
 
 use super::aggregate::{aggregate, feeding, fold, Sliding};
-use super::forecast::forecast_value;
+use super::forecast::{forecast, ForecastFit};
 use super::{BaselineSource, KrScore, Margins, Status};
 
 /// The expected score of an aspirational KR at period end: 0.7 is success
@@ -84,7 +84,7 @@ fn evaluate(
     // before it.
     let (baseline, baseline_source) = Baseline::of(kr, period, samples).at(at);
     let forecast = with_forecast
-        .then(|| forecast_value(kr, period, samples, at))
+        .then(|| forecast(kr, period, samples, at))
         .flatten();
     conclude(
         kr,
@@ -151,7 +151,7 @@ fn conclude(
     kr: &KeyResult,
     period: &Period,
     m: Measured,
-    forecast_value: Option<f64>,
+    fit: Option<ForecastFit>,
     margins: Margins,
 ) -> KrScore {
     let Measured {
@@ -165,8 +165,8 @@ fn conclude(
     let measured = value.and_then(|v| measure(kr, v, baseline));
     let (progress, score) = measured.unwrap_or((None, 0.0));
     let expected = expected(kr, period, at);
-    let forecast = forecast_value
-        .and_then(|v| measure(kr, v, baseline))
+    let forecast = fit
+        .and_then(|f| measure(kr, f.value, baseline))
         .map(|(_, score)| score);
 
     let status = if value.is_none() {
@@ -192,6 +192,8 @@ fn conclude(
         expected,
         status,
         forecast,
+        forecast_probability: fit.map(|f| f.probability),
+        forecast_fit: fit,
         newest_point,
         points_used,
     }

@@ -4,9 +4,11 @@
 //!
 //! - `aggregate`: value(t), a series' points as one number at an instant.
 //! - `key_result`: baseline, progress, score, expected score and status.
-//! - `forecast`: the least-squares line to period end.
+//! - `forecast`: the least-squares line to period end, and the
+//!   probability that it meets the target there.
 //! - `objective`: the weighted objective score.
 //! - `guardrail`: counter metrics: did the KR move while one degraded?
+//! - `welch`: Welch's t-test of a counter metric's two windows.
 //!
 //! The caller loads `Store::load_series(key, data_from(kr, period),
 //! evaluation_time(period, now))` and passes the samples to
@@ -19,8 +21,10 @@ mod key_result;
 mod objective;
 #[cfg(test)]
 mod tests;
+pub mod welch;
 
 pub use aggregate::aggregate;
+pub use forecast::ForecastFit;
 pub use key_result::{
     data_from, evaluation_time, score_history, score_key_result, score_key_result_without_forecast,
 };
@@ -117,6 +121,13 @@ pub struct KrScore {
     /// period reaches at period end; `None` with fewer than 3 points in the
     /// period or without a baseline.
     pub forecast: Option<f64>,
+    /// The probability that the KR's value at period end meets its target
+    /// (a maintain KR: its threshold), from the same line; `None` with
+    /// fewer than 3 points in the period.
+    pub forecast_probability: Option<f64>,
+    /// The line behind the forecast: its value at period end, standard
+    /// error and degrees of freedom; `None` as for `forecast_probability`.
+    pub forecast_fit: Option<ForecastFit>,
     /// ts of the newest point at or before `at`.
     pub newest_point: Option<Timestamp>,
     /// How many samples fed value(at): at most 1 for `last`, the points in

@@ -645,6 +645,184 @@ fn forecast_of_a_windowed_aggregate_uses_its_values_in_the_period() {
     assert_eq!(score_at(&kr, &samples, 3.0).forecast, Some(1.0));
 }
 
+// forecast probability: with n ≥ 3 points in the period, the line's
+// prediction at the period end has standard error
+// s·sqrt(1 + 1/n + (x_end − x̄)²/Σ(x − x̄)²), n − 2 degrees of freedom; the
+// Student's t probability that the value at the end meets the target; null
+// with fewer than 3 points; with s = 0 the line decides.
+
+/// |got − want| ≤ 1e-9·|want|.
+fn close_rel(got: f64, want: f64, what: &str) {
+    assert!(
+        (got - want).abs() <= 1e-9 * want.abs(),
+        "{what}: got {got:e}, want {want:e}"
+    );
+}
+
+/// References from SciPy 1.17.1 (/tmp/ref/forecast_ref.py), x in seconds
+/// since the period start, the period end at day 100:
+///
+/// ```python
+/// from scipy import stats
+/// import numpy as np
+/// def fc(days, ys, target, at_least, end_days=100):
+///     x = np.array(days, float) * 86400.0; y = np.array(ys, float)
+///     r = stats.linregress(x, y)
+///     n = len(x); xe = end_days * 86400.0
+///     yhat = r.intercept + r.slope * xe
+///     s = np.sqrt(np.sum((y - (r.intercept + r.slope * x))**2) / (n - 2))
+///     se = s * np.sqrt(1 + 1/n + (xe - x.mean())**2 / np.sum((x - x.mean())**2))
+///     z = (target - yhat) / se
+///     p = stats.t.sf(z, n - 2) if at_least else stats.t.cdf(z, n - 2)
+///     print(repr(yhat), repr(se), n - 2, repr(p))
+/// ```
+#[test]
+fn forecast_probability_matches_scipy() {
+    // kr, points, (value at end, standard error, df, probability)
+    let table = [
+        // fc([0, 2, 5, 7, 10, 13, 15, 18, 20], [0.30, 0.31, 0.315, 0.33, 0.335, 0.35, 0.352, 0.366, 0.37], 0.66, True)
+        (
+            moving(0.30, 0.66),
+            vec![
+                (0.0, 0.30),
+                (2.0, 0.31),
+                (5.0, 0.315),
+                (7.0, 0.33),
+                (10.0, 0.335),
+                (13.0, 0.35),
+                (15.0, 0.352),
+                (18.0, 0.366),
+                (20.0, 0.37),
+            ],
+            (
+                0.6530353535353535,
+                0.013146431661949252,
+                7,
+                0.306324626213654,
+            ),
+        ),
+        // A maintain KR: P(value ≤ 300).
+        // fc([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [288.0, 295.5, 284.2, 301.7, 290.3, 297.8, 286.9, 299.4, 293.1, 296.6], 300.0, False)
+        (
+            kr(Target::AtMost(300.0)),
+            vec![
+                (1.0, 288.0),
+                (2.0, 295.5),
+                (3.0, 284.2),
+                (4.0, 301.7),
+                (5.0, 290.3),
+                (6.0, 297.8),
+                (7.0, 286.9),
+                (8.0, 299.4),
+                (9.0, 293.1),
+                (10.0, 296.6),
+            ],
+            (350.4509090909093, 61.25327709454355, 8, 0.2170036530308326),
+        ),
+        // Lower is better: P(value ≤ 0.005).
+        // fc([0, 3, 6, 9, 12], [0.040, 0.039, 0.0375, 0.037, 0.0355], 0.005, False)
+        (
+            moving(0.04, 0.005),
+            vec![
+                (0.0, 0.040),
+                (3.0, 0.039),
+                (6.0, 0.0375),
+                (9.0, 0.037),
+                (12.0, 0.0355),
+            ],
+            (
+                0.0033333333333332923,
+                0.002573943508545835,
+                3,
+                0.7182834413189463,
+            ),
+        ),
+    ];
+    for (i, (kr, pairs, (value, se, df, p))) in table.into_iter().enumerate() {
+        let at = pairs.last().unwrap().0;
+        let s = score_at(&kr, &points(&pairs), at);
+        let fit = s.forecast_fit.expect("at least 3 points");
+        assert_eq!((fit.n, fit.df), (pairs.len(), df), "case {i}");
+        close_rel(fit.value, value, &format!("case {i}: value at end"));
+        close_rel(fit.se, se, &format!("case {i}: standard error"));
+        close_rel(fit.probability, p, &format!("case {i}: probability"));
+        assert_eq!(s.forecast_probability, Some(fit.probability));
+    }
+}
+
+#[test]
+fn forecast_probability_is_null_with_fewer_than_three_points() {
+    let kr = moving(0.0, 1.0);
+    let samples = points(&[(-5.0, 0.0), (10.0, 0.1), (20.0, 0.2)]);
+    let s = score_at(&kr, &samples, 30.0);
+    assert_eq!((s.forecast_probability, s.forecast_fit), (None, None));
+    // Exactly 3: defined, with 1 degree of freedom.
+    let samples = points(&[(10.0, 0.1), (20.0, 0.25), (30.0, 0.3)]);
+    let s = score_at(&kr, &samples, 30.0);
+    assert_eq!(s.forecast_fit.map(|f| f.df), Some(1));
+    // Scoring history leaves it out.
+    let s = score_key_result_without_forecast(&kr, &period(), &samples, day(30.0), MARGINS);
+    assert_eq!(s.forecast_probability, None);
+}
+
+#[test]
+fn forecast_probability_without_residuals_is_the_lines_verdict() {
+    // kr, points on a line, probability
+    let table = [
+        // 0.008/day: 0.8 at day 100, short of 1.0
+        (
+            moving(0.0, 1.0),
+            vec![(10.0, 0.08), (20.0, 0.16), (30.0, 0.24)],
+            0.0,
+        ),
+        // past the target: met
+        (
+            moving(0.0, 0.79),
+            vec![(10.0, 0.08), (20.0, 0.16), (30.0, 0.24)],
+            1.0,
+        ),
+        // maintain at_most: 340 at day 100 breaches 300 and meets 341
+        (
+            kr(Target::AtMost(300.0)),
+            vec![(10.0, 250.0), (20.0, 260.0), (30.0, 270.0)],
+            0.0,
+        ),
+        (
+            kr(Target::AtMost(341.0)),
+            vec![(10.0, 250.0), (20.0, 260.0), (30.0, 270.0)],
+            1.0,
+        ),
+        // maintain at_least 7 on a flat series
+        (
+            kr(Target::AtLeast(7.0)),
+            vec![(10.0, 7.0), (20.0, 7.0), (30.0, 7.0)],
+            1.0,
+        ),
+        (
+            kr(Target::AtLeast(7.1)),
+            vec![(10.0, 7.0), (20.0, 7.0), (30.0, 7.0)],
+            0.0,
+        ),
+        // falling 3 ms/day toward 300: 600 at day 100, not there
+        (
+            moving(900.0, 300.0),
+            vec![(10.0, 870.0), (20.0, 840.0), (30.0, 810.0)],
+            0.0,
+        ),
+        (
+            moving(900.0, 610.0),
+            vec![(10.0, 870.0), (20.0, 840.0), (30.0, 810.0)],
+            1.0,
+        ),
+    ];
+    for (i, (kr, pairs, p)) in table.into_iter().enumerate() {
+        let s = score_at(&kr, &points(&pairs), 30.0);
+        let fit = s.forecast_fit.expect("3 points");
+        assert_eq!(fit.se, 0.0, "case {i}: s = 0");
+        assert_eq!(s.forecast_probability, Some(p), "case {i}");
+    }
+}
+
 // objective score: weight-averaged KR scores; a no_data KR counts as 0.
 
 #[test]

@@ -17,6 +17,7 @@ use super::time::{NullableTime, StoredTime};
 use super::words::vocabulary;
 use super::{PostgresStore, SqliteStore, StoreError};
 use crate::model::{minus, Timestamp};
+use crate::scoring::welch::WindowStats;
 
 vocabulary! {
     /// What an alert is about.
@@ -90,6 +91,8 @@ pub enum TransitionOp {
     Fire {
         /// The counter metric's value captured as the reference.
         reference: Option<f64>,
+        /// `test: welch`'s earlier window, captured as the reference.
+        window: Option<WindowStats>,
     },
     /// Re-send while firing, if the last send is at least `every` old.
     Repeat {
@@ -140,6 +143,12 @@ pub struct AlertRecord {
     pub episode: i64,
     /// The reference captured at firing.
     pub reference: Option<f64>,
+    /// `test: welch`'s earlier window captured at firing: its count...
+    pub reference_n: Option<i32>,
+    /// ...mean...
+    pub reference_mean: Option<f64>,
+    /// ...and sample variance (see [`AlertRecord::reference_window`]).
+    pub reference_variance: Option<f64>,
     /// When the current (or last) episode fired.
     #[sqlx(try_from = "StoredTime")]
     pub fired_at: Timestamp,
@@ -154,6 +163,17 @@ pub struct AlertRecord {
     pub repeats: i64,
     /// The latest event as JSON.
     pub details: String,
+}
+
+impl AlertRecord {
+    /// `test: welch`'s earlier window captured at firing, if one was.
+    pub fn reference_window(&self) -> Option<WindowStats> {
+        Some(WindowStats {
+            n: usize::try_from(self.reference_n?).ok()?,
+            mean: self.reference_mean?,
+            variance: self.reference_variance?,
+        })
+    }
 }
 
 /// One queued notification.
@@ -276,8 +296,21 @@ fn decide(t: &Transition, current: Option<&Current>) -> Option<(EventName, i64)>
     }
 }
 
+/// A captured window as its three nullable columns.
+fn window_columns(w: &Option<WindowStats>) -> (Option<i32>, Option<f64>, Option<f64>) {
+    match w {
+        Some(w) => (
+            Some(i32::try_from(w.n).unwrap_or(i32::MAX)),
+            Some(w.mean),
+            Some(w.variance),
+        ),
+        None => (None, None, None),
+    }
+}
+
 const ALERT_COLUMNS: &str =
     "objective, key_result, subject, kind, team, state, episode, reference, \
+     reference_n, reference_mean, reference_variance, \
      fired_at, resolved_at, last_sent_at, repeats, details";
 const DELIVERY_COLUMNS: &str =
     "id, objective, key_result, subject, episode, event, seq, notifier, payload, \
@@ -301,14 +334,18 @@ impl AlertStore for SqliteStore {
             return Ok(false);
         };
         match &t.op {
-            TransitionOp::Fire { reference } => {
+            TransitionOp::Fire { reference, window } => {
+                let (n, mean, variance) = window_columns(window);
                 sqlx::query(
                     "INSERT INTO alerts (objective, key_result, subject, kind, team, state, episode, reference, \
+                       reference_n, reference_mean, reference_variance, \
                        fired_at, resolved_at, last_sent_at, repeats, details) \
-                     VALUES (?, ?, ?, ?, ?, 'firing', 1, ?, ?, NULL, ?, 0, ?) \
+                     VALUES (?, ?, ?, ?, ?, 'firing', 1, ?, ?, ?, ?, ?, NULL, ?, 0, ?) \
                      ON CONFLICT (objective, key_result, subject) DO UPDATE SET \
                        kind = excluded.kind, team = excluded.team, state = 'firing', episode = alerts.episode + 1, \
-                       reference = excluded.reference, fired_at = excluded.fired_at, resolved_at = NULL, \
+                       reference = excluded.reference, reference_n = excluded.reference_n, \
+                       reference_mean = excluded.reference_mean, reference_variance = excluded.reference_variance, \
+                       fired_at = excluded.fired_at, resolved_at = NULL, \
                        last_sent_at = excluded.last_sent_at, repeats = 0, details = excluded.details",
                 )
                 .bind(&t.key.objective)
@@ -317,6 +354,9 @@ impl AlertStore for SqliteStore {
                 .bind(t.kind)
                 .bind(&t.team)
                 .bind(reference)
+                .bind(n)
+                .bind(mean)
+                .bind(variance)
                 .bind(at)
                 .bind(at)
                 .bind(&t.payload)
@@ -477,27 +517,36 @@ impl AlertStore for PostgresStore {
         let applied = match &t.op {
             // Two instances may both see no row: the conflict clause makes
             // the second one's insert a no-op that returns nothing.
-            TransitionOp::Fire { reference } => sqlx::query(
-                "INSERT INTO alerts (objective, key_result, subject, kind, team, state, episode, reference, \
-                   fired_at, resolved_at, last_sent_at, repeats, details) \
-                 VALUES ($1, $2, $3, $4, $5, 'firing', 1, $6, $7, NULL, $7, 0, $8) \
-                 ON CONFLICT (objective, key_result, subject) DO UPDATE SET \
-                   kind = EXCLUDED.kind, team = EXCLUDED.team, state = 'firing', episode = alerts.episode + 1, \
-                   reference = EXCLUDED.reference, fired_at = EXCLUDED.fired_at, resolved_at = NULL, \
-                   last_sent_at = EXCLUDED.last_sent_at, repeats = 0, details = EXCLUDED.details \
-                 WHERE alerts.state <> 'firing'",
-            )
-            .bind(&t.key.objective)
-            .bind(&t.key.key_result)
-            .bind(&t.key.subject)
-            .bind(t.kind)
-            .bind(&t.team)
-            .bind(reference)
-            .bind(t.at)
-            .bind(&t.payload)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected(),
+            TransitionOp::Fire { reference, window } => {
+                let (n, mean, variance) = window_columns(window);
+                sqlx::query(
+                    "INSERT INTO alerts (objective, key_result, subject, kind, team, state, episode, reference, \
+                       reference_n, reference_mean, reference_variance, \
+                       fired_at, resolved_at, last_sent_at, repeats, details) \
+                     VALUES ($1, $2, $3, $4, $5, 'firing', 1, $6, $7, $8, $9, $10, NULL, $10, 0, $11) \
+                     ON CONFLICT (objective, key_result, subject) DO UPDATE SET \
+                       kind = EXCLUDED.kind, team = EXCLUDED.team, state = 'firing', episode = alerts.episode + 1, \
+                       reference = EXCLUDED.reference, reference_n = EXCLUDED.reference_n, \
+                       reference_mean = EXCLUDED.reference_mean, reference_variance = EXCLUDED.reference_variance, \
+                       fired_at = EXCLUDED.fired_at, resolved_at = NULL, \
+                       last_sent_at = EXCLUDED.last_sent_at, repeats = 0, details = EXCLUDED.details \
+                     WHERE alerts.state <> 'firing'",
+                )
+                .bind(&t.key.objective)
+                .bind(&t.key.key_result)
+                .bind(&t.key.subject)
+                .bind(t.kind)
+                .bind(&t.team)
+                .bind(reference)
+                .bind(n)
+                .bind(mean)
+                .bind(variance)
+                .bind(t.at)
+                .bind(&t.payload)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+            }
             TransitionOp::Resolve => sqlx::query(
                 "UPDATE alerts SET state = 'resolved', resolved_at = $1, details = $2 \
                  WHERE objective = $3 AND key_result = $4 AND subject = $5 AND state = 'firing'",

@@ -50,6 +50,11 @@ pub(super) const SQLITE: &[Embedded] = &[
         "change_feed",
         include_str!("../../migrations/sqlite/0006_change_feed.sql"),
     ),
+    (
+        7,
+        "alert_reference_window",
+        include_str!("../../migrations/sqlite/0007_alert_reference_window.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations, in version order.
@@ -83,6 +88,11 @@ pub(super) const POSTGRES: &[Embedded] = &[
         6,
         "change_feed",
         include_str!("../../migrations/postgres/0006_change_feed.sql"),
+    ),
+    (
+        7,
+        "alert_reference_window",
+        include_str!("../../migrations/postgres/0007_alert_reference_window.sql"),
     ),
 ];
 

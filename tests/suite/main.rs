@@ -13,6 +13,8 @@
 //! - `security`: the open port, as an attacker sees it
 //! - `serve`: `okrd serve` end to end: push, API, /metrics, reload, SIGTERM
 //! - `stack`: the compose stack's files, and Prometheus reading okrd
+//! - `statistics`: Welch's test on counter metrics and the forecast's
+//!   probability, against SciPy's figures, on both stores
 //! - `status_page`: the status page in Chromium
 //! - `store`: the store's contract on SQLite, PostgreSQL and PostgreSQL over TLS
 
@@ -27,5 +29,6 @@ mod parsers;
 mod security;
 mod serve;
 mod stack;
+mod statistics;
 mod status_page;
 mod store;
