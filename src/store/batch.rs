@@ -152,6 +152,62 @@ impl SeriesCache {
     }
 }
 
+/// The series ids of a list of ranges, as far as the cache knows them:
+/// `asked` are the distinct keys still to look up in the database, and
+/// [`IdLookup::found`] fills in what it answered (and caches it).
+pub(super) struct IdLookup<'a> {
+    ids: Vec<Option<i64>>,
+    /// The keys the cache does not know, each once.
+    pub asked: Vec<&'a SeriesKey>,
+    /// For each of `asked`, the positions in `ids` it fills.
+    positions: Vec<Vec<usize>>,
+}
+
+impl SeriesCache {
+    /// Starts a lookup of the ids of `ranges`' series.
+    pub(super) fn lookup<'a>(&self, ranges: &'a [super::SeriesRange]) -> IdLookup<'a> {
+        let ids: Vec<Option<i64>> = {
+            let map = self.map();
+            ranges.iter().map(|r| map.get(&r.key).copied()).collect()
+        };
+        let mut index: HashMap<&SeriesKey, usize> = HashMap::new();
+        let mut asked = Vec::new();
+        let mut positions: Vec<Vec<usize>> = Vec::new();
+        for (i, r) in ranges.iter().enumerate() {
+            if ids[i].is_none() {
+                let k = *index.entry(&r.key).or_insert_with(|| {
+                    asked.push(&r.key);
+                    positions.push(Vec::new());
+                    asked.len() - 1
+                });
+                positions[k].push(i);
+            }
+        }
+        IdLookup {
+            ids,
+            asked,
+            positions,
+        }
+    }
+}
+
+impl IdLookup<'_> {
+    /// The ids, given what the database `found`: (index into `asked`, id)
+    /// pairs; those are cached. A key it did not find has no series.
+    pub fn found(mut self, cache: &SeriesCache, found: Vec<(i64, i64)>) -> Vec<Option<i64>> {
+        let mut known = Vec::with_capacity(found.len());
+        for (k, id) in found {
+            let k = k as usize;
+            for &i in &self.positions[k] {
+                self.ids[i] = Some(id);
+            }
+            known.push((Arc::new(self.asked[k].clone()), id));
+        }
+        cache.insert(known);
+        self.ids
+    }
+}
+
 /// A series of a [`Batch`] that has no cached id, with the canonical label
 /// text the `series` table stores.
 pub(super) struct Unknown<'a> {

@@ -6,8 +6,6 @@
 //! points, as arrays expanded by `UNNEST` into an insert or an upsert. Statement texts are constant, so each is
 //! prepared once per connection.
 
-use std::collections::HashMap;
-
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
 
@@ -171,20 +169,12 @@ impl PostgresStore {
     /// The id of each range's series, `None` where it has none: the cached
     /// ones, and the rest in one query (a cold start asks for thousands).
     async fn series_ids(&self, ranges: &[SeriesRange]) -> Result<Vec<Option<i64>>, StoreError> {
-        let keys: Vec<&SeriesKey> = ranges.iter().map(|r| &r.key).collect();
-        let mut ids: Vec<Option<i64>> = keys.iter().map(|k| self.series.get(k)).collect();
-        let mut missing: HashMap<&SeriesKey, Vec<usize>> = HashMap::new();
-        for (i, key) in keys.iter().enumerate() {
-            if ids[i].is_none() {
-                missing.entry(key).or_default().push(i);
-            }
+        let lookup = self.series.lookup(ranges);
+        if lookup.asked.is_empty() {
+            return Ok(lookup.found(&self.series, Vec::new()));
         }
-        if missing.is_empty() {
-            return Ok(ids);
-        }
-        let asked: Vec<&SeriesKey> = missing.keys().copied().collect();
-        let metrics: Vec<&str> = asked.iter().map(|k| k.metric.as_str()).collect();
-        let labels: Vec<String> = asked.iter().map(|k| k.labels_json()).collect();
+        let metrics: Vec<&str> = lookup.asked.iter().map(|k| k.metric.as_str()).collect();
+        let labels: Vec<String> = lookup.asked.iter().map(|k| k.labels_json()).collect();
         let found: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT k.i - 1, s.id \
              FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS k (metric, labels, i) \
@@ -194,16 +184,7 @@ impl PostgresStore {
         .bind(&labels)
         .fetch_all(&self.pool)
         .await?;
-        let mut known = Vec::with_capacity(found.len());
-        for (k, id) in found {
-            let key = asked[k as usize];
-            for &i in &missing[key] {
-                ids[i] = Some(id);
-            }
-            known.push((Arc::new(key.clone()), id));
-        }
-        self.series.insert(known);
-        Ok(ids)
+        Ok(lookup.found(&self.series, found))
     }
 }
 

@@ -5,7 +5,6 @@
 //! per connection and then reused from sqlx's statement cache.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -129,21 +128,14 @@ impl SqliteStore {
     /// The id of each range's series, `None` where it has none: the cached
     /// ones, and the rest in one query (a cold start asks for thousands).
     async fn series_ids(&self, ranges: &[SeriesRange]) -> Result<Vec<Option<i64>>, StoreError> {
-        let keys: Vec<&SeriesKey> = ranges.iter().map(|r| &r.key).collect();
-        let mut ids: Vec<Option<i64>> = keys.iter().map(|k| self.series.get(k)).collect();
-        let mut missing: HashMap<&SeriesKey, Vec<usize>> = HashMap::new();
-        for (i, key) in keys.iter().enumerate() {
-            if ids[i].is_none() {
-                missing.entry(key).or_default().push(i);
-            }
+        let lookup = self.series.lookup(ranges);
+        if lookup.asked.is_empty() {
+            return Ok(lookup.found(&self.series, Vec::new()));
         }
-        if missing.is_empty() {
-            return Ok(ids);
-        }
-        let asked: Vec<&SeriesKey> = missing.keys().copied().collect();
         // As one JSON array [[metric, labels], ...].
         let requests = serde_json::Value::Array(
-            asked
+            lookup
+                .asked
                 .iter()
                 .map(|k| serde_json::json!([k.metric, k.labels_json()]))
                 .collect(),
@@ -155,16 +147,7 @@ impl SqliteStore {
         .bind(requests.to_string())
         .fetch_all(&self.pool)
         .await?;
-        let mut known = Vec::with_capacity(found.len());
-        for (k, id) in found {
-            let key = asked[k as usize];
-            for &i in &missing[key] {
-                ids[i] = Some(id);
-            }
-            known.push((Arc::new(key.clone()), id));
-        }
-        self.series.insert(known);
-        Ok(ids)
+        Ok(lookup.found(&self.series, found))
     }
 }
 
