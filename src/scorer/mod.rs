@@ -395,12 +395,10 @@ impl Scorer {
         let touched: Vec<usize> = if relaid {
             (0..self.slots.len()).collect()
         } else if dirty.all {
-            let mut written = written.into_iter().peekable();
             (0..self.slots.len())
                 .filter(|&i| {
-                    while written.next_if(|&w| w < i).is_some() {}
                     let slot = self.slots.get(i);
-                    slot.ready || slot.row.is_none() || written.next_if_eq(&i).is_some()
+                    slot.ready || slot.row.is_none() || written.binary_search(&i).is_ok()
                 })
                 .collect()
         } else {
@@ -499,8 +497,7 @@ impl Scorer {
             return Ok(false);
         }
         let chunk = &pending[..pending.len().min(CHUNK)];
-        let krs: Vec<(&Objective, &KeyResult)> =
-            chunk.iter().map(|i| self.slots.kr(&config, *i)).collect();
+        let krs = self.slots.krs(&config, chunk);
         let now = self.clock.now();
         let margins = margins(&config);
         let ids: Vec<(&str, &str)> = krs
@@ -549,8 +546,7 @@ impl Scorer {
         now: Timestamp,
         margins: Margins,
     ) -> Result<(), StoreError> {
-        let krs: Vec<(&Objective, &KeyResult)> =
-            slots.iter().map(|i| self.slots.kr(config, *i)).collect();
+        let krs = self.slots.krs(config, slots);
         let mut all = Vec::new();
         let mut shapes = Vec::with_capacity(krs.len());
         for (objective, kr) in &krs {
@@ -584,8 +580,7 @@ impl Scorer {
             self.slots.get_mut(i).row = Some(Arc::new(eval.row));
         }
         if !whole.is_empty() {
-            let krs: Vec<(&Objective, &KeyResult)> =
-                whole.iter().map(|i| self.slots.kr(config, *i)).collect();
+            let krs = self.slots.krs(config, &whole);
             let mut source = Source::Cache(&mut self.cache, self.store.as_ref());
             let evaluations = evaluate_many(&mut source, &krs, now, margins).await?;
             for (i, (_, _, eval)) in whole.iter().zip(evaluations) {
@@ -608,8 +603,7 @@ impl Scorer {
         now: Timestamp,
         margins: Margins,
     ) -> Result<(), StoreError> {
-        let krs: Vec<(&Objective, &KeyResult)> =
-            slots.iter().map(|i| self.slots.kr(config, *i)).collect();
+        let krs = self.slots.krs(config, slots);
         let mut source = Source::Cache(&mut self.cache, self.store.as_ref());
         let evaluations = evaluate_many(&mut source, &krs, now, margins).await?;
         let mut records = Vec::new();

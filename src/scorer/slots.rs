@@ -98,6 +98,15 @@ impl Slots {
         (objective, &objective.key_results[k])
     }
 
+    /// The objective and key result of each of `slots`, in `config`.
+    pub fn krs<'c>(
+        &self,
+        config: &'c Config,
+        slots: &[usize],
+    ) -> Vec<(&'c Objective, &'c KeyResult)> {
+        slots.iter().map(|&i| self.kr(config, i)).collect()
+    }
+
     /// The slots that read any of `metrics`, in slot order.
     pub fn readers_of<'m>(&self, metrics: impl IntoIterator<Item = &'m String>) -> Vec<usize> {
         let mut out: Vec<usize> = metrics
@@ -138,48 +147,30 @@ mod tests {
     type Kr<'a> = (&'a str, &'a str, &'a [&'a str]);
 
     fn config(objectives: &[(&str, &[Kr])]) -> Arc<Config> {
-        let mut yaml = String::new();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("objectives")).unwrap();
-        for (id, krs) in objectives {
-            yaml.clear();
-            yaml.push_str(&format!(
-                "id: {id}\nobjective: O\nteam: t\nperiod: 2026-Q4\nkey_results:\n"
-            ));
-            for (kr, metric, counters) in *krs {
-                yaml.push_str(&format!(
-                    "  - {{ id: {kr}, title: T, metric: {metric}, baseline: 0, target: 1"
-                ));
-                if !counters.is_empty() {
-                    yaml.push_str(", counter_metrics: [");
-                    for c in *counters {
-                        yaml.push_str(&format!("{{ metric: {c}, better: lower, tolerance: 5% }},"));
+        let files: Vec<(String, String)> = objectives
+            .iter()
+            .map(|(id, krs)| {
+                let mut yaml =
+                    format!("id: {id}\nobjective: O\nteam: t\nperiod: 2026-Q4\nkey_results:\n");
+                for (kr, metric, counters) in *krs {
+                    yaml.push_str(&format!(
+                        "  - {{ id: {kr}, title: T, metric: {metric}, baseline: 0, target: 1"
+                    ));
+                    if !counters.is_empty() {
+                        yaml.push_str(", counter_metrics: [");
+                        for c in *counters {
+                            yaml.push_str(&format!(
+                                "{{ metric: {c}, better: lower, tolerance: 5% }},"
+                            ));
+                        }
+                        yaml.push(']');
                     }
-                    yaml.push(']');
+                    yaml.push_str(" }\n");
                 }
-                yaml.push_str(" }\n");
-            }
-            std::fs::write(dir.path().join(format!("objectives/{id}.yaml")), &yaml).unwrap();
-        }
-        std::fs::write(
-            dir.path().join("okrd.yaml"),
-            format!(
-                "paths:\n  objectives: {0}/objectives\n  connectors: {0}/connectors\nteams:\n  t: {{}}\n",
-                dir.path().display()
-            ),
-        )
-        .unwrap();
-        let config = crate::config::load(
-            Some(&dir.path().join("okrd.yaml")),
-            &std::collections::BTreeMap::new(),
-        )
-        .unwrap_or_else(|d| {
-            panic!(
-                "{:?}",
-                d.iter().map(ToString::to_string).collect::<Vec<_>>()
-            )
-        });
-        Arc::new(config)
+                (format!("{id}.yaml"), yaml)
+            })
+            .collect();
+        Arc::new(crate::scorer::tests::load_config(&files))
     }
 
     #[test]

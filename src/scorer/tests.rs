@@ -22,8 +22,9 @@ const OBJECTIVE: &str = "id: o\nobjective: Test\nteam: t\nperiod: { start: 2026-
   - { id: count, title: Count, metric: a, aggregate: count, window: 2d, target: { at_least: 30 } }\n\
   - { id: none, title: None, metric: nothing, baseline: 0, target: 100 }\n";
 
-#[tokio::test]
-async fn a_plain_evaluation_gives_the_full_evaluations_rows() {
+/// The config of team `t` with the objective files `files` (name, YAML),
+/// loaded as `okrd serve` loads it (also for `slots.rs`'s tests).
+pub(super) fn load_config(files: &[(String, String)]) -> Config {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("objectives")).unwrap();
     std::fs::write(
@@ -34,14 +35,20 @@ async fn a_plain_evaluation_gives_the_full_evaluations_rows() {
         ),
     )
     .unwrap();
-    std::fs::write(dir.path().join("objectives/o.yaml"), OBJECTIVE).unwrap();
-    let config = crate::config::load(Some(&dir.path().join("okrd.yaml")), &BTreeMap::new())
-        .unwrap_or_else(|d| {
-            panic!(
-                "{:?}",
-                d.iter().map(ToString::to_string).collect::<Vec<_>>()
-            )
-        });
+    for (name, yaml) in files {
+        std::fs::write(dir.path().join("objectives").join(name), yaml).unwrap();
+    }
+    crate::config::load(Some(&dir.path().join("okrd.yaml")), &BTreeMap::new()).unwrap_or_else(|d| {
+        panic!(
+            "{:?}",
+            d.iter().map(ToString::to_string).collect::<Vec<_>>()
+        )
+    })
+}
+
+#[tokio::test]
+async fn a_plain_evaluation_gives_the_full_evaluations_rows() {
+    let config = load_config(&[("o.yaml".into(), OBJECTIVE.into())]);
 
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
     let start = Utc.with_ymd_and_hms(2026, 9, 20, 0, 0, 0).unwrap();
