@@ -278,8 +278,18 @@ fn write_scorecard(card: &Scorecard, out: &mut String) {
     );
     family(
         out,
+        "okrd_objective_rollup_score",
+        "Objective roll-up: the unweighted mean of its own score (when it has key results) and the roll-ups of the objectives aligned to it.",
+        |f| {
+            for o in &card.objectives {
+                f.sample(&[("objective", &o.id), ("team", &o.team)], o.rollup);
+            }
+        },
+    );
+    family(
+        out,
         "okrd_objective_score",
-        "Objective score: weighted average of its key results' scores.",
+        "Objective score: weighted average of its key results' scores (an objective without key results of its own: its roll-up).",
         |f| {
             for o in &card.objectives {
                 f.sample(&[("objective", &o.id), ("team", &o.team)], o.score);

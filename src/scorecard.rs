@@ -24,13 +24,46 @@ pub struct Scorecard {
     pub view: i64,
 }
 
+impl Scorecard {
+    /// The row of the objective at position `index` of the config, when it
+    /// is `id` (a scorecard's rows follow the config it was computed
+    /// from; across a reload they may not, and then the id decides).
+    pub fn objective(&self, index: usize, id: &str) -> Option<&ObjectiveRow> {
+        match self.objectives.get(index) {
+            Some(row) if row.id == id => Some(row),
+            _ => self.objectives.iter().find(|r| r.id == id),
+        }
+    }
+
+    /// The row of the KR at flat position `index` of the config
+    /// (objectives in order, each one's KRs in order), when it is
+    /// `objective/key_result`; like [`Scorecard::objective`].
+    pub fn key_result(
+        &self,
+        index: usize,
+        objective: &str,
+        key_result: &str,
+    ) -> Option<&KeyResultRow> {
+        let is = |r: &&Arc<KeyResultRow>| r.objective == objective && r.key_result == key_result;
+        match self.key_results.get(index) {
+            Some(row) if is(&row) => Some(row),
+            _ => self.key_results.iter().find(is),
+        }
+        .map(Arc::as_ref)
+    }
+}
+
 /// An objective's score, as `okrd score --format json` prints it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ObjectiveRow {
     /// Objective id.
     pub id: String,
-    /// Weight-averaged KR score.
+    /// Weight-averaged KR score; an objective without key results of its
+    /// own scores its roll-up.
     pub score: f64,
+    /// The unweighted mean of its own score (when it has key results) and
+    /// the roll-ups of the objectives aligned to it.
+    pub rollup: f64,
     /// The owning team.
     #[serde(skip)]
     pub team: String,

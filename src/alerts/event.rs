@@ -21,8 +21,9 @@ pub struct AlertEvent {
     pub id: Option<i64>,
     /// `firing`, `repeat` or `resolved`.
     pub event: EventName,
-    /// `counter_metric` (the KR moved while a counter metric degraded) or
-    /// `stale_data` (the KR's data stopped arriving).
+    /// `counter_metric` (the KR moved while a counter metric degraded),
+    /// `stale_data` (the KR's data stopped arriving) or `dependency`
+    /// (another team's KR this KR depends on is at risk).
     pub kind: AlertKind,
     /// `firing` or `resolved` after this event.
     pub status: AlertState,
@@ -40,6 +41,9 @@ pub struct AlertEvent {
     pub key_result: KeyResultInfo,
     /// The counter metric and how it moved (`counter_metric` alerts).
     pub counter_metric: Option<CounterInfo>,
+    /// The KR depended on and its state (`dependency` alerts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependency: Option<DependencyInfo>,
     /// Where to look.
     pub links: Links,
 }
@@ -91,6 +95,23 @@ pub struct CounterInfo {
     pub tolerance: String,
     /// The comparison window (`7d`).
     pub window: String,
+}
+
+/// The KR a `dependency` alert is about: the one the alert's KR needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DependencyInfo {
+    /// `objective/kr`.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// Its team.
+    pub team: String,
+    /// Its value now.
+    pub value: Option<f64>,
+    /// Its score now.
+    pub score: f64,
+    /// Its status now.
+    pub status: String,
 }
 
 /// Links to the KR.

@@ -15,8 +15,12 @@
 //! while the bound recomputed against the window captured at firing
 //! exceeds it), and resolves when it recovers. A stale-data alert fires
 //! when a KR that had data turns `stale` or `no_data`, and resolves when
-//! data flows again. While firing, an alert is re-sent every
-//! `alerts.repeat_interval`.
+//! data flows again. While firing, these two are re-sent every
+//! `alerts.repeat_interval`. A dependency alert (subject `objective/kr`,
+//! the KR depended on, which no metric name can be) fires when another
+//! team's KR that this KR depends on turns `off_track`, `stale` or
+//! `no_data`, and resolves when it is `on_track` or `at_risk` again; it is
+//! sent once per transition (SPEC §4), not repeated.
 
 pub mod event;
 pub mod notifiers;
@@ -36,7 +40,7 @@ use crate::store::{
     TransitionOp,
 };
 
-use event::{AlertEvent, CounterInfo, KeyResultInfo, Links, ObjectiveInfo};
+use event::{AlertEvent, CounterInfo, DependencyInfo, KeyResultInfo, Links, ObjectiveInfo};
 
 /// Decides alert transitions. Stateless between calls: the alert state
 /// lives in the store, so several instances and restarts agree.
@@ -92,7 +96,7 @@ impl Engine {
             .collect();
         // The card's KRs in the config (once, not a search per row: a
         // scorecard of 10,000 KRs comes after every recompute).
-        let krs: HashMap<(&str, &str), (&Objective, &KeyResult)> = config
+        let krs: HashMap<(&str, &str), (&Objective, &KeyResult, usize)> = config
             .objectives
             .iter()
             .flat_map(|o| {
@@ -100,11 +104,13 @@ impl Engine {
                     .iter()
                     .map(move |kr| ((o.id.as_str(), kr.id.as_str()), (o, kr)))
             })
+            .enumerate()
+            .map(|(i, (key, (o, kr)))| (key, (o, kr, i)))
             .collect();
         let mut applied = 0;
         for row in &card.key_results {
             let row: &KeyResultRow = row;
-            let Some(&(objective, kr)) =
+            let Some(&(objective, kr, index)) =
                 krs.get(&(row.objective.as_str(), row.key_result.as_str()))
             else {
                 continue;
@@ -180,6 +186,50 @@ impl Engine {
                 let fired_at = current.map_or(now, |r| r.fired_at);
                 let event = stale_event(&about, &op, fired_at, now);
                 transitions.push((key, AlertKind::StaleData, op, event));
+            }
+            for dependency in config.alignment().depends_on(index) {
+                let Some(&(dep_objective, dep_kr, _)) = krs.get(&(
+                    dependency.to.objective.as_str(),
+                    dependency.to.key_result.as_str(),
+                )) else {
+                    continue;
+                };
+                // Only another team's KR: a team sees its own on its page.
+                if dep_objective.team == objective.team {
+                    continue;
+                }
+                let Some(dep_row) = card.key_result(
+                    dependency.to_index,
+                    &dependency.to.objective,
+                    &dependency.to.key_result,
+                ) else {
+                    continue;
+                };
+                let key = AlertKey {
+                    objective: objective.id.clone(),
+                    key_result: kr.id.clone(),
+                    subject: dependency.to.to_string(),
+                };
+                let at_risk = matches!(
+                    dep_row.detail.status,
+                    Status::OffTrack | Status::Stale | Status::NoData
+                );
+                let current = firing.get(&key);
+                // Notified once per transition: no repeats while it lasts.
+                let op = match (current, at_risk) {
+                    (None, true) => Some(TransitionOp::Fire {
+                        reference: None,
+                        window: None,
+                    }),
+                    (Some(_), false) => Some(TransitionOp::Resolve),
+                    _ => None,
+                };
+                if let Some(op) = op {
+                    let fired_at = current.map_or(now, |r| r.fired_at);
+                    let on = (dep_objective, dep_kr, dep_row);
+                    let event = dependency_event(&about, on, &op, fired_at, now);
+                    transitions.push((key, AlertKind::Dependency, op, event));
+                }
             }
             for (key, kind, op, event) in transitions {
                 let t = Transition {
@@ -258,6 +308,7 @@ struct Specific {
     summary: String,
     score_delta: Option<f64>,
     counter_metric: Option<CounterInfo>,
+    dependency: Option<DependencyInfo>,
 }
 
 fn event(
@@ -290,6 +341,7 @@ fn event(
         },
         key_result: kr_info(kr, row, specific.score_delta),
         counter_metric: specific.counter_metric,
+        dependency: specific.dependency,
         links: links(config, objective, kr),
     }
 }
@@ -345,6 +397,7 @@ fn counter_event(
         summary,
         score_delta: Some(state.kr_score_delta),
         counter_metric: Some(counter_metric),
+        dependency: None,
     };
     event(about, op, fired_at, now, specific)
 }
@@ -377,6 +430,45 @@ fn stale_event(
         summary,
         score_delta: None,
         counter_metric: None,
+        dependency: None,
+    };
+    event(about, op, fired_at, now, specific)
+}
+
+fn dependency_event(
+    about: &About,
+    (objective, kr, row): (&Objective, &KeyResult, &KeyResultRow),
+    op: &TransitionOp,
+    fired_at: Timestamp,
+    now: Timestamp,
+) -> AlertEvent {
+    let id = format!("{}/{}", objective.id, kr.id);
+    let dependent = format!("{}/{}", about.objective.id, about.kr.id);
+    let summary = match op {
+        TransitionOp::Resolve => format!(
+            "{dependent}: {id} (team {}), which it depends on, is {} again",
+            objective.team, row.status
+        ),
+        _ => format!(
+            "{dependent}: {id} (team {}), which it depends on, is {} (score {})",
+            objective.team,
+            row.status,
+            fmt(Some(row.score))
+        ),
+    };
+    let specific = Specific {
+        kind: AlertKind::Dependency,
+        summary,
+        score_delta: None,
+        counter_metric: None,
+        dependency: Some(DependencyInfo {
+            id,
+            title: kr.title.clone(),
+            team: objective.team.clone(),
+            value: row.value,
+            score: row.score,
+            status: row.status.to_string(),
+        }),
     };
     event(about, op, fired_at, now, specific)
 }

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use crate::live::Services;
+use crate::store::AlertKind;
 
 /// Resolved alerts stay listed this long.
 const RECENT: TimeDelta = TimeDelta::hours(24);
@@ -35,7 +36,8 @@ pub async fn list(State(app): State<Services>) -> Result<Json<Value>, ApiError> 
         out.push(json!({
             "objective": a.key.objective,
             "key_result": a.key.key_result,
-            "counter_metric": (!a.key.subject.is_empty()).then_some(&a.key.subject),
+            "counter_metric": (a.kind == AlertKind::CounterMetric).then_some(&a.key.subject),
+            "dependency": (a.kind == AlertKind::Dependency).then_some(&a.key.subject),
             "kind": a.kind,
             "team": a.team,
             "state": a.state,

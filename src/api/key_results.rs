@@ -108,7 +108,12 @@ fn num(x: f64) -> String {
 
 /// How the score was computed: the series and points used, the aggregate,
 /// the baseline and where it came from, and the formulas with numbers.
-fn explain(objective: &Objective, kr: &KeyResult, eval: &Evaluation, margins: Margins) -> Value {
+pub(super) fn explain(
+    objective: &Objective,
+    kr: &KeyResult,
+    eval: &Evaluation,
+    margins: Margins,
+) -> Value {
     let s = &eval.row.detail;
     let at = s.at;
     let used: Vec<Value> = match kr.window {

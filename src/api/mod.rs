@@ -3,22 +3,28 @@
 //!
 //! - `points.rs`: `POST /api/v1/points`
 //! - `objectives.rs`: `GET /api/v1/objectives`
+//! - `alignment.rs`: `GET /api/v1/alignment`
 //! - `alerts.rs`: `GET /api/v1/alerts`
 //! - `connectors.rs`: `GET/POST /api/v1/connectors`, `GET/DELETE /api/v1/connectors/{name}`
 //! - `key_results.rs`: `GET /api/v1/key-results[/{objective}/{kr}]`
 //! - `dead_letters.rs`: `GET /api/v1/dead-letters`
-//! - `status_page.rs`: the HTML status page at `/` (a pure renderer)
+//! - `pages.rs`: the HTML pages' handlers: `/` and `/key-results/{objective}/{kr}`
+//! - `status_page.rs`: the status page at `/` (a pure renderer)
+//! - `kr_page.rs`: a key result's page (a pure renderer)
 //! - `guard.rs`: the token, the byte budget and JSON errors, before any body
 //! - `server.rs`: the accept loop: connection cap, timeouts, shutdown deadline
-//! - this file: the router, `/metrics`, `/healthz`, `/readyz`, the page handler
+//! - this file: the router, `/metrics`, `/healthz`, `/readyz`
 
 mod alerts;
+mod alignment;
 mod connectors;
 mod dead_letters;
 mod error;
 pub mod guard;
 mod key_results;
+pub mod kr_page;
 mod objectives;
+mod pages;
 mod points;
 pub mod server;
 pub mod status_page;
@@ -29,10 +35,9 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::handler::Handler;
 use axum::http::{header, StatusCode};
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use chrono::TimeDelta;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -41,7 +46,6 @@ pub use error::ApiError;
 use crate::config::service::HttpLimits;
 use crate::live::Services;
 use guard::Gate;
-use status_page::{KrView, ObjectiveView, StatusPage};
 
 /// The router. Bodies over `max_body` get 413 (at once when declared);
 /// `limits` bound the bytes buffered across requests and each request's
@@ -52,9 +56,11 @@ pub fn router(state: Services, max_body: usize, limits: &HttpLimits) -> Router {
     let token = from_fn_with_state(gate.clone(), guard::token_if_set);
     let operator = from_fn_with_state(gate, guard::operator);
     Router::new()
-        .route("/", get(page))
+        .route("/", get(pages::overview))
+        .route("/key-results/{objective}/{kr}", get(pages::key_result))
         .route("/api/v1/points", post(points::push.layer(token.clone())))
         .route("/api/v1/objectives", get(objectives::list))
+        .route("/api/v1/alignment", get(alignment::show))
         .route("/api/v1/alerts", get(alerts::list))
         .route(
             "/api/v1/dead-letters",
@@ -119,55 +125,4 @@ async fn ready(State(app): State<Services>) -> Response {
         )
         .into_response(),
     }
-}
-
-async fn page(State(app): State<Services>) -> Result<Html<String>, ApiError> {
-    let config = app.live.config();
-    let card = app.live.card();
-    let now = app.clock.now();
-    let mut objectives = Vec::with_capacity(config.objectives.len());
-    for o in &config.objectives {
-        let mut key_results = Vec::with_capacity(o.key_results.len());
-        for kr in &o.key_results {
-            let Some(row) = card
-                .key_results
-                .iter()
-                .find(|r| r.objective == o.id && r.key_result == kr.id)
-            else {
-                continue;
-            };
-            let since = o.period.start - TimeDelta::microseconds(1);
-            let history = app.store.score_history(&o.id, &kr.id, since, now).await?;
-            key_results.push(KrView {
-                id: kr.id.clone(),
-                title: kr.title.clone(),
-                status: row.detail.status,
-                score: row.score,
-                expected: row.expected,
-                value: row.value,
-                target: kr.target,
-                updated_at: row.detail.newest_point,
-                forecast: row.forecast,
-                forecast_probability: row.forecast_probability,
-                history: history.iter().map(|h| (h.at, h.score)).collect(),
-                alerting: row.counters.iter().any(|c| c.firing()),
-            });
-        }
-        objectives.push(ObjectiveView {
-            id: o.id.clone(),
-            statement: o.objective.clone(),
-            team: o.team.clone(),
-            period: o.period.label.clone(),
-            score: card
-                .objectives
-                .iter()
-                .find(|r| r.id == o.id)
-                .map_or(0.0, |r| r.score),
-            key_results,
-        });
-    }
-    Ok(Html(status_page::render(&StatusPage {
-        generated_at: now,
-        objectives,
-    })))
 }

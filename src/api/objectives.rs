@@ -6,26 +6,24 @@ use serde_json::{json, Value};
 
 use crate::live::Services;
 
-/// Every objective with its period, team, score and key result ids.
+/// Every objective with its period, team, score, roll-up and key result ids.
 pub async fn list(State(app): State<Services>) -> Json<Value> {
     let config = app.live.config();
     let card = app.live.card();
     let objectives: Vec<Value> = config
         .objectives
         .iter()
-        .map(|o| {
-            let score = card
-                .objectives
-                .iter()
-                .find(|r| r.id == o.id)
-                .map(|r| r.score);
+        .enumerate()
+        .map(|(i, o)| {
+            let row = card.objective(i, &o.id);
             json!({
                 "id": o.id,
                 "objective": o.objective,
                 "team": o.team,
                 "period": { "label": o.period.label, "start": o.period.start, "end": o.period.end },
                 "aligns_to": o.aligns_to,
-                "score": score,
+                "score": row.map(|r| r.score),
+                "rollup": row.map(|r| r.rollup),
                 "key_results": o.key_results.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
             })
         })

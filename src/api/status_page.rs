@@ -1,13 +1,18 @@
-//! The status page at `/`: every objective with its score and, per key
-//! result, a score bar against the expected score, the forecast and the
-//! probability of meeting the target, the status, the last update and a
-//! sparkline of the score history.
+//! The status page at `/`: the organisation's objectives as a tree (each
+//! nested under the objective it aligns to) with score and roll-up, and per
+//! key result a score bar against the expected score, the forecast and the
+//! probability of meeting the target, the status, the last update, its
+//! dependencies with their status, and a sparkline of the score history.
+//! Above them: a count per status, filters by team and status, and what is
+//! firing now. The page holds at most a page of key results; `?page=N`
+//! pages on.
 //!
-//! A pure renderer: the handler gathers a [`StatusPage`] and [`render`] turns
-//! it into one self-contained HTML5 document (inline CSS and SVG, no
-//! JavaScript, nothing fetched), so it can be tested without a server and
-//! read without a network. It refreshes itself every 30 seconds with a
-//! `<meta http-equiv="refresh">`.
+//! A pure renderer: the handler (`pages.rs`) gathers a [`StatusPage`] and
+//! [`render`] turns it into one self-contained HTML5 document (inline CSS
+//! and SVG, no JavaScript, nothing fetched), so it can be tested without a
+//! server and read without a network. It refreshes itself every 30
+//! seconds with a `<meta http-equiv="refresh">`. `kr_page.rs` renders a
+//! key result's own page with the helpers here.
 
 use std::fmt::{self, Write};
 
@@ -16,16 +21,109 @@ use crate::model::Timestamp;
 use crate::scoring::Status;
 
 /// Everything the status page shows, gathered at one instant.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct StatusPage {
     /// When the scores were read; relative times ("3 min ago") count from here.
     pub generated_at: Timestamp,
-    /// Objectives, in the order they are shown.
+    /// This page's objectives, parents before children (see
+    /// [`ObjectiveView::depth`]).
     pub objectives: Vec<ObjectiveView>,
+    /// Counts over every key result the filter selects, on all pages.
+    pub summary: Summary,
+    /// What the page is filtered by.
+    pub filter: Filter,
+    /// Every team, for the filter.
+    pub teams: Vec<String>,
+    /// The alerts firing now.
+    pub alerts: Vec<AlertView>,
+    /// Which page this is (from 1) of how many.
+    pub page: (usize, usize),
+}
+
+impl StatusPage {
+    /// A one-page status page of `objectives`, unfiltered, with its
+    /// summary counted from them.
+    pub fn new(generated_at: Timestamp, objectives: Vec<ObjectiveView>) -> StatusPage {
+        let mut summary = Summary::default();
+        for kr in objectives.iter().flat_map(|o| &o.key_results) {
+            summary.add(kr);
+        }
+        StatusPage {
+            generated_at,
+            objectives,
+            summary,
+            page: (1, 1),
+            ..StatusPage::default()
+        }
+    }
+}
+
+/// How many key results there are, per status, and how many alert.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Summary {
+    /// Key results counted.
+    pub total: usize,
+    /// Per status, in [`Status::ALL`] order.
+    pub by_status: [usize; 5],
+    /// Key results with a firing guardrail alert.
+    pub alerting: usize,
+    /// Objectives counted.
+    pub objectives: usize,
+}
+
+impl Summary {
+    /// Counts one key result.
+    pub fn add(&mut self, kr: &KrView) {
+        self.count(kr.status, kr.alerting);
+    }
+
+    /// Counts one key result of `status`.
+    pub fn count(&mut self, status: Status, alerting: bool) {
+        self.total += 1;
+        if let Some(i) = Status::ALL.iter().position(|s| *s == status) {
+            self.by_status[i] += 1;
+        }
+        self.alerting += usize::from(alerting);
+    }
+}
+
+/// The page's filters (`?team=`, `?status=`); `None` shows all.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Filter {
+    /// Only this team's objectives.
+    pub team: Option<String>,
+    /// Only key results with this status (and their objectives).
+    pub status: Option<Status>,
+}
+
+impl Filter {
+    /// Whether anything is filtered.
+    pub fn is_set(&self) -> bool {
+        self.team.is_some() || self.status.is_some()
+    }
+
+    /// The query string of this filter on page `page` (1 gives none).
+    pub fn query(&self, page: usize) -> String {
+        let mut parts = Vec::new();
+        if let Some(t) = &self.team {
+            parts.push(format!("team={}", url_escape(t)));
+        }
+        if let Some(s) = self.status {
+            parts.push(format!("status={}", s.as_str()));
+        }
+        if page > 1 {
+            parts.push(format!("page={page}"));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", parts.join("&amp;"))
+        }
+    }
 }
 
 /// One objective and its key results.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ObjectiveView {
     /// Objective id.
     pub id: String,
@@ -35,8 +133,20 @@ pub struct ObjectiveView {
     pub team: String,
     /// The period's label, e.g. `2026-Q4`.
     pub period: String,
-    /// Weight-averaged KR score in [0, 1].
+    /// Weight-averaged KR score in [0, 1] (without KRs of its own: the
+    /// roll-up).
     pub score: f64,
+    /// The roll-up over the objectives aligned to it.
+    pub rollup: f64,
+    /// How deep it sits under the page's first objective: 0, or at most
+    /// one more than the objective before it (it nests in that one's tree).
+    pub depth: usize,
+    /// The objective it aligns to: id and statement.
+    pub aligns_to: Option<(String, String)>,
+    /// How many objectives align to it.
+    pub children: usize,
+    /// Whether it has key results of its own (the filter may show none).
+    pub has_key_results: bool,
     /// Key results, in the order they are shown.
     pub key_results: Vec<KrView>,
 }
@@ -69,11 +179,59 @@ pub struct KrView {
     pub history: Vec<(Timestamp, f64)>,
     /// Whether a counter metric's guardrail alert is firing.
     pub alerting: bool,
+    /// The key results it depends on.
+    pub dependencies: Vec<DependencyView>,
+}
+
+/// A key result another depends on, as the dependent's row shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DependencyView {
+    /// `objective/kr`.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// Its team.
+    pub team: String,
+    /// Its status now; `None` before it is scored.
+    pub status: Option<Status>,
+}
+
+impl DependencyView {
+    /// Whether it puts its dependents at risk: `off_track`, `stale` or
+    /// `no_data` (SPEC §4, the dependency alert).
+    pub fn at_risk(&self) -> bool {
+        matches!(
+            self.status,
+            Some(Status::OffTrack | Status::Stale | Status::NoData)
+        )
+    }
+}
+
+/// A firing alert, as the alerts panel lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertView {
+    /// `counter_metric`, `stale_data`, `dependency`, ...
+    pub kind: String,
+    /// The objective.
+    pub objective: String,
+    /// The key result.
+    pub key_result: String,
+    /// Its one line for people.
+    pub summary: String,
+    /// When it fired.
+    pub fired_at: Timestamp,
+    /// When it resolved; `None` while firing.
+    pub resolved_at: Option<Timestamp>,
 }
 
 /// The page's `id` of a key result's row: `kr-{objective}-{kr}`.
 pub fn row_id(objective: &str, kr: &str) -> String {
     format!("kr-{objective}-{kr}")
+}
+
+/// The address of a key result's own page.
+pub fn kr_href(objective: &str, kr: &str) -> String {
+    format!("/key-results/{}/{}", url_escape(objective), url_escape(kr))
 }
 
 /// Renders the page as a complete HTML5 document.
@@ -86,94 +244,269 @@ pub fn render(page: &StatusPage) -> String {
 /// Seconds between automatic reloads.
 const REFRESH_SECS: u32 = 30;
 
+/// Alerts the panel lists at most; the API lists them all.
+pub const MAX_LISTED_ALERTS: usize = 50;
+
 /// Sparkline geometry, in SVG user units (= CSS pixels).
 const SPARK_W: f64 = 120.0;
 const SPARK_H: f64 = 30.0;
 const SPARK_PAD: f64 = 3.0;
 
-fn write_page(out: &mut String, page: &StatusPage) -> fmt::Result {
+/// The document's start: `<head>` with the stylesheet, then `<body>`.
+pub(super) fn write_head(out: &mut String, title: &str) -> fmt::Result {
     write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n\
          <meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <meta http-equiv=\"refresh\" content=\"{REFRESH_SECS}\">\n\
-         <title>okrd · key results</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
-    )?;
-    write_header(out, page)?;
-    out.push_str("<main>\n");
-    if page.objectives.is_empty() {
-        out.push_str(
-            "<p class=\"empty\">No objectives yet: add YAML files under \
-             <code>config/objectives/</code>.</p>\n",
-        );
-    }
-    for objective in &page.objectives {
-        write_objective(out, objective, page.generated_at)?;
-    }
-    out.push_str("</main>\n");
-    write!(
-        out,
-        "<footer>Generated {} by okrd · refreshes every {REFRESH_SECS} s · \
-         <a href=\"/metrics\">/metrics</a> · \
-         <a href=\"/api/v1/key-results\">/api/v1/key-results</a></footer>\n\
-         </body>\n</html>\n",
-        time_element(page.generated_at, &absolute(page.generated_at)),
+         <title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
+        esc(title)
     )
 }
 
-/// The page title and a count of key results per status.
-fn write_header(out: &mut String, page: &StatusPage) -> fmt::Result {
-    let krs = || page.objectives.iter().flat_map(|o| &o.key_results);
-    let total = krs().count();
+/// The document's end: the footer.
+pub(super) fn write_footer(out: &mut String, generated_at: Timestamp) -> fmt::Result {
     write!(
         out,
-        "<header class=\"top\">\n<h1>okrd <span>key results</span></h1>\n\
-         <ul class=\"summary\">\n<li class=\"total\"><b>{total}</b> key result{}</li>\n",
-        if total == 1 { "" } else { "s" }
+        "<footer>Generated {} by okrd · refreshes every {REFRESH_SECS} s · \
+         <a href=\"/\">all objectives</a> · \
+         <a href=\"/metrics\">/metrics</a> · \
+         <a href=\"/api/v1/key-results\">/api/v1/key-results</a> · \
+         <a href=\"/api/v1/alignment\">/api/v1/alignment</a></footer>\n\
+         </body>\n</html>\n",
+        time_element(generated_at, &absolute(generated_at)),
+    )
+}
+
+fn write_page(out: &mut String, page: &StatusPage) -> fmt::Result {
+    write_head(out, "okrd · key results")?;
+    write_header(out, page)?;
+    write_filters(out, page)?;
+    write_alerts(out, page)?;
+    out.push_str("<main>\n");
+    if page.objectives.is_empty() {
+        if page.filter.is_set() {
+            out.push_str("<p class=\"empty\">No objective matches the filter.</p>\n");
+        } else {
+            out.push_str(
+                "<p class=\"empty\">No objectives yet: add YAML files under \
+                 <code>config/objectives/</code>.</p>\n",
+            );
+        }
+    }
+    // Each objective's section stays open while the objectives aligned to
+    // it (deeper, right after it) are written inside.
+    let mut open: Vec<usize> = Vec::new();
+    for objective in &page.objectives {
+        while open.last().is_some_and(|&d| d >= objective.depth) {
+            open.pop();
+            out.push_str("</div>\n</section>\n");
+        }
+        write_objective(out, objective, page.generated_at)?;
+        out.push_str("<div class=\"aligned\">\n");
+        open.push(objective.depth);
+    }
+    for _ in open {
+        out.push_str("</div>\n</section>\n");
+    }
+    write_pager(out, page)?;
+    out.push_str("</main>\n");
+    write_footer(out, page.generated_at)
+}
+
+/// The page title and a count of key results per status, each a link to
+/// the page filtered by it.
+fn write_header(out: &mut String, page: &StatusPage) -> fmt::Result {
+    let s = &page.summary;
+    write!(
+        out,
+        "<header class=\"top\">\n<h1><a href=\"/\">okrd</a> <span>key results</span></h1>\n\
+         <ul class=\"summary\">\n<li class=\"total\"><b>{}</b> key result{}</li>\n",
+        s.total,
+        if s.total == 1 { "" } else { "s" }
     )?;
-    for status in Status::ALL {
-        let n = krs().filter(|kr| kr.status == status).count();
+    for (status, &n) in Status::ALL.iter().zip(&s.by_status) {
         if n > 0 {
+            let filter = Filter {
+                status: Some(*status),
+                ..page.filter.clone()
+            };
             writeln!(
                 out,
-                "<li class=\"chip s-{}\"><b>{n}</b> {}</li>",
+                "<li class=\"chip s-{}\"><a href=\"/{}\"><b>{n}</b> {}</a></li>",
                 status.as_str(),
-                label(status)
+                filter.query(1),
+                label(*status)
             )?;
         }
     }
-    let alerting = krs().filter(|kr| kr.alerting).count();
-    if alerting > 0 {
+    if s.alerting > 0 {
         writeln!(
             out,
-            "<li class=\"chip alerting\"><b>{alerting}</b> guardrail alert{}</li>",
-            if alerting == 1 { "" } else { "s" }
+            "<li class=\"chip alerting\"><b>{}</b> guardrail alert{}</li>",
+            s.alerting,
+            if s.alerting == 1 { "" } else { "s" }
         )?;
     }
     out.push_str("</ul>\n</header>\n");
     Ok(())
 }
 
-fn write_objective(out: &mut String, o: &ObjectiveView, now: Timestamp) -> fmt::Result {
-    let score = unit(o.score);
+/// The filter form (a plain GET form: no script) and what it selected.
+fn write_filters(out: &mut String, page: &StatusPage) -> fmt::Result {
+    out.push_str("<nav class=\"filters\">\n<form method=\"get\" action=\"/\">\n<label>Team <select name=\"team\">\n<option value=\"\">all teams</option>\n");
+    for team in &page.teams {
+        let selected = page.filter.team.as_deref() == Some(team.as_str());
+        writeln!(
+            out,
+            "<option value=\"{t}\"{}>{t}</option>",
+            if selected { " selected" } else { "" },
+            t = esc(team)
+        )?;
+    }
+    out.push_str("</select></label>\n<label>Status <select name=\"status\">\n<option value=\"\">any status</option>\n");
+    for status in Status::ALL {
+        writeln!(
+            out,
+            "<option value=\"{}\"{}>{}</option>",
+            status.as_str(),
+            if page.filter.status == Some(status) {
+                " selected"
+            } else {
+                ""
+            },
+            label(status)
+        )?;
+    }
+    out.push_str("</select></label>\n<button type=\"submit\">Filter</button>\n");
+    if page.filter.is_set() {
+        out.push_str("<a class=\"clear\" href=\"/\">clear</a>\n");
+    }
     write!(
         out,
-        "<section class=\"objective\" id=\"objective-{id}\">\n\
+        "</form>\n<p class=\"showing\">{} objective{}, {} key result{}",
+        page.summary.objectives,
+        if page.summary.objectives == 1 {
+            ""
+        } else {
+            "s"
+        },
+        page.summary.total,
+        if page.summary.total == 1 { "" } else { "s" },
+    )?;
+    if page.page.1 > 1 {
+        write!(out, " · page {} of {}", page.page.0, page.page.1)?;
+    }
+    out.push_str("</p>\n</nav>\n");
+    Ok(())
+}
+
+/// What is firing now.
+fn write_alerts(out: &mut String, page: &StatusPage) -> fmt::Result {
+    out.push_str("<section class=\"alerts\" id=\"alerts\">\n<h2>Firing now</h2>\n");
+    if page.alerts.is_empty() {
+        out.push_str("<p class=\"empty\">No alert is firing.</p>\n</section>\n");
+        return Ok(());
+    }
+    out.push_str("<ul>\n");
+    for a in page.alerts.iter().take(MAX_LISTED_ALERTS) {
+        writeln!(
+            out,
+            "<li class=\"alert k-{kind}\"><span class=\"kind\">{kind_label}</span> \
+             <a href=\"{href}\">{o}/{kr}</a> {summary} <span class=\"since\">since {since}</span></li>",
+            kind = esc(&a.kind),
+            kind_label = esc(&a.kind.replace('_', " ")),
+            href = kr_href(&a.objective, &a.key_result),
+            o = esc(&a.objective),
+            kr = esc(&a.key_result),
+            summary = esc(&a.summary),
+            since = time_element(a.fired_at, &relative(a.fired_at, page.generated_at)),
+        )?;
+    }
+    out.push_str("</ul>\n");
+    if page.alerts.len() > MAX_LISTED_ALERTS {
+        writeln!(
+            out,
+            "<p class=\"more\">and {} more: <a href=\"/api/v1/alerts\">/api/v1/alerts</a></p>",
+            page.alerts.len() - MAX_LISTED_ALERTS
+        )?;
+    }
+    out.push_str("</section>\n");
+    Ok(())
+}
+
+/// Links to the previous and next page, when there are several.
+fn write_pager(out: &mut String, page: &StatusPage) -> fmt::Result {
+    let (at, of) = page.page;
+    if of <= 1 {
+        return Ok(());
+    }
+    out.push_str("<nav class=\"pager\">");
+    if at > 1 {
+        write!(
+            out,
+            "<a rel=\"prev\" href=\"/{}\">← previous</a>",
+            page.filter.query(at - 1)
+        )?;
+    }
+    write!(out, "<span>page {at} of {of}</span>")?;
+    if at < of {
+        write!(
+            out,
+            "<a rel=\"next\" href=\"/{}\">next →</a>",
+            page.filter.query(at + 1)
+        )?;
+    }
+    out.push_str("</nav>\n");
+    Ok(())
+}
+
+/// An objective's section, open: its KRs and, after [`write_page`] closes
+/// it, the objectives aligned to it.
+fn write_objective(out: &mut String, o: &ObjectiveView, now: Timestamp) -> fmt::Result {
+    let score = unit(o.score);
+    let aligns = match &o.aligns_to {
+        Some((id, statement)) => format!(
+            " · aligned to <a href=\"#objective-{id}\" title=\"{statement}\">{id}</a>",
+            id = esc(id),
+            statement = esc(statement)
+        ),
+        None => String::new(),
+    };
+    write!(
+        out,
+        "<section class=\"objective\" id=\"objective-{id}\" data-depth=\"{depth}\">\n\
          <div class=\"ohead\">\n<div>\n<h2>{statement}</h2>\n\
-         <p class=\"meta\"><code>{id}</code> · team <b>{team}</b> · {period}</p>\n</div>\n\
+         <p class=\"meta\"><code>{id}</code> · team <a href=\"/?team={team_q}\"><b>{team}</b></a> · {period}{aligns}</p>\n</div>\n\
          <div class=\"oscore\" title=\"objective score: weighted average of its key results\">\
          <span class=\"num\">{score:.2}</span>\
          <div class=\"bar\"><div class=\"fill\" style=\"width:{pct:.1}%\"></div></div>\
-         <span class=\"caption\">objective score</span></div>\n</div>\n",
+         <span class=\"caption\">{caption}</span></div>\n</div>\n",
         id = esc(&o.id),
+        depth = o.depth,
         statement = esc(&o.statement),
         team = esc(&o.team),
+        team_q = url_escape(&o.team),
         period = esc(&o.period),
         pct = score * 100.0,
+        caption = if o.children > 0 {
+            format!(
+                "objective score · roll-up <b class=\"rollup\">{:.2}</b> over {} aligned",
+                unit(o.rollup),
+                o.children
+            )
+        } else {
+            "objective score".to_string()
+        },
     )?;
     if o.key_results.is_empty() {
-        out.push_str("<p class=\"empty\">No key results.</p>\n</section>\n");
+        let why = if !o.has_key_results {
+            "No key results of its own: its score is the roll-up of the objectives aligned to it."
+        } else {
+            "No key result matches the filter."
+        };
+        writeln!(out, "<p class=\"empty\">{why}</p>")?;
         return Ok(());
     }
     out.push_str(
@@ -184,7 +517,7 @@ fn write_objective(out: &mut String, o: &ObjectiveView, now: Timestamp) -> fmt::
     for kr in &o.key_results {
         write_kr(out, &o.id, kr, now)?;
     }
-    out.push_str("</ol>\n</section>\n");
+    out.push_str("</ol>\n");
     Ok(())
 }
 
@@ -192,11 +525,38 @@ fn write_kr(out: &mut String, objective: &str, kr: &KrView, now: Timestamp) -> f
     let status = kr.status.as_str();
     let score = unit(kr.score);
     let expected = unit(kr.expected);
+    let dependency_risk = kr.dependencies.iter().any(DependencyView::at_risk);
     write!(
         out,
-        "<li class=\"kr s-{status}{alerting}\" id=\"{row}\" data-status=\"{status}\">\n\
-         <div class=\"what\"><div class=\"title\">{title}</div>\
-         <div class=\"sub\"><code>{id}</code> · {value} → {target}{forecast}{tag}</div></div>\n\
+        "<li class=\"kr s-{status}{alerting}{dep_class}\" id=\"{row}\" data-status=\"{status}\">\n\
+         <div class=\"what\"><div class=\"title\"><a href=\"{href}\">{title}</a></div>\
+         <div class=\"sub\"><code>{id}</code> · {value} → {target}{forecast}{tag}{dep_tag}</div>",
+        alerting = if kr.alerting { " alerting" } else { "" },
+        dep_class = if dependency_risk { " dep-risk" } else { "" },
+        row = esc(&row_id(objective, &kr.id)),
+        href = kr_href(objective, &kr.id),
+        title = esc(&kr.title),
+        tag = if kr.alerting {
+            " <span class=\"tag-alert\" title=\"a counter metric is degrading while this key \
+             result moves\">⚠ counter metric degraded</span>"
+        } else {
+            ""
+        },
+        dep_tag = if dependency_risk {
+            " <span class=\"tag-alert tag-dep\" title=\"a key result this one depends on is \
+             off track, stale or without data\">⚠ dependency at risk</span>"
+        } else {
+            ""
+        },
+        id = esc(&kr.id),
+        forecast = forecast(kr.forecast, kr.forecast_probability),
+        value = kr.value.map_or_else(|| "—".to_string(), number),
+        target = target(&kr.target),
+    )?;
+    write_dependencies(out, &kr.dependencies)?;
+    write!(
+        out,
+        "</div>\n\
          <div class=\"score\"><div class=\"bar\" role=\"img\" \
          aria-label=\"score {score:.2}, expected {expected:.2}\">\
          <div class=\"fill\" style=\"width:{score_pct:.1}%\"></div>\
@@ -205,19 +565,6 @@ fn write_kr(out: &mut String, objective: &str, kr: &KrView, now: Timestamp) -> f
          <span class=\"num\">{score:.2}</span></div>\n\
          <div><span class=\"badge s-{status}\">{label}</span></div>\n\
          <div class=\"updated\">{updated}</div>\n<div>",
-        alerting = if kr.alerting { " alerting" } else { "" },
-        row = esc(&row_id(objective, &kr.id)),
-        title = esc(&kr.title),
-        tag = if kr.alerting {
-            " <span class=\"tag-alert\" title=\"a counter metric is degrading while this key \
-             result moves\">⚠ counter metric degraded</span>"
-        } else {
-            ""
-        },
-        id = esc(&kr.id),
-        forecast = forecast(kr.forecast, kr.forecast_probability),
-        value = kr.value.map_or_else(|| "—".to_string(), number),
-        target = target(&kr.target),
         score_pct = score * 100.0,
         expected_pct = expected * 100.0,
         label = label(kr.status),
@@ -231,9 +578,37 @@ fn write_kr(out: &mut String, objective: &str, kr: &KrView, now: Timestamp) -> f
     Ok(())
 }
 
+/// "depends on" and each dependency with its status badge.
+pub(super) fn write_dependencies(out: &mut String, deps: &[DependencyView]) -> fmt::Result {
+    if deps.is_empty() {
+        return Ok(());
+    }
+    out.push_str("<ul class=\"deps\"><li class=\"lead\">depends on</li>");
+    for d in deps {
+        let (objective, kr) = d.id.split_once('/').unwrap_or((&d.id, ""));
+        let (class, text) = match d.status {
+            Some(s) => (s.as_str(), label(s)),
+            None => ("no_data", "not scored"),
+        };
+        write!(
+            out,
+            "<li class=\"dep s-{class}{risk}\" data-dependency=\"{id}\" data-status=\"{class}\">\
+             <a href=\"{href}\" title=\"{title} (team {team})\">{id}</a> \
+             <span class=\"badge s-{class}\">{text}</span></li>",
+            risk = if d.at_risk() { " at-risk" } else { "" },
+            id = esc(&d.id),
+            href = kr_href(objective, kr),
+            title = esc(&d.title),
+            team = esc(&d.team),
+        )?;
+    }
+    out.push_str("</ul>");
+    Ok(())
+}
+
 /// An SVG polyline of the score (0 at the bottom, 1 at the top) over time,
 /// or a dashed flat line when there are fewer than two points.
-fn write_sparkline(out: &mut String, history: &[(Timestamp, f64)]) -> fmt::Result {
+pub(super) fn write_sparkline(out: &mut String, history: &[(Timestamp, f64)]) -> fmt::Result {
     let open = format!(
         "<svg class=\"spark\" width=\"{SPARK_W}\" height=\"{SPARK_H}\" \
          viewBox=\"0 0 {SPARK_W} {SPARK_H}\" role=\"img\""
@@ -272,7 +647,7 @@ fn write_sparkline(out: &mut String, history: &[(Timestamp, f64)]) -> fmt::Resul
 
 /// The sparkline's vertices in SVG coordinates, ordered by time; `None` with
 /// fewer than two points. Points sharing one timestamp are spread evenly.
-fn sparkline_points(history: &[(Timestamp, f64)]) -> Option<Vec<(f64, f64)>> {
+pub(super) fn sparkline_points(history: &[(Timestamp, f64)]) -> Option<Vec<(f64, f64)>> {
     if history.len() < 2 {
         return None;
     }
@@ -304,7 +679,7 @@ fn sparkline_points(history: &[(Timestamp, f64)]) -> Option<Vec<(f64, f64)>> {
 
 /// " · forecast 0.85, 72% likely": the forecast score at period end beside
 /// the probability of meeting the target; nothing without a forecast.
-fn forecast(score: Option<f64>, probability: Option<f64>) -> String {
+pub(super) fn forecast(score: Option<f64>, probability: Option<f64>) -> String {
     let likely = probability.map(|p| {
         format!(
             "<span class=\"likely\" title=\"probability that the value at period end meets the \
@@ -321,7 +696,7 @@ fn forecast(score: Option<f64>, probability: Option<f64>) -> String {
 }
 
 /// A status as people read it.
-fn label(status: Status) -> &'static str {
+pub(super) fn label(status: Status) -> &'static str {
     match status {
         Status::OnTrack => "on track",
         Status::AtRisk => "at risk",
@@ -332,7 +707,7 @@ fn label(status: Status) -> &'static str {
 }
 
 /// Where the KR is heading: the target, or `≤ x` / `≥ x` for maintain KRs.
-fn target(target: &Target) -> String {
+pub(super) fn target(target: &Target) -> String {
     match *target {
         Target::Value(v) => number(v),
         Target::AtMost(v) => format!("≤ {}", number(v)),
@@ -341,7 +716,7 @@ fn target(target: &Target) -> String {
 }
 
 /// A value with as many decimals as its size warrants, without trailing zeros.
-fn number(v: f64) -> String {
+pub(super) fn number(v: f64) -> String {
     if !v.is_finite() {
         return "—".to_string();
     }
@@ -367,14 +742,14 @@ fn number(v: f64) -> String {
 
 /// A `<time>` element showing `text`, with the exact instant as its
 /// machine-readable value and tooltip.
-fn time_element(at: Timestamp, text: &str) -> String {
+pub(super) fn time_element(at: Timestamp, text: &str) -> String {
     let iso = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     format!("<time datetime=\"{iso}\" title=\"{iso}\">{text}</time>")
 }
 
 /// "3 min ago" for recent instants, the date and time for older (or
 /// future) ones.
-fn relative(at: Timestamp, now: Timestamp) -> String {
+pub(super) fn relative(at: Timestamp, now: Timestamp) -> String {
     let secs = (now - at).num_seconds();
     match secs {
         -59..=59 => "just now".to_string(),
@@ -388,12 +763,12 @@ fn relative(at: Timestamp, now: Timestamp) -> String {
     }
 }
 
-fn absolute(at: Timestamp) -> String {
+pub(super) fn absolute(at: Timestamp) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 /// Clamps to [0, 1]; NaN counts as 0.
-fn unit(v: f64) -> f64 {
+pub(super) fn unit(v: f64) -> f64 {
     if v.is_nan() {
         0.0
     } else {
@@ -401,8 +776,23 @@ fn unit(v: f64) -> f64 {
     }
 }
 
+/// Percent-escapes a path segment or query value (everything but
+/// unreserved characters).
+pub(super) fn url_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// Escapes text for HTML element content and quoted attribute values.
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -419,7 +809,7 @@ fn esc(s: &str) -> String {
 
 /// The whole stylesheet. Each status sets `--c`, which the row's stripe,
 /// score bar, badge and sparkline all use.
-const CSS: &str = include_str!("status_page.css");
+pub(super) const CSS: &str = include_str!("status_page.css");
 
 #[cfg(test)]
 mod tests {
@@ -445,21 +835,27 @@ mod tests {
             forecast_probability: None,
             history: Vec::new(),
             alerting: false,
+            dependencies: Vec::new(),
+        }
+    }
+
+    fn objective(id: &str, depth: usize, krs: Vec<KrView>) -> ObjectiveView {
+        ObjectiveView {
+            id: id.into(),
+            statement: "Make onboarding effortless".into(),
+            team: "growth".into(),
+            period: "2026-Q4".into(),
+            score: 0.5,
+            rollup: 0.5,
+            depth,
+            has_key_results: !krs.is_empty(),
+            key_results: krs,
+            ..ObjectiveView::default()
         }
     }
 
     fn page(krs: Vec<KrView>) -> StatusPage {
-        StatusPage {
-            generated_at: now(),
-            objectives: vec![ObjectiveView {
-                id: "onboarding".into(),
-                statement: "Make onboarding effortless".into(),
-                team: "growth".into(),
-                period: "2026-Q4".into(),
-                score: 0.5,
-                key_results: krs,
-            }],
-        }
+        StatusPage::new(now(), vec![objective("onboarding", 0, krs)])
     }
 
     /// The `<li>` of one key result.
@@ -650,11 +1046,155 @@ mod tests {
 
     #[test]
     fn empty_page_says_what_to_do() {
-        let html = render(&StatusPage {
-            generated_at: now(),
-            objectives: Vec::new(),
-        });
+        let html = render(&StatusPage::new(now(), Vec::new()));
         assert!(html.contains("No objectives yet"));
         assert!(html.contains("<b>0</b> key results"));
+    }
+
+    /// The ids of the objective sections, each with the ids of the
+    /// sections it directly contains, in document order.
+    fn nesting(html: &str) -> Vec<(String, Option<String>)> {
+        let mut open: Vec<String> = Vec::new();
+        let mut out = Vec::new();
+        let mut rest = html;
+        loop {
+            let next_open = rest.find("<section class=\"objective\" id=\"objective-");
+            let next_close = rest.find("</section>");
+            match (next_open, next_close) {
+                (Some(o), c) if c.is_none_or(|c| o < c) => {
+                    let at = &rest[o + "<section class=\"objective\" id=\"objective-".len()..];
+                    let id = at[..at.find('"').unwrap()].to_string();
+                    out.push((id.clone(), open.last().cloned()));
+                    open.push(id);
+                    rest = at;
+                }
+                (_, Some(c)) => {
+                    open.pop();
+                    rest = &rest[c + "</section>".len()..];
+                }
+                _ => break,
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn objectives_nest_under_the_objectives_they_align_to() {
+        let company = ObjectiveView {
+            children: 2,
+            rollup: 0.625,
+            score: 0.625,
+            ..objective("company", 0, vec![])
+        };
+        let mut a = objective("a", 1, vec![kr("x", Status::OnTrack)]);
+        a.aligns_to = Some(("company".into(), "Win".into()));
+        let mut a1 = objective("a1", 2, vec![kr("y", Status::OnTrack)]);
+        a1.aligns_to = Some(("a".into(), "A".into()));
+        let mut b = objective("b", 1, vec![kr("z", Status::OffTrack)]);
+        b.aligns_to = Some(("company".into(), "Win".into()));
+        let other = objective("other", 0, vec![kr("w", Status::AtRisk)]);
+        let html = render(&StatusPage::new(now(), vec![company, a, a1, b, other]));
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            nesting(&html),
+            vec![
+                ("company".to_string(), None),
+                ("a".to_string(), some("company")),
+                ("a1".to_string(), some("a")),
+                ("b".to_string(), some("company")),
+                ("other".to_string(), None),
+            ]
+        );
+        assert!(html.contains("roll-up <b class=\"rollup\">0.62</b> over 2 aligned"));
+        assert!(html.contains("No key results of its own: its score is the roll-up"));
+        assert!(
+            html.contains("aligned to <a href=\"#objective-company\" title=\"Win\">company</a>")
+        );
+        assert_eq!(
+            html.matches("<section").count(),
+            html.matches("</section>").count()
+        );
+    }
+
+    #[test]
+    fn a_dependency_at_risk_shows_on_the_key_result_that_needs_it() {
+        let mut needs = kr("needs", Status::OnTrack);
+        needs.dependencies = vec![
+            DependencyView {
+                id: "platform/latency".into(),
+                title: "Keep p99 under 300 ms".into(),
+                team: "platform".into(),
+                status: Some(Status::OffTrack),
+            },
+            DependencyView {
+                id: "platform/uptime".into(),
+                title: "Keep uptime".into(),
+                team: "platform".into(),
+                status: Some(Status::AtRisk),
+            },
+        ];
+        let calm = DependencyView {
+            status: Some(Status::AtRisk),
+            ..needs.dependencies[1].clone()
+        };
+        let mut fine = kr("fine", Status::OnTrack);
+        fine.dependencies = vec![calm];
+        let html = render(&page(vec![needs, fine]));
+        let start = html.find("id=\"kr-onboarding-needs\"").unwrap();
+        let end = html.find("id=\"kr-onboarding-fine\"").unwrap();
+        let needs_row = &html[start..end];
+        assert!(needs_row.contains("⚠ dependency at risk"), "{needs_row}");
+        assert!(needs_row.contains(
+            "<li class=\"dep s-off_track at-risk\" data-dependency=\"platform/latency\" data-status=\"off_track\">"
+        ));
+        assert!(needs_row.contains("<a href=\"/key-results/platform/latency\""));
+        assert!(needs_row.contains("data-dependency=\"platform/uptime\" data-status=\"at_risk\""));
+        let fine_row = &html[end..];
+        assert!(!fine_row[..fine_row.find("</ol>").unwrap()].contains("dependency at risk"));
+    }
+
+    #[test]
+    fn filters_and_pages_link_to_each_other() {
+        let mut p = page(vec![kr("a", Status::OffTrack)]);
+        p.teams = vec!["growth".into(), "a&b".into()];
+        p.filter = Filter {
+            team: Some("a&b".into()),
+            status: Some(Status::OffTrack),
+        };
+        p.page = (2, 3);
+        let html = render(&p);
+        assert!(html.contains("<option value=\"a&amp;b\" selected>a&amp;b</option>"));
+        assert!(html.contains("<option value=\"off_track\" selected>off track</option>"));
+        assert!(html.contains("<a rel=\"prev\" href=\"/?team=a%26b&amp;status=off_track\">"));
+        assert!(
+            html.contains("<a rel=\"next\" href=\"/?team=a%26b&amp;status=off_track&amp;page=3\">")
+        );
+        assert!(html.contains("page 2 of 3"));
+        assert!(html.contains("<a class=\"clear\" href=\"/\">clear</a>"));
+    }
+
+    #[test]
+    fn the_alerts_panel_lists_what_fires() {
+        let mut p = page(vec![kr("a", Status::OnTrack)]);
+        assert!(render(&p).contains("No alert is firing."));
+        p.alerts = (0..MAX_LISTED_ALERTS + 2)
+            .map(|i| AlertView {
+                kind: "dependency".into(),
+                objective: "onboarding".into(),
+                key_result: format!("k{i}"),
+                summary: "<it> is off track".into(),
+                fired_at: now() - TimeDelta::minutes(5),
+                resolved_at: None,
+            })
+            .collect();
+        let html = render(&p);
+        assert_eq!(
+            html.matches("<li class=\"alert k-dependency\">").count(),
+            MAX_LISTED_ALERTS
+        );
+        assert!(html.contains(
+            "<a href=\"/key-results/onboarding/k0\">onboarding/k0</a> &lt;it&gt; is off track"
+        ));
+        assert!(html.contains("and 2 more"));
     }
 }

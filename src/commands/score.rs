@@ -45,7 +45,7 @@ pub async fn run(
         at_risk: config.service.at_risk_margin,
         off_track: config.service.off_track_margin,
     };
-    let card = score_all(store.as_ref(), &config.objectives, now, margins)
+    let card = score_all(store.as_ref(), &config, now, margins)
         .await
         .context("while reading points")?;
     match format {
@@ -57,11 +57,11 @@ pub async fn run(
 
 /// The human-readable form: objectives, then one line per key result.
 pub fn table(card: &Scorecard) -> String {
-    let mut rows = vec![vec!["OBJECTIVE".to_string(), "SCORE".to_string()]];
+    let mut rows = vec![["OBJECTIVE", "SCORE", "ROLLUP"].map(String::from).to_vec()];
     rows.extend(
         card.objectives
             .iter()
-            .map(|o| vec![o.id.clone(), num(Some(o.score))]),
+            .map(|o| vec![o.id.clone(), num(Some(o.score)), num(Some(o.rollup))]),
     );
     let mut out = columns(&rows);
     out.push('\n');

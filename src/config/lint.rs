@@ -4,8 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::{Diagnostic, Diagnostics};
+use super::objective::{Better, KeyResult, Objective};
 use super::yaml::Span;
 use super::{Config, DEFAULT_CONFIG_PATH};
+use crate::model::{Labels, SeriesKey};
 
 /// Most objectives a team should hold in one period.
 pub const MAX_OBJECTIVES_PER_TEAM: usize = 5;
@@ -134,6 +136,9 @@ pub fn lint(
         }
     }
 
+    pulling_apart(config, &mut d);
+    periods_apart(config, &mut d);
+
     for (team, t) in &config.service.teams {
         if t.notify.is_empty() {
             d.warn(
@@ -160,4 +165,66 @@ pub fn lint(
         );
     }
     d.into_sorted()
+}
+
+/// Two teams' KRs on the same series with opposite `better`: each warning
+/// sits on the later KR and names the first one it pulls against.
+fn pulling_apart(config: &Config, d: &mut Diagnostics) {
+    let mut first: BTreeMap<(&str, &Labels), Vec<(&Objective, &KeyResult)>> = BTreeMap::new();
+    for o in &config.objectives {
+        for (i, kr) in o.key_results.iter().enumerate() {
+            let seen = first.entry((kr.metric.as_str(), &kr.labels)).or_default();
+            if let Some((other_o, other)) = seen
+                .iter()
+                .find(|(other_o, other)| other_o.team != o.team && other.better != kr.better)
+            {
+                d.warn(
+                    &o.file,
+                    kr.span,
+                    &format!("key_results[{i}].better"),
+                    format!(
+                        "key result {}/{} (team {}, {} is better) and {}/{} (team {}, {} is better) read the same series {}: these goals pull against each other",
+                        o.id,
+                        kr.id,
+                        o.team,
+                        better(kr.better),
+                        other_o.id,
+                        other.id,
+                        other_o.team,
+                        better(other.better),
+                        SeriesKey::new(kr.metric.clone(), kr.labels.clone()),
+                    ),
+                );
+            }
+            seen.push((o, kr));
+        }
+    }
+}
+
+/// A child objective whose period does not overlap its parent's.
+fn periods_apart(config: &Config, d: &mut Diagnostics) {
+    let alignment = config.alignment();
+    for (i, o) in config.objectives.iter().enumerate() {
+        let Some(p) = alignment.parent(i).map(|p| &config.objectives[p]) else {
+            continue;
+        };
+        if o.period.start >= p.period.end || p.period.start >= o.period.end {
+            d.warn(
+                &o.file,
+                o.span,
+                "aligns_to",
+                format!(
+                    "objective {} ({}) aligns to {} ({}), whose period does not overlap its own: align it to an objective of the same period",
+                    o.id, o.period.label, p.id, p.period.label
+                ),
+            );
+        }
+    }
+}
+
+fn better(b: Better) -> &'static str {
+    match b {
+        Better::Higher => "higher",
+        Better::Lower => "lower",
+    }
 }

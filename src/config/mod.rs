@@ -10,10 +10,13 @@
 //! - `env.rs`: `${VAR}` expansion and `OKRD_*` overrides on the tree.
 //! - `service.rs`, `objective.rs`, `connector.rs`: the three file kinds.
 //! - `types.rs`: durations, tolerances, schedules, periods.
+//! - `alignment.rs`: `aligns_to` and `depends_on` checked across objectives,
+//!   and the organisation's shape they give ([`Alignment`]).
 //! - `destinations.rs`: where API-registered connectors may connect.
 //! - `lint.rs`: warnings about OKR practice (`okrd check`).
 //! - `error.rs`: diagnostics.
 
+pub mod alignment;
 pub mod connector;
 pub mod de;
 pub mod destinations;
@@ -27,7 +30,9 @@ pub mod yaml;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+pub use alignment::Alignment;
 pub use connector::Connector;
 pub use error::{Diagnostic, Diagnostics, Severity};
 pub use objective::{KeyResult, Objective};
@@ -47,6 +52,35 @@ pub struct Config {
     pub objectives: Vec<Objective>,
     /// All connectors defined in files.
     pub connectors: Vec<Connector>,
+    /// The shape `objectives` give, built once with them.
+    alignment: Arc<Alignment>,
+}
+
+impl Config {
+    /// A config of these parts; their [`Alignment`] is built here, once.
+    pub fn new(
+        service: ServiceConfig,
+        objectives: Vec<Objective>,
+        connectors: Vec<Connector>,
+    ) -> Config {
+        let alignment = Arc::new(Alignment::new(&objectives));
+        Config {
+            service,
+            objectives,
+            connectors,
+            alignment,
+        }
+    }
+
+    /// This config with other objectives (and their alignment).
+    pub fn with_objectives(self, objectives: Vec<Objective>) -> Config {
+        Config::new(self.service, objectives, self.connectors)
+    }
+
+    /// How the objectives align and depend on each other.
+    pub fn alignment(&self) -> &Alignment {
+        &self.alignment
+    }
 }
 
 /// The environment, as a snapshot, so loading is a pure function of it.
@@ -96,8 +130,10 @@ pub fn load(config_path: Option<&Path>, env: &Env) -> Result<Config, Vec<Diagnos
     };
     let mut objectives = Vec::new();
     let mut objective_ids: HashMap<String, String> = HashMap::new();
+    let mut references = alignment::References::default();
     for (file, doc) in documents(objectives_dir, env, &mut diags) {
         diags.set_file(&file);
+        references.add(&file, &doc);
         // Cross-file checks read the raw document, so they are reported
         // even when the objective has other errors.
         let mut usable = true;
@@ -136,6 +172,7 @@ pub fn load(config_path: Option<&Path>, env: &Env) -> Result<Config, Vec<Diagnos
             }
         }
     }
+    references.check(&mut diags);
 
     let mut connectors: Vec<Connector> = Vec::new();
     let mut connector_names: HashMap<String, String> = HashMap::new();
@@ -175,11 +212,9 @@ pub fn load(config_path: Option<&Path>, env: &Env) -> Result<Config, Vec<Diagnos
     }
 
     match service {
-        Some(service) if diags.error_count() == 0 => Ok(Config {
-            service,
-            objectives,
-            connectors,
-        }),
+        Some(service) if diags.error_count() == 0 => {
+            Ok(Config::new(service, objectives, connectors))
+        }
         _ => Err(diags.into_sorted()),
     }
 }

@@ -23,9 +23,10 @@ pub struct Objective {
     pub team: String,
     /// The period the key results are scored over.
     pub period: Period,
-    /// Optional parent objective id.
+    /// Optional parent objective id (any team), checked to exist and to
+    /// form no cycle (`alignment.rs`).
     pub aligns_to: Option<String>,
-    /// At least one.
+    /// May be empty only when another objective aligns to this one.
     pub key_results: Vec<KeyResult>,
     /// The file the objective came from, for messages.
     pub file: String,
@@ -62,8 +63,36 @@ pub struct KeyResult {
     pub stale_after: Option<Duration>,
     /// Guardrails.
     pub counter_metrics: Vec<CounterMetric>,
+    /// The KRs (any team's) this KR needs, checked to exist.
+    pub depends_on: Vec<KrRef>,
     /// Where the KR was declared, for messages and lints.
     pub span: Span,
+}
+
+/// A reference to a key result, written `objective/kr`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KrRef {
+    /// The objective's id.
+    pub objective: String,
+    /// The key result's id within it.
+    pub key_result: String,
+}
+
+impl KrRef {
+    /// Parses `objective/kr`; `None` unless both parts are valid ids.
+    pub fn parse(s: &str) -> Option<KrRef> {
+        let (objective, key_result) = s.split_once('/')?;
+        (is_valid_id(objective) && is_valid_id(key_result)).then(|| KrRef {
+            objective: objective.to_string(),
+            key_result: key_result.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for KrRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.objective, self.key_result)
+    }
 }
 
 /// The target of a key result.
@@ -205,6 +234,7 @@ pub(super) struct RawObjective {
     period: Node,
     #[serde(default)]
     aligns_to: Option<String>,
+    #[serde(default)]
     key_results: Vec<Node>,
 }
 
@@ -233,6 +263,8 @@ struct RawKeyResult {
     stale_after: Option<HumanDuration>,
     #[serde(default)]
     counter_metrics: Vec<RawCounterMetric>,
+    #[serde(default)]
+    depends_on: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -295,13 +327,8 @@ pub(super) fn load_objective(node: &Node, diags: &mut Diagnostics) -> Option<Obj
     let id_ok = check_id(node.get("id"), "id", &raw.id, diags);
     let period = RawPeriod::load(&raw.period, "period", diags)
         .and_then(|p| p.resolve(&raw.period, "period", diags));
-    if raw.key_results.is_empty() {
-        diags.error(
-            node.get("key_results").expect("present"),
-            "key_results",
-            "an objective needs at least one key result",
-        );
-    }
+    // No key results of its own is allowed for an objective others align
+    // to; that needs every objective, so `alignment.rs` checks it.
     let mut key_results = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (i, kr_node) in raw.key_results.iter().enumerate() {
@@ -447,6 +474,20 @@ fn load_key_result(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<K
         }
     }
 
+    let mut depends_on = Vec::new();
+    if let Some(list) = node.get("depends_on") {
+        for (j, (raw_ref, ref_node)) in raw.depends_on.iter().zip(list.items()).enumerate() {
+            match KrRef::parse(raw_ref) {
+                Some(r) => depends_on.push(r),
+                None => diags.error(
+                    ref_node,
+                    &format!("{path}.depends_on[{j}]"),
+                    format!("invalid key result reference {raw_ref:?}: write objective/key_result, e.g. platform/api-latency"),
+                ),
+            }
+        }
+    }
+
     if diags.error_count() != errors_before {
         return None;
     }
@@ -464,6 +505,7 @@ fn load_key_result(node: &Node, path: &str, diags: &mut Diagnostics) -> Option<K
         weight: raw.weight.unwrap_or(1.0),
         stale_after: raw.stale_after.map(|d| d.0),
         counter_metrics,
+        depends_on,
         span: node.span,
     })
 }
@@ -628,10 +670,7 @@ fn check_window(
 
 /// Checks an id against `[a-z0-9-]+`; returns whether it is valid.
 pub(super) fn check_id(node: Option<&Node>, path: &str, id: &str, diags: &mut Diagnostics) -> bool {
-    let ok = !id.is_empty()
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let ok = is_valid_id(id);
     if !ok {
         if let Some(node) = node {
             diags.error(
@@ -642,6 +681,14 @@ pub(super) fn check_id(node: Option<&Node>, path: &str, id: &str, diags: &mut Di
         }
     }
     ok
+}
+
+/// Whether `id` is a valid objective or key result id: `[a-z0-9-]+`.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 pub(super) fn check_metric(node: &Node, path: &str, metric: &str, diags: &mut Diagnostics) {

@@ -221,22 +221,15 @@ async fn evaluate_many<'a>(
 /// matter, few enough that the samples held at once stay small.
 const CHUNK: usize = 200;
 
-fn objective_row(objective: &Objective, rows: &[Arc<KeyResultRow>]) -> ObjectiveRow {
-    ObjectiveRow {
-        id: objective.id.clone(),
-        score: scoring::objective_score(objective, rows.iter().map(|r| &r.detail)),
-        team: objective.team.clone(),
-    }
-}
-
-/// Scores every key result of `objectives` at `now`.
+/// Scores every key result of `config` at `now`.
 pub async fn score_all(
     store: &dyn Store,
-    objectives: &[Objective],
+    config: &Config,
     now: Timestamp,
     margins: Margins,
 ) -> Result<Scorecard, StoreError> {
-    let krs: Vec<(&Objective, &KeyResult)> = objectives
+    let krs: Vec<(&Objective, &KeyResult)> = config
+        .objectives
         .iter()
         .flat_map(|o| o.key_results.iter().map(move |kr| (o, kr)))
         .collect();
@@ -247,20 +240,33 @@ pub async fn score_all(
             card.key_results.push(Arc::new(eval.row));
         }
     }
-    card.objectives = objective_rows(objectives, &card.key_results);
+    card.objectives = objective_rows(config, &card.key_results);
     Ok(card)
 }
 
-/// Each objective's row, from its KRs' rows (in config order).
-fn objective_rows(objectives: &[Objective], rows: &[Arc<KeyResultRow>]) -> Vec<ObjectiveRow> {
+/// Each objective's row, from its KRs' rows (in config order), with its
+/// roll-up.
+fn objective_rows(config: &Config, rows: &[Arc<KeyResultRow>]) -> Vec<ObjectiveRow> {
+    let objectives = &config.objectives;
     let mut first = 0;
-    objectives
+    let mut scores: Vec<f64> = objectives
         .iter()
         .map(|objective| {
             let n = objective.key_results.len().min(rows.len() - first);
             let mine = &rows[first..first + n];
             first += n;
-            objective_row(objective, mine)
+            scoring::objective_score(objective, mine.iter().map(|r| &r.detail))
+        })
+        .collect();
+    let rollups = scoring::rollups(objectives, config.alignment(), &mut scores);
+    objectives
+        .iter()
+        .zip(scores.into_iter().zip(rollups))
+        .map(|(objective, (score, rollup))| ObjectiveRow {
+            id: objective.id.clone(),
+            score,
+            rollup,
+            team: objective.team.clone(),
         })
         .collect()
 }
@@ -474,7 +480,7 @@ impl Scorer {
             card.key_results.push(Arc::clone(row));
         }
         self.pending = pending;
-        card.objectives = objective_rows(&config.objectives, &card.key_results);
+        card.objectives = objective_rows(&config, &card.key_results);
         card.view = self.view;
         live.set_card(card);
     }

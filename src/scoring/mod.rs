@@ -28,7 +28,7 @@ pub use forecast::ForecastFit;
 pub use key_result::{
     data_from, evaluation_time, score_history, score_key_result, score_key_result_without_forecast,
 };
-pub use objective::objective_score;
+pub use objective::{objective_score, rollups};
 
 use crate::model::Timestamp;
 

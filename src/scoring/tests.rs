@@ -61,6 +61,7 @@ fn kr(target: Target) -> KeyResult {
         weight: 1.0,
         stale_after: None,
         counter_metrics: Vec::new(),
+        depends_on: Vec::new(),
         span: Default::default(),
     }
 }
@@ -858,4 +859,136 @@ fn objective_score_weights_krs_and_counts_no_data_as_zero() {
         ..objective.clone()
     };
     assert_eq!(objective_score(&empty, &[]), 0.0);
+}
+
+// rollup(o): the unweighted mean of score(o), if o has key results of its
+// own, and rollup(c) for each objective c aligned to o; an objective
+// without key results of its own scores its roll-up.
+
+/// An objective with `krs` key results, aligned to `parent`.
+fn aligned(id: &str, parent: Option<&str>, krs: usize) -> Objective {
+    Objective {
+        id: id.into(),
+        objective: format!("objective {id}"),
+        team: "t".into(),
+        period: period(),
+        aligns_to: parent.map(String::from),
+        key_results: (0..krs)
+            .map(|i| KeyResult {
+                id: format!("k{i}"),
+                ..moving(0.0, 1.0)
+            })
+            .collect(),
+        file: "o.yaml".into(),
+        span: Default::default(),
+    }
+}
+
+/// (roll-ups, scores) of `objectives` whose own scores are `own`.
+fn rolled(objectives: &[Objective], own: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let alignment = crate::config::Alignment::new(objectives);
+    let mut scores = own.to_vec();
+    let rollups = rollups(objectives, &alignment, &mut scores);
+    (rollups, scores)
+}
+
+#[test]
+fn rollup_table() {
+    struct Case {
+        name: &'static str,
+        objectives: Vec<Objective>,
+        own: Vec<f64>,
+        rollups: Vec<f64>,
+        scores: Vec<f64>,
+    }
+    let cases = [
+        Case {
+            name: "a lone objective rolls up to its own score",
+            objectives: vec![aligned("a", None, 2)],
+            own: vec![0.4],
+            rollups: vec![0.4],
+            scores: vec![0.4],
+        },
+        Case {
+            // company (no KRs) <- product (0.6) <- {web 0.2, app 1.0}
+            //                  <- sales (0.3)
+            name: "three levels deep: each level the mean of its own and its children's roll-ups",
+            objectives: vec![
+                aligned("company", None, 0),
+                aligned("product", Some("company"), 1),
+                aligned("web", Some("product"), 1),
+                aligned("app", Some("product"), 1),
+                aligned("sales", Some("company"), 2),
+            ],
+            own: vec![0.0, 0.6, 0.2, 1.0, 0.3],
+            // product: (0.6 + 0.2 + 1.0) / 3 = 0.6; company: (0.6 + 0.3) / 2
+            rollups: vec![0.45, 0.6, 0.2, 1.0, 0.3],
+            scores: vec![0.45, 0.6, 0.2, 1.0, 0.3],
+        },
+        Case {
+            // company (no KRs) <- region (no KRs) <- {a 0.8, b 0.4}
+            name: "objectives without key results at two levels take their roll-up as score",
+            objectives: vec![
+                aligned("company", None, 0),
+                aligned("region", Some("company"), 0),
+                aligned("a", Some("region"), 1),
+                aligned("b", Some("region"), 1),
+            ],
+            own: vec![0.0, 0.0, 0.8, 0.4],
+            rollups: vec![0.6, 0.6, 0.8, 0.4],
+            scores: vec![0.6, 0.6, 0.8, 0.4],
+        },
+        Case {
+            // parent 0.9 <- {child with no data: score 0, other 0.6}; an
+            // objective declared before its parent is rolled up all the same.
+            name: "children with no data count with their score 0, and order does not matter",
+            objectives: vec![
+                aligned("nodata", Some("parent"), 1),
+                aligned("parent", None, 1),
+                aligned("other", Some("parent"), 1),
+            ],
+            own: vec![0.0, 0.9, 0.6],
+            rollups: vec![0.0, 0.5, 0.6],
+            scores: vec![0.0, 0.9, 0.6],
+        },
+    ];
+    for c in cases {
+        let (rollups, scores) = rolled(&c.objectives, &c.own);
+        for (i, (got, want)) in rollups.iter().zip(&c.rollups).enumerate() {
+            assert!(
+                (got - want).abs() < 1e-12,
+                "{}: rollup of {}: {got} != {want}",
+                c.name,
+                c.objectives[i].id
+            );
+        }
+        for (i, (got, want)) in scores.iter().zip(&c.scores).enumerate() {
+            assert!(
+                (got - want).abs() < 1e-12,
+                "{}: score of {}: {got} != {want}",
+                c.name,
+                c.objectives[i].id
+            );
+        }
+    }
+}
+
+#[test]
+fn a_no_data_child_scores_zero_through_objective_score_and_rolls_up() {
+    // The no_data KR's objective scores 0 (objective_score), and that 0 is
+    // what its parent's roll-up averages.
+    let objectives = vec![
+        aligned("parent", None, 1),
+        aligned("child", Some("parent"), 1),
+    ];
+    let parent_score = score_at(&objectives[0].key_results[0], &points(&[(10.0, 0.8)]), 50.0);
+    let child_score = score_at(&objectives[1].key_results[0], &[], 50.0);
+    assert_eq!(child_score.status, Status::NoData);
+    let own = [
+        objective_score(&objectives[0], [&parent_score]),
+        objective_score(&objectives[1], [&child_score]),
+    ];
+    let (rollups, _) = rolled(&objectives, &own);
+    assert_close(rollups[0], (0.8 + 0.0) / 2.0);
+    assert_close(rollups[1], 0.0);
 }

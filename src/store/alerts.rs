@@ -26,6 +26,9 @@ vocabulary! {
         CounterMetric = "counter_metric",
         /// The KR's data stopped arriving.
         StaleData = "stale_data",
+        /// Another team's KR that this KR depends on is off track, stale
+        /// or without data.
+        Dependency = "dependency",
     }
 }
 

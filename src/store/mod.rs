@@ -142,6 +142,20 @@ pub struct ScoreRecord {
     pub status: Status,
 }
 
+/// One point of a KR's score line (a score-history row's time and score).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ScorePoint {
+    /// Objective id.
+    pub objective: String,
+    /// Key result id.
+    pub key_result: String,
+    /// The evaluation time of the row.
+    #[sqlx(try_from = "StoredTime")]
+    pub at: Timestamp,
+    /// Score in [0, 1].
+    pub score: f64,
+}
+
 /// A callback told how many points of the current call have been written.
 pub type Progress<'a> = &'a (dyn Fn(usize) + Send + Sync);
 
@@ -199,6 +213,16 @@ pub trait Store: ConnectorStore + AlertStore + ChangeFeed + HistoryStore + Send 
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<ScoreRecord>, StoreError>;
+
+    /// The score lines of many KRs (`(objective, key_result)` pairs) in
+    /// (from, to], in one statement: ordered by KR, then time. What the
+    /// status page draws its sparklines from.
+    async fn score_lines(
+        &self,
+        krs: &[(String, String)],
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<ScorePoint>, StoreError>;
 
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -490,6 +490,28 @@ impl Store for PostgresStore {
         .await?)
     }
 
+    async fn score_lines(
+        &self,
+        krs: &[(String, String)],
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<ScorePoint>, StoreError> {
+        let (objectives, key_results): (Vec<&str>, Vec<&str>) =
+            krs.iter().map(|(o, k)| (o.as_str(), k.as_str())).unzip();
+        Ok(sqlx::query_as(
+            "SELECT objective, key_result, at, score FROM kr_scores \
+             WHERE (objective, key_result) IN (SELECT * FROM UNNEST($1::text[], $2::text[])) \
+             AND at > $3 AND at <= $4 \
+             ORDER BY objective, key_result, at",
+        )
+        .bind(objectives)
+        .bind(key_results)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

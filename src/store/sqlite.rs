@@ -442,6 +442,27 @@ impl Store for SqliteStore {
         .await?)
     }
 
+    async fn score_lines(
+        &self,
+        krs: &[(String, String)],
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<ScorePoint>, StoreError> {
+        let keys = serde_json::to_string(krs).expect("strings serialize");
+        Ok(sqlx::query_as(
+            "SELECT objective, key_result, at, score FROM kr_scores \
+             WHERE (objective, key_result) IN \
+               (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)) \
+             AND at > ? AND at <= ? \
+             ORDER BY objective, key_result, at",
+        )
+        .bind(keys)
+        .bind(StoredTime(from))
+        .bind(StoredTime(to))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

@@ -79,7 +79,7 @@ async fn write(store: &dyn Store, metric: &str, at: Timestamp, value: f64) {
 
 /// Scores at `now` and evaluates alerts, as the scorer does after a recompute.
 async fn evaluate(store: &dyn Store, config: &Config, now: Timestamp) -> usize {
-    let card = scorer::score_all(store, &config.objectives, now, scorer::margins(config))
+    let card = scorer::score_all(store, &config, now, scorer::margins(config))
         .await
         .unwrap();
     Engine.evaluate(store, config, &card, now).await.unwrap()
@@ -291,10 +291,9 @@ async fn a_transition_from_an_older_view_is_refused(backend: Backend) {
     let at_view = |now: Timestamp, view: i64| {
         let config = &config;
         async move {
-            let mut card =
-                scorer::score_all(store, &config.objectives, now, scorer::margins(config))
-                    .await
-                    .unwrap();
+            let mut card = scorer::score_all(store, &config, now, scorer::margins(config))
+                .await
+                .unwrap();
             card.view = view;
             Engine.evaluate(store, config, &card, now).await.unwrap()
         }
@@ -666,10 +665,8 @@ async fn alertmanager_receives_the_alert_and_its_resolution() {
     let now = Utc::now();
     clock.set(now);
     write_scenario(s.store.as_ref(), |m| now - TimeDelta::minutes(13 - m)).await;
-    let config = Config {
-        objectives: with_period_around(&config, now),
-        ..config
-    };
+    let objectives = with_period_around(&config, now);
+    let config = config.with_objectives(objectives);
     s.live.set_config(config.clone());
     assert_eq!(evaluate(s.store.as_ref(), &config, now).await, 1);
     let senders = okrd::alerts::notifiers::Senders::new(Duration::from_secs(60));

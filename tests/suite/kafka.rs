@@ -126,11 +126,7 @@ async fn stored(url: &str) -> (i64, f64) {
 }
 
 fn services(store: Arc<dyn Store>) -> Services {
-    let config = Config {
-        service: ServiceConfig::default(),
-        objectives: vec![],
-        connectors: vec![],
-    };
+    let config = Config::new(ServiceConfig::default(), vec![], vec![]);
     Services::new(
         Arc::new(Live::new(config)),
         store,

@@ -176,7 +176,7 @@ async fn noise_cries_wolf_only_under_the_threshold_rule(backend: Backend) {
             ],
         )
         .await;
-        let card = scorer::score_all(store, &config.objectives, now, scorer::margins(&config))
+        let card = scorer::score_all(store, &config, now, scorer::margins(&config))
             .await
             .unwrap();
         Engine.evaluate(store, &config, &card, now).await.unwrap();

@@ -37,15 +37,17 @@ fn history(days: i64, from: f64, to: f64) -> Vec<(Timestamp, f64)> {
 }
 
 fn sample() -> StatusPage {
-    StatusPage {
-        generated_at: now(),
-        objectives: vec![
+    StatusPage::new(
+        now(),
+        vec![
             ObjectiveView {
                 id: "onboarding".into(),
                 statement: "Make onboarding effortless for new teams".into(),
                 team: "growth".into(),
                 period: "2026-Q4".into(),
                 score: 0.51,
+                rollup: 0.51,
+                has_key_results: true,
                 key_results: vec![
                     KrView {
                         id: "activation".into(),
@@ -60,6 +62,7 @@ fn sample() -> StatusPage {
                         forecast_probability: None,
                         history: history(45, 0.05, 0.69),
                         alerting: true,
+                        dependencies: Vec::new(),
                     },
                     KrView {
                         id: "onboarding-latency".into(),
@@ -80,6 +83,7 @@ fn sample() -> StatusPage {
                             (now() - TimeDelta::days(5), 0.0),
                         ],
                         alerting: false,
+                        dependencies: Vec::new(),
                     },
                     KrView {
                         id: "time-to-value".into(),
@@ -95,8 +99,10 @@ fn sample() -> StatusPage {
                         forecast_probability: None,
                         history: history(30, 0.1, 0.33),
                         alerting: false,
+                        dependencies: Vec::new(),
                     },
                 ],
+                ..ObjectiveView::default()
             },
             ObjectiveView {
                 id: "retention".into(),
@@ -104,6 +110,8 @@ fn sample() -> StatusPage {
                 team: "lifecycle".into(),
                 period: "2026-Q4".into(),
                 score: 0.28,
+                rollup: 0.28,
+                has_key_results: true,
                 key_results: vec![
                     KrView {
                         id: "retention-d30".into(),
@@ -118,6 +126,7 @@ fn sample() -> StatusPage {
                         forecast_probability: None,
                         history: history(20, 0.3, 0.56),
                         alerting: false,
+                        dependencies: Vec::new(),
                     },
                     KrView {
                         id: "nps".into(),
@@ -132,11 +141,13 @@ fn sample() -> StatusPage {
                         forecast_probability: None,
                         history: Vec::new(),
                         alerting: false,
+                        dependencies: Vec::new(),
                     },
                 ],
+                ..ObjectiveView::default()
             },
         ],
-    }
+    )
 }
 
 /// Serves `html` at `/` (and 404 elsewhere) on 127.0.0.1 from a background

@@ -1,6 +1,7 @@
 //! `type: alertmanager`: `POST /api/v2/alerts` to every configured URL.
 //! Labels are stable (`alertname`, `objective`, `key_result`,
-//! `counter_metric`, `team`, `severity`), values go in annotations. A
+//! `counter_metric` or `dependency`, `team`, `severity`), values go in
+//! annotations. A
 //! firing alert is sent with `endsAt` = now + 4 × the resend interval and
 //! re-sent every interval by the outbox's refresher; a resolution is sent
 //! with `endsAt` = now. A 400 can be a partial success (Alertmanager drops
@@ -13,12 +14,14 @@ use serde_json::{json, Value};
 use super::{check_response, SendError};
 use crate::alerts::event::AlertEvent;
 use crate::model::Timestamp;
-use crate::store::AlertState;
+use crate::store::{AlertKind, AlertState};
 
 /// `alertname` of counter-metric alerts.
 pub const COUNTER_ALERTNAME: &str = "KeyResultCounterMetricDegraded";
 /// `alertname` of stale-data alerts.
 pub const STALE_ALERTNAME: &str = "KeyResultDataStale";
+/// `alertname` of dependency alerts.
+pub const DEPENDENCY_ALERTNAME: &str = "KeyResultDependencyAtRisk";
 
 fn num(v: Option<f64>) -> String {
     v.map_or(String::new(), |v| v.to_string())
@@ -32,9 +35,10 @@ pub fn alert(e: &AlertEvent, now: Timestamp, ends_after: Duration) -> Value {
     } else {
         now + chrono::TimeDelta::from_std(ends_after).unwrap_or(chrono::TimeDelta::minutes(4))
     };
-    let (alertname, counter) = match &e.counter_metric {
-        Some(c) => (COUNTER_ALERTNAME, c.metric.as_str()),
-        None => (STALE_ALERTNAME, ""),
+    let alertname = match e.kind {
+        AlertKind::CounterMetric => COUNTER_ALERTNAME,
+        AlertKind::StaleData => STALE_ALERTNAME,
+        AlertKind::Dependency => DEPENDENCY_ALERTNAME,
     };
     let mut labels = json!({
         "alertname": alertname,
@@ -43,8 +47,11 @@ pub fn alert(e: &AlertEvent, now: Timestamp, ends_after: Duration) -> Value {
         "team": e.team,
         "severity": "warning",
     });
-    if !counter.is_empty() {
-        labels["counter_metric"] = json!(counter);
+    if let Some(c) = &e.counter_metric {
+        labels["counter_metric"] = json!(c.metric);
+    }
+    if let Some(d) = &e.dependency {
+        labels["dependency"] = json!(d.id);
     }
     let kr = &e.key_result;
     let mut annotations = json!({
@@ -61,6 +68,11 @@ pub fn alert(e: &AlertEvent, now: Timestamp, ends_after: Duration) -> Value {
         annotations["counter_metric_delta"] = json!(num(c.delta));
         annotations["tolerance"] = json!(c.tolerance);
         annotations["window"] = json!(c.window);
+    }
+    if let Some(d) = &e.dependency {
+        annotations["dependency_status"] = json!(d.status);
+        annotations["dependency_score"] = json!(num(Some(d.score)));
+        annotations["dependency_team"] = json!(d.team);
     }
     json!({
         "labels": labels,

@@ -73,6 +73,19 @@ pub fn render(e: &AlertEvent) -> (String, String, String) {
             ),
         ));
     }
+    if let Some(d) = &e.dependency {
+        rows.push((
+            "Depends on".into(),
+            format!(
+                "{} ({}, team {}): {} (score {})",
+                d.title,
+                d.id,
+                d.team,
+                d.status,
+                num(Some(d.score))
+            ),
+        ));
+    }
     rows.push(("Since".into(), e.fired_at.to_rfc3339()));
     let mut text = format!("{}\n\n", e.summary);
     for (k, v) in &rows {

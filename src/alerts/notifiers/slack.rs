@@ -25,6 +25,8 @@ pub fn message(e: &AlertEvent) -> Value {
         (AlertKind::StaleData, _) => "Key result data stopped arriving",
         (AlertKind::CounterMetric, EventName::Resolved) => "Counter metric recovered",
         (AlertKind::CounterMetric, _) => "Key result moved while its counter metric degraded",
+        (AlertKind::Dependency, EventName::Resolved) => "A dependency is back on course",
+        (AlertKind::Dependency, _) => "A key result this one depends on is at risk",
     };
     let kr = &e.key_result;
     let mut facts = vec![
@@ -49,6 +51,16 @@ pub fn message(e: &AlertEvent) -> Value {
             c.better,
             c.tolerance,
             c.window
+        ));
+    }
+    if let Some(d) = &e.dependency {
+        facts.push(format!(
+            "*Depends on:* {} (`{}`, team {}) · {} · score {}",
+            d.title,
+            d.id,
+            d.team,
+            d.status,
+            num(Some(d.score))
         ));
     }
     let text = format!("{icon} *{headline}* — team {}\n{}", e.team, e.summary);
