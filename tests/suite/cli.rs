@@ -93,7 +93,7 @@ fn check_accepts_the_example_deployment() {
         stderr(&out)
     );
     assert!(
-        stdout(&out).starts_with("config ok: 4 objectives, 6 key results, 1 connector; 0 warnings")
+        stdout(&out).starts_with("config ok: 5 objectives, 6 key results, 1 connector; 0 warnings")
     );
 }
 

@@ -11,9 +11,9 @@
 //!   scores (and `/readyz`) before their history is built, says so per KR,
 //!   and then completes it.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::hook;
 use crate::common::http;
 use crate::common::pg;
 use crate::common::proxy::Proxy;
@@ -166,35 +166,13 @@ async fn points_ingested_beside_a_serving_instance_reach_its_scores_within_a_sec
     assert!(took <= AGREE_WITHIN, "took {took:?}");
 }
 
-/// A local webhook receiver: every delivery's `event` field, in order.
-async fn hook() -> (String, Arc<Mutex<Vec<String>>>) {
-    use axum::extract::State;
-    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-    let app = axum::Router::new()
-        .route(
-            "/hook",
-            axum::routing::post(
-                |State(seen): State<Arc<Mutex<Vec<String>>>>, body: axum::Json<Value>| async move {
-                    let event = body["event"].as_str().unwrap_or("?").to_string();
-                    seen.lock().unwrap().push(event);
-                    "ok"
-                },
-            ),
-        )
-        .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, seen)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_send_one_firing_and_one_resolved_per_notifier() {
     if pg::skip() {
         return;
     }
     let db = pg::fresh_database().await;
-    let (url, seen) = hook().await;
+    let (url, seen) = hook::receiver().await;
     let objectives = [(
         "growth.yaml",
         objective_yaml("growth", "activation_rate", Utc::now()),
@@ -229,7 +207,7 @@ async fn two_instances_send_one_firing_and_one_resolved_per_notifier() {
     // Both instances evaluate the firing alert for several intervals, and
     // neither sends it again.
     holds_for(Duration::from_secs(3), "one firing delivery", || async {
-        *seen.lock().unwrap() == ["firing"]
+        hook::events(&seen) == ["firing"]
     })
     .await;
     // Tickets recover, written through B this time.
@@ -246,7 +224,7 @@ async fn two_instances_send_one_firing_and_one_resolved_per_notifier() {
     holds_for(
         Duration::from_secs(5),
         "one firing, one resolved",
-        || async { *seen.lock().unwrap() == ["firing", "resolved"] },
+        || async { hook::events(&seen) == ["firing", "resolved"] },
     )
     .await;
 }

@@ -5,6 +5,8 @@
 //!   the real `okrd serve` (`server`), HTTP (`http`), waiting (`wait`),
 //!   PostgreSQL, MariaDB, Kafka, TLS, Chromium and daemons
 //! - `alerts`: the alert engine, the outbox and every notifier, end to end
+//! - `alignment`: the objective tree, roll-ups, the status page's tree,
+//!   filters and KR pages in Chromium, and the dependency alert
 //! - `cli`: `okrd check`, `ingest` and `score` as a user runs them
 //! - `connectors`: pull connectors against real sources, scheduling, leases
 //! - `instances`: several `okrd serve` on one store agree
@@ -21,6 +23,7 @@
 mod common;
 
 mod alerts;
+mod alignment;
 mod cli;
 mod connectors;
 mod instances;

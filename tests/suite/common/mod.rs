@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 pub mod browser;
+pub mod hook;
 pub mod http;
 pub mod kafka;
 pub mod mysql;
