@@ -597,7 +597,7 @@ async fn email_arrives_as_plain_text_and_html() {
 
 /// The real Alertmanager on a free port, sending what it receives, firing
 /// and resolved, on to the webhook at `forward` within about a second.
-async fn alertmanager(forward: &str) -> crate::common::process::Daemon {
+pub(crate) async fn alertmanager(forward: &str) -> crate::common::process::Daemon {
     use crate::common::process::{free_port, which, Daemon};
     let bin = which(&["prometheus-alertmanager", "alertmanager"]);
     let dir = tempfile::tempdir().unwrap();
@@ -626,7 +626,7 @@ async fn alertmanager(forward: &str) -> crate::common::process::Daemon {
     am
 }
 
-async fn am_alerts(url: &str) -> Vec<Value> {
+pub(crate) async fn am_alerts(url: &str) -> Vec<Value> {
     let v = http::get_json(&format!("{url}/api/v2/alerts")).await;
     v.as_array().unwrap().clone()
 }

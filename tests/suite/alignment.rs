@@ -362,3 +362,45 @@ async fn dependency_alert_fires_and_resolves_once(backend: Backend) {
 }
 
 both_stores!(dependency_alert_fires_and_resolves_once);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_receives_the_dependency_alert_with_its_labels() {
+    // Alertmanager's own notifications go nowhere here: the test reads
+    // what it holds.
+    let am = crate::alerts::alertmanager("http://127.0.0.1:9").await;
+    let (service, objectives) = dependency_deployment("http://127.0.0.1:9/unused");
+    let service = service.replace(
+        "notify: [hook]",
+        "notify: [am]",
+    ) + &format!("  am: {{ type: alertmanager, urls: [\"{}\"] }}\n", am.url);
+    let server = Server::start(&service, &objectives, None, &[]);
+    ready(&server).await;
+    // No data for the KR depended on: at risk from the first scorecard.
+    let alerts = eventually(Duration::from_secs(20), "Alertmanager's alert", || async {
+        let alerts = crate::alerts::am_alerts(&am.url).await;
+        (!alerts.is_empty()).then_some(alerts)
+    })
+    .await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let labels = &alerts[0]["labels"];
+    assert_eq!(
+        labels,
+        &json!({
+            "alertname": "KeyResultDependencyAtRisk",
+            "objective": "signup",
+            "key_result": "conversion",
+            "dependency": "api/latency",
+            "team": "growth",
+            "severity": "warning",
+        })
+    );
+    assert_eq!(alerts[0]["status"]["state"], "active");
+    assert_eq!(alerts[0]["annotations"]["dependency_status"], "no_data");
+    assert_eq!(alerts[0]["annotations"]["dependency_team"], "platform");
+    // Back on track: the resolution ends it.
+    latency(&server, 200.0).await;
+    eventually(Duration::from_secs(20), "the alert to end", || async {
+        crate::alerts::am_alerts(&am.url).await.is_empty().then_some(())
+    })
+    .await;
+}
