@@ -568,6 +568,14 @@ pub fn table(r: &Results) -> String {
     row("cold start: full history", &|s| {
         recompute(s, &|r| format!("{:.1} s", r.full_history_s))
     });
+    row("status page: first view", &|s| {
+        recompute(s, &|r| {
+            format!("{:.0} KB, {:.0} ms", r.page_first_view_kb, r.page_first_view_ms)
+        })
+    });
+    row("status page: a team's page", &|s| {
+        recompute(s, &|r| format!("{:.0} ms", r.page_team_ms))
+    });
     row("peak RSS", &|s| format!("{:.0} MB", s.peak_rss_mb));
     let w0 = rows
         .iter()

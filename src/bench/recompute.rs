@@ -65,6 +65,12 @@ pub struct Recompute {
     pub full_beside_welch_s: f64,
     pub full_welch_s: f64,
     pub welch_ratio: f64,
+    /// The status page at this size, once history is built: the first
+    /// view (`GET /`) in KB and its median time, and a team's page
+    /// (`GET /?team=t0`), milliseconds.
+    pub page_first_view_kb: f64,
+    pub page_first_view_ms: f64,
+    pub page_team_ms: f64,
 }
 
 /// How the KRs' counter metrics are judged.
@@ -214,7 +220,12 @@ pub async fn measure(child: &Child, krs: usize, points: usize) -> anyhow::Result
         wait_count(child, before, Duration::from_secs(60)).await?;
         incremental.push((child.sample(SUM, &[]).await? - before_sum) * 1000.0);
     }
+    let (page_first_view_kb, page_first_view_ms) = page(child, "/").await?;
+    let (_, page_team_ms) = page(child, "/?team=t0").await?;
     Ok(Recompute {
+        page_first_view_kb,
+        page_first_view_ms,
+        page_team_ms,
         krs,
         series: krs,
         points,
@@ -229,6 +240,23 @@ pub async fn measure(child: &Child, krs: usize, points: usize) -> anyhow::Result
         full_welch_s: 0.0,
         welch_ratio: 0.0,
     })
+}
+
+/// `path` of the status page: its size in KB and the median of
+/// [`SAMPLES`] fetches, read whole, in milliseconds.
+async fn page(child: &Child, path: &str) -> anyhow::Result<(f64, f64)> {
+    let url = format!("{}{path}", child.base);
+    let (mut times, mut bytes) = (Vec::new(), 0);
+    for _ in 0..SAMPLES {
+        let start = Instant::now();
+        let r = child.client.get(&url).send().await?;
+        if !r.status().is_success() {
+            bail!("{path} answered {}", r.status());
+        }
+        bytes = r.bytes().await?.len();
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok((bytes as f64 / 1000.0, median(times)))
 }
 
 /// Full recomputes of `threshold` and `welch` in turn, once `welch` has
