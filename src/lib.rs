@@ -4,7 +4,8 @@
 //! The map of the code, in that order:
 //!
 //! - [`config`]: every YAML file (service config, objectives, connectors),
-//!   parsed strictly into typed values with file:line:column errors; lints.
+//!   parsed strictly into typed values with file:line:column errors; lints;
+//!   the organisation's shape (`aligns_to`, `depends_on`) checked once.
 //! - [`ingest`]: outside data (JSON point objects, CSV / JSON-lines files)
 //!   into validated [`model::Point`]s.
 //! - [`connectors`]: where points come from: pull connectors (`http`,
@@ -26,10 +27,11 @@
 //! - [`scorecard`]: the published scores (a leaf the readers share).
 //! - [`scorer`]: reads series from the store and runs [`scoring`]; the only
 //!   caller of the scoring functions.
-//! - [`alerts`]: counter-metric and stale-data alerts, decided in the
+//! - [`alerts`]: counter-metric, stale-data and dependency alerts, decided in the
 //!   store with an outbox, delivered by the notifiers.
 //! - [`metrics`]: every Prometheus metric okrd exports.
-//! - [`api`]: the HTTP API and the status page, behind the token, the
+//! - [`api`]: the HTTP API, the status page (the objective tree) and each
+//!   KR's page, behind the token, the
 //!   byte budget and the server's bounds.
 //! - [`app`]: `okrd serve`: start, run the tasks, stop; [`live`]: the
 //!   running config and scorecard the tasks share; [`reload`]: hot reload.

@@ -39,6 +39,20 @@ async fn ready(server: &Server) {
     .await;
 }
 
+/// The status of `onboarding/activation` in the KR API.
+async fn activation_status(server: &Server) -> String {
+    let krs = http::get_json(&server.url("/api/v1/key-results")).await;
+    krs["key_results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["objective"] == "onboarding" && k["key_result"] == "activation")
+        .unwrap()["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_deployment_shows_its_tree_through_the_api_and_metrics() {
     let server = example_deployment();
@@ -78,19 +92,12 @@ async fn the_example_deployment_shows_its_tree_through_the_api_and_metrics() {
             ("checkout-welch".to_string(), Value::Null, json!([])),
         ]
     );
-    let krs = http::get_json(&server.url("/api/v1/key-results")).await;
-    let activation = krs["key_results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["objective"] == "onboarding" && k["key_result"] == "activation")
-        .unwrap();
     assert_eq!(
         alignment["dependencies"],
         json!([{
             "from": "retention/weekly-active-teams",
             "to": "onboarding/activation",
-            "status": activation["status"],
+            "status": activation_status(&server).await,
         }])
     );
 
@@ -188,16 +195,7 @@ async fn the_quickstart_page_shows_the_tree_a_kr_page_and_a_filtered_page_in_a_b
     );
     assert_eq!(nested_in(dom, "onboarding"), Vec::<String>::new());
     // The dependency, with its status, on the KR that needs it.
-    let krs = http::get_json(&server.url("/api/v1/key-results")).await;
-    let status = krs["key_results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["objective"] == "onboarding" && k["key_result"] == "activation")
-        .unwrap()["status"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let status = activation_status(&server).await;
     let row_at = dom.find("id=\"kr-retention-weekly-active-teams\"").unwrap();
     let row = &dom[row_at..row_at + dom[row_at..].find("</ol>").unwrap()];
     assert!(
