@@ -214,10 +214,10 @@ fn write_chart(out: &mut String, page: &KrPage) -> fmt::Result {
             y(s)
         )?;
     }
-    write!(
+    writeln!(
         out,
         "<text x=\"{LEFT}\" y=\"{by}\">{from}</text>\
-         <text x=\"{rx}\" y=\"{by}\" text-anchor=\"end\">{to}</text></svg>\n",
+         <text x=\"{rx}\" y=\"{by}\" text-anchor=\"end\">{to}</text></svg>",
         by = CHART_H - 6.0,
         rx = CHART_W - RIGHT,
         from = esc(&absolute(start)),

@@ -570,7 +570,10 @@ pub fn table(r: &Results) -> String {
     });
     row("status page: first view", &|s| {
         recompute(s, &|r| {
-            format!("{:.0} KB, {:.0} ms", r.page_first_view_kb, r.page_first_view_ms)
+            format!(
+                "{:.0} KB, {:.0} ms",
+                r.page_first_view_kb, r.page_first_view_ms
+            )
         })
     });
     row("status page: a team's page", &|s| {

@@ -79,7 +79,7 @@ async fn write(store: &dyn Store, metric: &str, at: Timestamp, value: f64) {
 
 /// Scores at `now` and evaluates alerts, as the scorer does after a recompute.
 async fn evaluate(store: &dyn Store, config: &Config, now: Timestamp) -> usize {
-    let card = scorer::score_all(store, &config, now, scorer::margins(config))
+    let card = scorer::score_all(store, config, now, scorer::margins(config))
         .await
         .unwrap();
     Engine.evaluate(store, config, &card, now).await.unwrap()
@@ -291,7 +291,7 @@ async fn a_transition_from_an_older_view_is_refused(backend: Backend) {
     let at_view = |now: Timestamp, view: i64| {
         let config = &config;
         async move {
-            let mut card = scorer::score_all(store, &config, now, scorer::margins(config))
+            let mut card = scorer::score_all(store, config, now, scorer::margins(config))
                 .await
                 .unwrap();
             card.view = view;

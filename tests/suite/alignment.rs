@@ -162,7 +162,8 @@ fn nested_in(dom: &str, section: &str) -> Vec<String> {
             (Some(o), Some(c)) if o < c => {
                 depth += 1;
                 let id = &dom[o..];
-                if let Some(rest) = id.strip_prefix("<section class=\"objective\" id=\"objective-") {
+                if let Some(rest) = id.strip_prefix("<section class=\"objective\" id=\"objective-")
+                {
                     inside.push(rest[..rest.find('"').unwrap()].to_string());
                 }
                 at = o;
@@ -247,7 +248,11 @@ async fn the_quickstart_page_shows_the_tree_a_kr_page_and_a_filtered_page_in_a_b
     // A bad filter is a clear error, not an empty page.
     let bad = http::get(&server.url("/?status=great"), None).await;
     assert_eq!(bad.status, 400);
-    assert!(bad.text.contains("unknown status \\\"great\\\""), "{}", bad.text);
+    assert!(
+        bad.text.contains("unknown status \\\"great\\\""),
+        "{}",
+        bad.text
+    );
     let missing = http::get(&server.url("/key-results/onboarding/nope"), None).await;
     assert_eq!(missing.status, 404);
 }
@@ -334,9 +339,11 @@ async fn dependency_alert_fires_and_resolves_once(backend: Backend) {
     // A restart decides from the stored alert: no second firing.
     let server = server.restart(&[]);
     ready(&server).await;
-    holds_for(Duration::from_secs(3), "no second firing across a restart", || async {
-        hook::events(&seen) == ["firing", "resolved", "firing"]
-    })
+    holds_for(
+        Duration::from_secs(3),
+        "no second firing across a restart",
+        || async { hook::events(&seen) == ["firing", "resolved", "firing"] },
+    )
     .await;
     let alerts = http::get_json(&server.url("/api/v1/alerts")).await;
     assert_eq!(alerts["alerts"].as_array().unwrap().len(), 1, "{alerts}");
@@ -350,9 +357,11 @@ async fn dependency_alert_fires_and_resolves_once(backend: Backend) {
         (seen.lock().unwrap().len() >= 4).then_some(())
     })
     .await;
-    holds_for(Duration::from_secs(3), "one delivery per transition", || async {
-        hook::events(&seen) == ["firing", "resolved", "firing", "resolved"]
-    })
+    holds_for(
+        Duration::from_secs(3),
+        "one delivery per transition",
+        || async { hook::events(&seen) == ["firing", "resolved", "firing", "resolved"] },
+    )
     .await;
     let resolved = seen.lock().unwrap()[3].clone();
     assert_eq!(resolved["kind"], "dependency");
@@ -367,10 +376,8 @@ async fn alertmanager_receives_the_dependency_alert_with_its_labels() {
     // what it holds.
     let am = crate::alerts::alertmanager("http://127.0.0.1:9").await;
     let (service, objectives) = dependency_deployment("http://127.0.0.1:9/unused");
-    let service = service.replace(
-        "notify: [hook]",
-        "notify: [am]",
-    ) + &format!("  am: {{ type: alertmanager, urls: [\"{}\"] }}\n", am.url);
+    let service = service.replace("notify: [hook]", "notify: [am]")
+        + &format!("  am: {{ type: alertmanager, urls: [\"{}\"] }}\n", am.url);
     let server = Server::start(&service, &objectives, None, &[]);
     ready(&server).await;
     // No data for the KR depended on: at risk from the first scorecard.
@@ -398,7 +405,10 @@ async fn alertmanager_receives_the_dependency_alert_with_its_labels() {
     // Back on track: the resolution ends it.
     latency(&server, 200.0).await;
     eventually(Duration::from_secs(20), "the alert to end", || async {
-        crate::alerts::am_alerts(&am.url).await.is_empty().then_some(())
+        crate::alerts::am_alerts(&am.url)
+            .await
+            .is_empty()
+            .then_some(())
     })
     .await;
 }
