@@ -36,8 +36,8 @@ use crate::store::{AlertRecord, AlertState};
 /// one without key results shown counts as one).
 pub const PAGE_KEY_RESULTS: usize = 100;
 
-/// Sparkline vertices per key result at most: more than the sparkline's
-/// width in pixels adds bytes, not detail.
+/// Sparkline vertices per key result at most (thinned in the store): more
+/// than the sparkline's width in pixels adds bytes, not detail.
 const SPARKLINE_POINTS: usize = 120;
 
 /// Alerts resolved this long ago still show on a key result's page.
@@ -91,6 +91,7 @@ pub async fn overview(
     State(app): State<Services>,
     Query(query): Query<PageQuery>,
 ) -> Result<Html<String>, ApiError> {
+    let started = std::time::Instant::now();
     let config = app.live.config();
     let card = app.live.card();
     let now = app.clock.now();
@@ -130,7 +131,9 @@ pub async fn overview(
     let pages = paginate(&selected);
     let number = query.page.unwrap_or(1).clamp(1, pages.len().max(1));
     let on_page: &[Selected] = pages.get(number - 1).map_or(&[], |r| &selected[r.clone()]);
+    let walked = started.elapsed();
     let mut lines = score_lines(&app, &config, &card, on_page, now).await?;
+    let lines_read = started.elapsed();
 
     let mut objectives = Vec::with_capacity(on_page.len());
     let (mut base, mut previous) = (usize::MAX, 0);
@@ -177,16 +180,33 @@ pub async fn overview(
         });
     }
 
-    let alerts = firing(&app, now).await?.iter().map(alert_view).collect();
-    Ok(Html(status_page::render(&StatusPage {
+    let views = started.elapsed();
+    let (firing, alerts_total) = app
+        .store
+        .firing_alerts(status_page::MAX_LISTED_ALERTS as i64)
+        .await?;
+    let alerts = firing.iter().map(alert_view).collect();
+    let alerts_read = started.elapsed();
+    let html = status_page::render(&StatusPage {
         generated_at: now,
         objectives,
         summary,
         filter,
         teams: config.service.teams.keys().cloned().collect(),
         alerts,
+        alerts_total: usize::try_from(alerts_total).unwrap_or(0),
         page: (number, pages.len().max(1)),
-    })))
+    });
+    tracing::debug!(
+        walk_ms = walked.as_secs_f64() * 1e3,
+        lines_ms = (lines_read - walked).as_secs_f64() * 1e3,
+        views_ms = (views - lines_read).as_secs_f64() * 1e3,
+        alerts_ms = (alerts_read - views).as_secs_f64() * 1e3,
+        render_ms = (started.elapsed() - alerts_read).as_secs_f64() * 1e3,
+        bytes = html.len(),
+        "status page"
+    );
+    Ok(Html(html))
 }
 
 /// The selection cut into pages of at most [`PAGE_KEY_RESULTS`] key
@@ -237,28 +257,18 @@ async fn score_lines(
     };
     let mut lines: HashMap<usize, Vec<(Timestamp, f64)>> = HashMap::new();
     let from = since - TimeDelta::microseconds(1);
-    for p in app.store.score_lines(&keys, from, now).await? {
+    for p in app
+        .store
+        .score_lines(&keys, from, now, SPARKLINE_POINTS)
+        .await?
+    {
         if let Some(&(flat, start)) = position.get(&(p.objective, p.key_result)) {
             if p.at >= start {
                 lines.entry(flat).or_default().push((p.at, p.score));
             }
         }
     }
-    for line in lines.values_mut() {
-        thin(line, SPARKLINE_POINTS);
-    }
     Ok(lines)
-}
-
-/// Keeps at most `n` points of `line`, evenly spaced, the first and the
-/// last among them.
-fn thin(line: &mut Vec<(Timestamp, f64)>, n: usize) {
-    if line.len() <= n || n < 2 {
-        return;
-    }
-    let last = line.len() - 1;
-    let kept: Vec<(Timestamp, f64)> = (0..n).map(|i| line[i * last / (n - 1)]).collect();
-    *line = kept;
 }
 
 fn alerting(row: &KeyResultRow) -> bool {
@@ -319,16 +329,6 @@ fn dependency_view(
     }
 }
 
-async fn firing(app: &Services, now: Timestamp) -> Result<Vec<AlertRecord>, ApiError> {
-    Ok(app
-        .store
-        .alerts(now)
-        .await?
-        .into_iter()
-        .filter(|a| a.state == AlertState::Firing)
-        .collect())
-}
-
 fn alert_view(a: &AlertRecord) -> AlertView {
     let details: Value = serde_json::from_str(&a.details).unwrap_or(Value::Null);
     AlertView {
@@ -384,10 +384,9 @@ pub async fn key_result(
         .collect();
     let alerts = app
         .store
-        .alerts(now - RECENT)
+        .alerts_of(&objective.id, &kr.id, now - RECENT)
         .await?
         .iter()
-        .filter(|a| a.key.objective == objective.id && a.key.key_result == kr.id)
         .map(alert_view)
         .collect();
     Ok(Html(kr_page::render(&KrPage {

@@ -34,8 +34,11 @@ pub struct StatusPage {
     pub filter: Filter,
     /// Every team, for the filter.
     pub teams: Vec<String>,
-    /// The alerts firing now.
+    /// The alerts firing now that fired last, at most
+    /// [`MAX_LISTED_ALERTS`].
     pub alerts: Vec<AlertView>,
+    /// How many alerts fire now in all.
+    pub alerts_total: usize,
     /// Which page this is (from 1) of how many.
     pub page: (usize, usize),
 }
@@ -425,11 +428,13 @@ fn write_alerts(out: &mut String, page: &StatusPage) -> fmt::Result {
         )?;
     }
     out.push_str("</ul>\n");
-    if page.alerts.len() > MAX_LISTED_ALERTS {
+    let listed = page.alerts.len().min(MAX_LISTED_ALERTS);
+    let total = page.alerts_total.max(page.alerts.len());
+    if total > listed {
         writeln!(
             out,
             "<p class=\"more\">and {} more: <a href=\"/api/v1/alerts\">/api/v1/alerts</a></p>",
-            page.alerts.len() - MAX_LISTED_ALERTS
+            total - listed
         )?;
     }
     out.push_str("</section>\n");

@@ -243,6 +243,18 @@ pub trait AlertStore: Send + Sync {
     /// Alerts firing now, or resolved at or after `since`.
     async fn alerts(&self, since: Timestamp) -> Result<Vec<AlertRecord>, StoreError>;
 
+    /// The `limit` alerts that fired last among those firing now, and how
+    /// many fire in all: what the status page's panel lists.
+    async fn firing_alerts(&self, limit: i64) -> Result<(Vec<AlertRecord>, i64), StoreError>;
+
+    /// One KR's alerts firing now, or resolved at or after `since`.
+    async fn alerts_of(
+        &self,
+        objective: &str,
+        key_result: &str,
+        since: Timestamp,
+    ) -> Result<Vec<AlertRecord>, StoreError>;
+
     /// Claims up to `limit` pending deliveries due at `now` for `lease`
     /// (another claimant skips them until it ends), oldest first.
     async fn claim_deliveries(
@@ -426,6 +438,38 @@ impl AlertStore for SqliteStore {
             "SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'firing' OR resolved_at >= ? \
              ORDER BY fired_at DESC, objective, key_result, subject"
         ))
+        .bind(StoredTime(since))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn firing_alerts(&self, limit: i64) -> Result<(Vec<AlertRecord>, i64), StoreError> {
+        let listed = sqlx::query_as(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'firing' \
+             ORDER BY fired_at DESC, objective, key_result, subject LIMIT ?"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let (total,): (i64,) = sqlx::query_as("SELECT count(*) FROM alerts WHERE state = 'firing'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((listed, total))
+    }
+
+    async fn alerts_of(
+        &self,
+        objective: &str,
+        key_result: &str,
+        since: Timestamp,
+    ) -> Result<Vec<AlertRecord>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE objective = ? AND key_result = ? \
+             AND (state = 'firing' OR resolved_at >= ?) \
+             ORDER BY fired_at DESC, subject"
+        ))
+        .bind(objective)
+        .bind(key_result)
         .bind(StoredTime(since))
         .fetch_all(&self.pool)
         .await?)
@@ -618,6 +662,38 @@ impl AlertStore for PostgresStore {
             "SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'firing' OR resolved_at >= $1 \
              ORDER BY fired_at DESC, objective, key_result, subject"
         ))
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn firing_alerts(&self, limit: i64) -> Result<(Vec<AlertRecord>, i64), StoreError> {
+        let listed = sqlx::query_as(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'firing' \
+             ORDER BY fired_at DESC, objective, key_result, subject LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let (total,): (i64,) = sqlx::query_as("SELECT count(*) FROM alerts WHERE state = 'firing'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((listed, total))
+    }
+
+    async fn alerts_of(
+        &self,
+        objective: &str,
+        key_result: &str,
+        since: Timestamp,
+    ) -> Result<Vec<AlertRecord>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE objective = $1 AND key_result = $2 \
+             AND (state = 'firing' OR resolved_at >= $3) \
+             ORDER BY fired_at DESC, subject"
+        ))
+        .bind(objective)
+        .bind(key_result)
         .bind(since)
         .fetch_all(&self.pool)
         .await?)

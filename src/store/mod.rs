@@ -156,6 +156,13 @@ pub struct ScorePoint {
     pub score: f64,
 }
 
+/// The length of each of `points` equal spans of (from, to], in µs (at
+/// least 1): how [`Store::score_lines`] thins a line.
+fn bucket_us(from: Timestamp, to: Timestamp, points: usize) -> i64 {
+    let total = (to - from).num_microseconds().unwrap_or(i64::MAX);
+    (total / points.max(1) as i64).max(1)
+}
+
 /// A callback told how many points of the current call have been written.
 pub type Progress<'a> = &'a (dyn Fn(usize) + Send + Sync);
 
@@ -215,13 +222,16 @@ pub trait Store: ConnectorStore + AlertStore + ChangeFeed + HistoryStore + Send 
     ) -> Result<Vec<ScoreRecord>, StoreError>;
 
     /// The score lines of many KRs (`(objective, key_result)` pairs) in
-    /// (from, to], in one statement: ordered by KR, then time. What the
-    /// status page draws its sparklines from.
+    /// (from, to], in one statement, thinned in the database to at most
+    /// `points` (+1) per KR: (from, to] cut into `points` equal spans, each
+    /// giving its last row. Ordered by KR, then time. What the status page
+    /// draws its sparklines from.
     async fn score_lines(
         &self,
         krs: &[(String, String)],
         from: Timestamp,
         to: Timestamp,
+        points: usize,
     ) -> Result<Vec<ScorePoint>, StoreError>;
 
     /// Whether the database answers.

@@ -495,19 +495,27 @@ impl Store for PostgresStore {
         krs: &[(String, String)],
         from: Timestamp,
         to: Timestamp,
+        points: usize,
     ) -> Result<Vec<ScorePoint>, StoreError> {
         let (objectives, key_results): (Vec<&str>, Vec<&str>) =
             krs.iter().map(|(o, k)| (o.as_str(), k.as_str())).unzip();
+        let span = bucket_us(from, to, points);
+        // Each span's last row: DISTINCT ON keeps the first of each
+        // (KR, span) in the order given.
         Ok(sqlx::query_as(
-            "SELECT objective, key_result, at, score FROM kr_scores \
-             WHERE (objective, key_result) IN (SELECT * FROM UNNEST($1::text[], $2::text[])) \
-             AND at > $3 AND at <= $4 \
-             ORDER BY objective, key_result, at",
+            "SELECT DISTINCT ON (objective, key_result, span) objective, key_result, at, score \
+             FROM (SELECT objective, key_result, at, score, \
+                     floor(extract(epoch FROM at - $3) * 1000000 / $5)::bigint AS span \
+                   FROM kr_scores \
+                   WHERE (objective, key_result) IN (SELECT * FROM UNNEST($1::text[], $2::text[])) \
+                   AND at > $3 AND at <= $4) s \
+             ORDER BY objective, key_result, span, at DESC",
         )
         .bind(objectives)
         .bind(key_results)
         .bind(from)
         .bind(to)
+        .bind(span)
         .fetch_all(&self.pool)
         .await?)
     }

@@ -447,18 +447,25 @@ impl Store for SqliteStore {
         krs: &[(String, String)],
         from: Timestamp,
         to: Timestamp,
+        points: usize,
     ) -> Result<Vec<ScorePoint>, StoreError> {
         let keys = serde_json::to_string(krs).expect("strings serialize");
+        let span = bucket_us(from, to, points);
+        // SQLite's max() gives the bare columns of the row it picks: each
+        // span's last row.
         Ok(sqlx::query_as(
-            "SELECT objective, key_result, at, score FROM kr_scores \
+            "SELECT objective, key_result, max(at) AS at, score FROM kr_scores \
              WHERE (objective, key_result) IN \
                (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)) \
              AND at > ? AND at <= ? \
-             ORDER BY objective, key_result, at",
+             GROUP BY objective, key_result, (at - ?) / ? \
+             ORDER BY 1, 2, 3",
         )
         .bind(keys)
         .bind(StoredTime(from))
         .bind(StoredTime(to))
+        .bind(StoredTime(from))
+        .bind(span)
         .fetch_all(&self.pool)
         .await?)
     }

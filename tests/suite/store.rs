@@ -50,6 +50,7 @@ every_backend!(
     migrations_are_idempotent,
     record_score_keeps_changes_only,
     score_history_is_ordered_and_half_open,
+    score_lines_keep_each_spans_last_row_per_kr,
     rewrite_histories_replace_each_kr_from_its_time_on,
     change_feed_reports_other_writers_once,
     change_feed_reports_a_late_commit_of_a_lower_id,
@@ -529,6 +530,38 @@ async fn score_history_is_ordered_and_half_open(target: Backend) {
         .await
         .expect("score_history");
     assert!(other_kr.is_empty());
+}
+
+async fn score_lines_keep_each_spans_last_row_per_kr(target: Backend) {
+    let store = target.open().await;
+    let of = |kr: &str, secs: i64, score: f64| ScoreRecord {
+        key_result: kr.into(),
+        ..record(t(secs), Some(score), score, Status::OnTrack)
+    };
+    let mut rows: Vec<ScoreRecord> = (1..=10).map(|i| of("a", i, i as f64 / 10.0)).collect();
+    rows.extend([of("b", 3, 0.3), of("b", 7, 0.7), of("c", 5, 0.5)]);
+    for r in rows {
+        assert_eq!(store.record_scores(&[r]).await.expect("record_scores"), 1);
+    }
+    let keys = [
+        ("onboarding".to_string(), "a".to_string()),
+        ("onboarding".to_string(), "b".to_string()),
+    ];
+    // (t0, t10] in 5 spans of 2 s: [t1], [t2, t3], [t4, t5], [t6, t7],
+    // [t8, t9], [t10]; each gives its last row, c is not asked for.
+    let got: Vec<(String, Timestamp, f64)> = store
+        .score_lines(&keys, t(0), t(10), 5)
+        .await
+        .expect("score_lines")
+        .into_iter()
+        .map(|p| (p.key_result, p.at, p.score))
+        .collect();
+    let want: Vec<(String, Timestamp, f64)> = [1, 3, 5, 7, 9, 10]
+        .into_iter()
+        .map(|i| ("a".to_string(), t(i), i as f64 / 10.0))
+        .chain([("b".to_string(), t(3), 0.3), ("b".to_string(), t(7), 0.7)])
+        .collect();
+    assert_eq!(got, want);
 }
 
 async fn rewrite_histories_replace_each_kr_from_its_time_on(target: Backend) {
