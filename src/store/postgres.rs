@@ -501,15 +501,18 @@ impl Store for PostgresStore {
             krs.iter().map(|(o, k)| (o.as_str(), k.as_str())).unzip();
         let span = bucket_us(from, to, points);
         // Each span's last row: DISTINCT ON keeps the first of each
-        // (KR, span) in the order given.
+        // (KR, span) in the order given. The lateral join reads each KR by
+        // its primary key's range, where a semi-join may scan the table.
         Ok(sqlx::query_as(
-            "SELECT DISTINCT ON (objective, key_result, span) objective, key_result, at, score \
-             FROM (SELECT objective, key_result, at, score, \
-                     floor(extract(epoch FROM at - $3) * 1000000 / $5)::bigint AS span \
-                   FROM kr_scores \
-                   WHERE (objective, key_result) IN (SELECT * FROM UNNEST($1::text[], $2::text[])) \
-                   AND at > $3 AND at <= $4) s \
-             ORDER BY objective, key_result, span, at DESC",
+            "SELECT DISTINCT ON (k.objective, k.key_result, s.span) \
+               k.objective, k.key_result, s.at, s.score \
+             FROM UNNEST($1::text[], $2::text[]) AS k(objective, key_result) \
+             CROSS JOIN LATERAL ( \
+               SELECT at, score, floor(extract(epoch FROM at - $3) * 1000000 / $5)::bigint AS span \
+               FROM kr_scores \
+               WHERE objective = k.objective AND key_result = k.key_result \
+               AND at > $3 AND at <= $4) s \
+             ORDER BY k.objective, k.key_result, s.span, s.at DESC",
         )
         .bind(objectives)
         .bind(key_results)
