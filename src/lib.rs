@@ -23,6 +23,8 @@
 //!   wrote are scored here within a second.
 //! - [`scoring`]: pure functions from a KR, its samples and a time to a
 //!   score, status and forecast (SPEC §4).
+//! - [`definition`]: a KR's definition (what its score and alerts depend
+//!   on), the fields two differ in, whether a change is easier, revisions.
 //! - [`scorecard`]: the published scores (a leaf the readers share).
 //! - [`scorer`]: reads series from the store and runs [`scoring`]; the only
 //!   caller of the scoring functions.
@@ -51,6 +53,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod connectors;
+pub mod definition;
 pub mod feed;
 pub mod ingest;
 pub mod live;

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::definition::Revision;
 use crate::model::Timestamp;
 use crate::store::{AlertKind, AlertState, EventName};
 
@@ -40,6 +41,10 @@ pub struct AlertEvent {
     pub key_result: KeyResultInfo,
     /// The counter metric and how it moved (`counter_metric` alerts).
     pub counter_metric: Option<CounterInfo>,
+    /// The revision: its number, time, each changed field from → to, and
+    /// whether it is easier (`revision` notices only; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<Revision>,
     /// Where to look.
     pub links: Links,
 }

@@ -26,6 +26,9 @@ vocabulary! {
         CounterMetric = "counter_metric",
         /// The KR's data stopped arriving.
         StaleData = "stale_data",
+        /// The KR's definition changed while its period ran (a notice,
+        /// not an alert: it has no state).
+        Revision = "revision",
     }
 }
 
@@ -48,6 +51,8 @@ vocabulary! {
         Repeat = "repeat",
         /// It stopped firing.
         Resolved = "resolved",
+        /// A KR's revision (its notice is sent once).
+        Revision = "revision",
     }
 }
 
@@ -67,7 +72,7 @@ impl EventName {
     /// The alert's state after this event.
     pub fn state(self) -> AlertState {
         match self {
-            EventName::Firing | EventName::Repeat => AlertState::Firing,
+            EventName::Firing | EventName::Repeat | EventName::Revision => AlertState::Firing,
             EventName::Resolved => AlertState::Resolved,
         }
     }

@@ -25,6 +25,10 @@ pub fn message(e: &AlertEvent) -> Value {
         (AlertKind::StaleData, _) => "Key result data stopped arriving",
         (AlertKind::CounterMetric, EventName::Resolved) => "Counter metric recovered",
         (AlertKind::CounterMetric, _) => "Key result moved while its counter metric degraded",
+        (AlertKind::Revision, _) => match &e.revision {
+            Some(r) if r.easier => "Key result revised: made easier",
+            _ => "Key result revised",
+        },
     };
     let kr = &e.key_result;
     let mut facts = vec![
@@ -51,6 +55,14 @@ pub fn message(e: &AlertEvent) -> Value {
             c.window
         ));
     }
+    if let Some(r) = &e.revision {
+        facts.extend(r.changes.iter().map(|c| format!("*{}:* {} → {}", c.field, c.from, c.to)));
+    }
+    let icon = if e.revision.is_some() {
+        ":pencil2:"
+    } else {
+        icon
+    };
     let text = format!("{icon} *{headline}* — team {}\n{}", e.team, e.summary);
     json!({
         "text": text,
