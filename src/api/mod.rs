@@ -6,6 +6,8 @@
 //! - `alerts.rs`: `GET /api/v1/alerts`
 //! - `connectors.rs`: `GET/POST /api/v1/connectors`, `GET/DELETE /api/v1/connectors/{name}`
 //! - `key_results.rs`: `GET /api/v1/key-results[/{objective}/{kr}]`
+//! - `revisions.rs`: a KR's revisions and latest check-in in its read API
+//! - `check_ins.rs`: `GET/POST /api/v1/key-results/{objective}/{kr}/check-ins`
 //! - `dead_letters.rs`: `GET /api/v1/dead-letters`
 //! - `status_page.rs`: the HTML status page at `/` (a pure renderer)
 //! - `guard.rs`: the token, the byte budget and JSON errors, before any body
@@ -13,6 +15,7 @@
 //! - this file: the router, `/metrics`, `/healthz`, `/readyz`, the page handler
 
 mod alerts;
+mod check_ins;
 mod connectors;
 mod dead_letters;
 mod error;
@@ -20,6 +23,7 @@ pub mod guard;
 mod key_results;
 mod objectives;
 mod points;
+mod revisions;
 pub mod server;
 pub mod status_page;
 
@@ -67,12 +71,17 @@ pub fn router(state: Services, max_body: usize, limits: &HttpLimits) -> Router {
         )
         .route(
             "/api/v1/connectors/{name}",
-            get(connectors::detail.layer(token)).delete(connectors::delete.layer(operator)),
+            get(connectors::detail.layer(token.clone()))
+                .delete(connectors::delete.layer(operator)),
         )
         .route("/api/v1/key-results", get(key_results::list))
         .route(
             "/api/v1/key-results/{objective}/{kr}",
             get(key_results::detail),
+        )
+        .route(
+            "/api/v1/key-results/{objective}/{kr}/check-ins",
+            get(check_ins::list).post(check_ins::add.layer(token.clone())),
         )
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -88,7 +97,19 @@ pub fn router(state: Services, max_body: usize, limits: &HttpLimits) -> Router {
 }
 
 async fn metrics(State(app): State<Services>) -> Response {
-    let text = app.metrics.render(&app.live.card());
+    // Check-ins are not in the scorecard (never part of the score): their
+    // latest confidence is read at scrape time, so every instance agrees.
+    let confidences = match app.store.latest_check_ins().await {
+        Ok(list) => list
+            .into_iter()
+            .map(|c| ((c.objective, c.key_result), c.confidence))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the latest check-ins for /metrics failed");
+            Default::default()
+        }
+    };
+    let text = app.metrics.render_with(&app.live.card(), &confidences);
     (
         [(
             header::CONTENT_TYPE,
@@ -136,7 +157,7 @@ async fn page(State(app): State<Services>) -> Result<Html<String>, ApiError> {
             else {
                 continue;
             };
-            let since = o.period.start - TimeDelta::microseconds(1);
+            let since = o.period.at(now).start - TimeDelta::microseconds(1);
             let history = app.store.score_history(&o.id, &kr.id, since, now).await?;
             key_results.push(KrView {
                 id: kr.id.clone(),
@@ -157,7 +178,7 @@ async fn page(State(app): State<Services>) -> Result<Html<String>, ApiError> {
             id: o.id.clone(),
             statement: o.objective.clone(),
             team: o.team.clone(),
-            period: o.period.label.clone(),
+            period: o.period.at(now).label.clone(),
             score: card
                 .objectives
                 .iter()
