@@ -146,6 +146,13 @@ async fn page(State(app): State<Services>) -> Result<Html<String>, ApiError> {
     let config = app.live.config();
     let card = app.live.card();
     let now = app.clock.now();
+    let check_ins: std::collections::HashMap<(String, String), crate::store::CheckIn> = app
+        .store
+        .latest_check_ins()
+        .await?
+        .into_iter()
+        .map(|c| ((c.objective.clone(), c.key_result.clone()), c))
+        .collect();
     let mut objectives = Vec::with_capacity(config.objectives.len());
     for o in &config.objectives {
         let mut key_results = Vec::with_capacity(o.key_results.len());
@@ -172,6 +179,10 @@ async fn page(State(app): State<Services>) -> Result<Html<String>, ApiError> {
                 forecast_probability: row.forecast_probability,
                 history: history.iter().map(|h| (h.at, h.score)).collect(),
                 alerting: row.counters.iter().any(|c| c.firing()),
+                revisions: row.revisions.to_vec(),
+                check_in: check_ins
+                    .get(&(o.id.clone(), kr.id.clone()))
+                    .map(|c| (c.confidence, c.note.clone())),
             });
         }
         objectives.push(ObjectiveView {
