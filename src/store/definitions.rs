@@ -144,6 +144,8 @@ fn plan(
     defs: &[NewDefinition],
     now: Timestamp,
 ) -> Vec<StoredDefinition> {
+    // As stored (µs), so that what a call returns is what a read returns.
+    let now = chrono::SubsecRound::trunc_subsecs(now, 6);
     let mut out = Vec::new();
     for d in defs {
         let key = (d.objective.clone(), d.key_result.clone());

@@ -338,7 +338,7 @@ async fn a_transition_from_an_older_view_is_refused(backend: Backend) {
 
 /// A local HTTP receiver recording each request's path and JSON body;
 /// answers with `statuses` in turn (then 200).
-async fn receiver(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
+pub(crate) async fn receiver(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
     receiver_at(0, statuses).await
 }
 
@@ -524,7 +524,7 @@ async fn failed_deliveries_retry_with_backoff_then_fail_with_their_reason() {
 }
 
 /// A minimal SMTP server: accepts one message and returns its DATA.
-async fn smtp_sink() -> (u16, tokio::sync::oneshot::Receiver<String>) {
+pub(crate) async fn smtp_sink() -> (u16, tokio::sync::oneshot::Receiver<String>) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -598,7 +598,7 @@ async fn email_arrives_as_plain_text_and_html() {
 
 /// The real Alertmanager on a free port, sending what it receives, firing
 /// and resolved, on to the webhook at `forward` within about a second.
-async fn alertmanager(forward: &str) -> crate::common::process::Daemon {
+pub(crate) async fn alertmanager(forward: &str) -> crate::common::process::Daemon {
     use crate::common::process::{free_port, which, Daemon};
     let bin = which(&["prometheus-alertmanager", "alertmanager"]);
     let dir = tempfile::tempdir().unwrap();
@@ -627,7 +627,7 @@ async fn alertmanager(forward: &str) -> crate::common::process::Daemon {
     am
 }
 
-async fn am_alerts(url: &str) -> Vec<Value> {
+pub(crate) async fn am_alerts(url: &str) -> Vec<Value> {
     let v = http::get_json(&format!("{url}/api/v2/alerts")).await;
     v.as_array().unwrap().clone()
 }
