@@ -359,22 +359,103 @@ mod tests {
             d.baseline = Some(0.40);
         };
         let cases: Vec<(&str, Definition, Definition, bool)> = vec![
-            ("target toward the baseline (higher is better)", base(), with(|d| d.target = TargetDef::Value(0.40)), true),
-            ("target away from the baseline (higher is better)", base(), with(|d| d.target = TargetDef::Value(0.50)), false),
-            ("target toward the baseline (lower is better)", with(lower), with(|d| { lower(d); d.target = TargetDef::Value(0.35) }), true),
-            ("target away from the baseline (lower is better)", with(lower), with(|d| { lower(d); d.target = TargetDef::Value(0.25) }), false),
-            ("at_most raised: loosened", with(|d| d.target = TargetDef::AtMost(300.0)), with(|d| d.target = TargetDef::AtMost(350.0)), true),
-            ("at_most lowered: tightened", with(|d| d.target = TargetDef::AtMost(300.0)), with(|d| d.target = TargetDef::AtMost(250.0)), false),
-            ("at_least lowered: loosened", with(|d| d.target = TargetDef::AtLeast(0.99)), with(|d| d.target = TargetDef::AtLeast(0.95)), true),
-            ("at_least raised: tightened", with(|d| d.target = TargetDef::AtLeast(0.99)), with(|d| d.target = TargetDef::AtLeast(0.999)), false),
-            ("tolerance raised", base(), with(|d| d.counter_metrics[0].tolerance = ToleranceDef::Relative(0.10)), true),
-            ("tolerance lowered", base(), with(|d| d.counter_metrics[0].tolerance = ToleranceDef::Relative(0.01)), false),
-            ("tolerance from relative to absolute: not comparable", base(), with(|d| d.counter_metrics[0].tolerance = ToleranceDef::Absolute(1.0)), false),
-            ("committed to aspirational", base(), with(|d| d.kind = KrType::Aspirational), true),
-            ("aspirational to committed", with(|d| d.kind = KrType::Aspirational), base(), false),
+            (
+                "target toward the baseline (higher is better)",
+                base(),
+                with(|d| d.target = TargetDef::Value(0.40)),
+                true,
+            ),
+            (
+                "target away from the baseline (higher is better)",
+                base(),
+                with(|d| d.target = TargetDef::Value(0.50)),
+                false,
+            ),
+            (
+                "target toward the baseline (lower is better)",
+                with(lower),
+                with(|d| {
+                    lower(d);
+                    d.target = TargetDef::Value(0.35)
+                }),
+                true,
+            ),
+            (
+                "target away from the baseline (lower is better)",
+                with(lower),
+                with(|d| {
+                    lower(d);
+                    d.target = TargetDef::Value(0.25)
+                }),
+                false,
+            ),
+            (
+                "at_most raised: loosened",
+                with(|d| d.target = TargetDef::AtMost(300.0)),
+                with(|d| d.target = TargetDef::AtMost(350.0)),
+                true,
+            ),
+            (
+                "at_most lowered: tightened",
+                with(|d| d.target = TargetDef::AtMost(300.0)),
+                with(|d| d.target = TargetDef::AtMost(250.0)),
+                false,
+            ),
+            (
+                "at_least lowered: loosened",
+                with(|d| d.target = TargetDef::AtLeast(0.99)),
+                with(|d| d.target = TargetDef::AtLeast(0.95)),
+                true,
+            ),
+            (
+                "at_least raised: tightened",
+                with(|d| d.target = TargetDef::AtLeast(0.99)),
+                with(|d| d.target = TargetDef::AtLeast(0.999)),
+                false,
+            ),
+            (
+                "tolerance raised",
+                base(),
+                with(|d| d.counter_metrics[0].tolerance = ToleranceDef::Relative(0.10)),
+                true,
+            ),
+            (
+                "tolerance lowered",
+                base(),
+                with(|d| d.counter_metrics[0].tolerance = ToleranceDef::Relative(0.01)),
+                false,
+            ),
+            (
+                "tolerance from relative to absolute: not comparable",
+                base(),
+                with(|d| d.counter_metrics[0].tolerance = ToleranceDef::Absolute(1.0)),
+                false,
+            ),
+            (
+                "committed to aspirational",
+                base(),
+                with(|d| d.kind = KrType::Aspirational),
+                true,
+            ),
+            (
+                "aspirational to committed",
+                with(|d| d.kind = KrType::Aspirational),
+                base(),
+                false,
+            ),
             ("weight changed", base(), with(|d| d.weight = 2.0), false),
-            ("stale_after changed", base(), with(|d| d.stale_after = Some("2d".into())), false),
-            ("a maintain target replacing a value target", base(), with(|d| d.target = TargetDef::AtLeast(0.45)), false),
+            (
+                "stale_after changed",
+                base(),
+                with(|d| d.stale_after = Some("2d".into())),
+                false,
+            ),
+            (
+                "a maintain target replacing a value target",
+                base(),
+                with(|d| d.target = TargetDef::AtLeast(0.45)),
+                false,
+            ),
             ("nothing changed", base(), base(), false),
         ];
         for (name, from, to, want) in cases {

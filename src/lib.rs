@@ -14,7 +14,8 @@
 //! - [`sink`]: the one ingest path every source's points take: write,
 //!   count, record the source's success, mark dirty.
 //! - [`store`]: the [`store::Store`] trait over SQLite and PostgreSQL:
-//!   idempotent batched point writes, series reads, score history; on
+//!   idempotent batched point writes, series reads, score history (each
+//!   row naming its revision), KR definitions and revisions, check-ins; on
 //!   PostgreSQL with TimescaleDB, the points table is a hypertable; the
 //!   change feed every write adds to. Rows are `FromRow` types over both
 //!   databases: what differs is in the `Encode`/`Decode` of

@@ -61,7 +61,9 @@ pub async fn run(services: crate::live::Services, shutdown: tokio_util::sync::Ca
         match revision::notify(store, &config, &card, services.clock.now()).await {
             Ok(0) => {}
             Ok(_) => services.live.outbox_signal().notify_one(),
-            Err(e) => tracing::error!(error = %e, "queuing revision notices failed; retrying on the next scorecard"),
+            Err(e) => {
+                tracing::error!(error = %e, "queuing revision notices failed; retrying on the next scorecard")
+            }
         }
         match engine
             .evaluate(

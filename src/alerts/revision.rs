@@ -28,7 +28,11 @@ pub async fn notify(
         let Some(objective) = config.objectives.iter().find(|o| o.id == stored.objective) else {
             continue;
         };
-        let Some(kr) = objective.key_results.iter().find(|k| k.id == stored.key_result) else {
+        let Some(kr) = objective
+            .key_results
+            .iter()
+            .find(|k| k.id == stored.key_result)
+        else {
             continue;
         };
         let Some(row) = card

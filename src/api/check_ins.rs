@@ -69,11 +69,14 @@ fn read(objective: &str, kr: &str, body: &[u8], app: &Services) -> Result<NewChe
         );
     }
     let author = b.author.filter(|a| !a.trim().is_empty());
-    if author.as_ref().is_some_and(|a| a.chars().count() > MAX_AUTHOR) {
-        return Err(
-            ApiError::bad_request(format!("author is longer than {MAX_AUTHOR} characters"))
-                .with("field", json!("author")),
-        );
+    if author
+        .as_ref()
+        .is_some_and(|a| a.chars().count() > MAX_AUTHOR)
+    {
+        return Err(ApiError::bad_request(format!(
+            "author is longer than {MAX_AUTHOR} characters"
+        ))
+        .with("field", json!("author")));
     }
     Ok(NewCheckIn {
         objective: objective.to_string(),

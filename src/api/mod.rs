@@ -71,8 +71,7 @@ pub fn router(state: Services, max_body: usize, limits: &HttpLimits) -> Router {
         )
         .route(
             "/api/v1/connectors/{name}",
-            get(connectors::detail.layer(token.clone()))
-                .delete(connectors::delete.layer(operator)),
+            get(connectors::detail.layer(token.clone())).delete(connectors::delete.layer(operator)),
         )
         .route("/api/v1/key-results", get(key_results::list))
         .route(

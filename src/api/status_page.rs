@@ -231,7 +231,11 @@ fn write_kr(out: &mut String, objective: &str, kr: &KrView, now: Timestamp) -> f
             None => "updated never".to_string(),
         },
     )?;
-    write_sparkline(out, &kr.history, &revision_marks(&kr.history, &kr.revisions))?;
+    write_sparkline(
+        out,
+        &kr.history,
+        &revision_marks(&kr.history, &kr.revisions),
+    )?;
     write_check_in(out, kr)?;
     out.push_str("</div>\n</li>\n");
     Ok(())
@@ -725,10 +729,19 @@ mod tests {
         k.check_in = Some((0.7, "<on it>".into()));
         let html = render(&page(vec![k]));
         let row = row(&html, "a");
-        assert!(row.contains("<line class=\"revision easier\" x1=\"60.0\""), "{row}");
+        assert!(
+            row.contains("<line class=\"revision easier\" x1=\"60.0\""),
+            "{row}"
+        );
         assert!(row.contains("revision 1 at"), "{row}");
-        assert!(row.contains("target {&quot;value&quot;:0.45} → {&quot;value&quot;:0.4}"), "{row}");
-        assert!(row.contains("title=\"&lt;on it&gt;\">confidence 70%"), "{row}");
+        assert!(
+            row.contains("target {&quot;value&quot;:0.45} → {&quot;value&quot;:0.4}"),
+            "{row}"
+        );
+        assert!(
+            row.contains("title=\"&lt;on it&gt;\">confidence 70%"),
+            "{row}"
+        );
     }
 
     #[test]

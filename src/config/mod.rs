@@ -73,9 +73,8 @@ pub fn load_in(
     env: &Env,
 ) -> Result<Config, Vec<Diagnostic>> {
     let mut diags = Diagnostics::new();
-    let path = dir.join(
-        config_path.map_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH), Path::to_path_buf),
-    );
+    let path =
+        dir.join(config_path.map_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH), Path::to_path_buf));
     let file = path.display().to_string();
     diags.set_file(&file);
     let text = match std::fs::read_to_string(&path) {

@@ -802,8 +802,14 @@ mod tests {
                 let mut t = start + TimeDelta::minutes(10);
                 while t <= start + TimeDelta::minutes(70) {
                     let score = |at| {
-                        score_key_result_without_forecast(kr, &objective.period.at(at), &own, at, margins)
-                            .score
+                        score_key_result_without_forecast(
+                            kr,
+                            &objective.period.at(at),
+                            &own,
+                            at,
+                            margins,
+                        )
+                        .score
                     };
                     let st = counter_state(cm, &counter, t, score(t), score(t - w));
                     if st.firing() {

@@ -11,6 +11,9 @@
 //!   recompute reads from the store only the points written since.
 //! - `slots.rs`: the rows, one slot per KR in config order, and the KRs
 //!   that read each metric; a publish shares unchanged rows.
+//! - `timeline.rs`: each KR's definitions over time, recorded by the start
+//!   or reload that laid the slots out: history is scored under the
+//!   definition in force at each instant, and names its revision.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -477,11 +480,19 @@ impl Scorer {
 
     /// Records every KR's definition of `config` at `now` and returns each
     /// KR's timeline, in config order.
-    async fn timelines(&self, config: &Config, now: Timestamp) -> Result<Vec<Timeline>, StoreError> {
+    async fn timelines(
+        &self,
+        config: &Config,
+        now: Timestamp,
+    ) -> Result<Vec<Timeline>, StoreError> {
         let krs: Vec<(&Objective, &KeyResult, Definition)> = config
             .objectives
             .iter()
-            .flat_map(|o| o.key_results.iter().map(move |kr| (o, kr, Definition::of(o, kr))))
+            .flat_map(|o| {
+                o.key_results
+                    .iter()
+                    .map(move |kr| (o, kr, Definition::of(o, kr)))
+            })
             .collect();
         let defs: Vec<NewDefinition> = krs
             .iter()

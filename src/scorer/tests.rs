@@ -168,7 +168,13 @@ async fn a_revision_keeps_the_history_before_it_and_late_points_rescore_under_ea
     let period = "{ start: 2026-10-01, end: 2026-12-31 }";
     let day = |d: i64| Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap() + TimeDelta::days(d);
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
-    write_a(store.as_ref(), &(1..=10).map(|d| (day(d), 2.0 * d as f64)).collect::<Vec<_>>()).await;
+    write_a(
+        store.as_ref(),
+        &(1..=10)
+            .map(|d| (day(d), 2.0 * d as f64))
+            .collect::<Vec<_>>(),
+    )
+    .await;
     let clock = Arc::new(FixedClock::new(day(10) + TimeDelta::hours(12)));
     let live = Live::new(load_config(&[("o.yaml".into(), kr_yaml(period, 100))]));
     let mut scorer = scorer_at(store.clone(), clock.clone());
@@ -176,10 +182,19 @@ async fn a_revision_keeps_the_history_before_it_and_late_points_rescore_under_ea
     assert!(!scorer.build_history(&live).await.unwrap());
     let history = |from: i64| {
         let store = store.clone();
-        async move { store.score_history("o", "k", day(from), day(100)).await.unwrap() }
+        async move {
+            store
+                .score_history("o", "k", day(from), day(100))
+                .await
+                .unwrap()
+        }
     };
     let before = history(-1).await;
-    assert_eq!(before.len(), 10, "a row per point's day (now's is the same as day 10's)");
+    assert_eq!(
+        before.len(),
+        10,
+        "a row per point's day (now's is the same as day 10's)"
+    );
     assert!(before.iter().all(|r| r.revision == 0));
 
     // The target drops from 100 to 50 mid-period: revision 1, easier.
@@ -193,9 +208,15 @@ async fn a_revision_keeps_the_history_before_it_and_late_points_rescore_under_ea
     assert_eq!(row.revisions[0].at, revised_at);
     assert!(row.revisions[0].easier);
     let after = history(-1).await;
-    assert_eq!(&after[..before.len()], &before[..], "rows before the revision kept");
-    let new: Vec<(Timestamp, f64, i64)> =
-        after[before.len()..].iter().map(|r| (r.at, r.score, r.revision)).collect();
+    assert_eq!(
+        &after[..before.len()],
+        &before[..],
+        "rows before the revision kept"
+    );
+    let new: Vec<(Timestamp, f64, i64)> = after[before.len()..]
+        .iter()
+        .map(|r| (r.at, r.score, r.revision))
+        .collect();
     assert_eq!(new, [(revised_at, 0.4, 1)], "value 20 of target 50");
 
     // A late point on day 5: history from there is rebuilt, each instant
@@ -204,7 +225,10 @@ async fn a_revision_keeps_the_history_before_it_and_late_points_rescore_under_ea
     live.metrics_written([("a", day(5))]);
     scorer.recompute(&live).await.unwrap();
     let rebuilt = history(-1).await;
-    let got: Vec<(Timestamp, f64, i64)> = rebuilt.iter().map(|r| (r.at, r.score, r.revision)).collect();
+    let got: Vec<(Timestamp, f64, i64)> = rebuilt
+        .iter()
+        .map(|r| (r.at, r.score, r.revision))
+        .collect();
     let mut want: Vec<(Timestamp, f64, i64)> =
         before.iter().map(|r| (r.at, r.score, r.revision)).collect();
     want[4] = (day(5), 0.3, 0); // 30 of the target 100 in force on day 5
@@ -245,7 +269,11 @@ async fn a_recurring_period_rolls_over_with_the_clock() {
     let q2 = live.card().key_results[0].clone();
     assert_eq!(q2.period, "2027-Q2");
     assert_eq!(q2.value, Some(42.0));
-    assert_eq!(q2.baseline, Some(40.0), "re-derived: the latest point at or before 2027-04-01");
+    assert_eq!(
+        q2.baseline,
+        Some(40.0),
+        "re-derived: the latest point at or before 2027-04-01"
+    );
     assert_eq!(q2.progress, Some(2.0 / 60.0));
     let expected = (1.0 + 18.0 / 24.0) / 91.0; // of Q2's 91 days
     assert!((q2.expected - expected).abs() < 1e-12, "{}", q2.expected);
@@ -255,7 +283,9 @@ async fn a_recurring_period_rolls_over_with_the_clock() {
         .await
         .unwrap();
     assert_eq!(&all[..q1_history.len()], &q1_history[..]);
-    let new: Vec<(Timestamp, Option<f64>)> =
-        all[q1_history.len()..].iter().map(|r| (r.at, r.value)).collect();
+    let new: Vec<(Timestamp, Option<f64>)> = all[q1_history.len()..]
+        .iter()
+        .map(|r| (r.at, r.value))
+        .collect();
     assert_eq!(new, [(at(4, 2, 18), Some(42.0))]);
 }

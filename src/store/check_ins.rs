@@ -66,7 +66,8 @@ pub trait CheckInStore: Send + Sync {
 const COLUMNS: &str = "id, objective, key_result, at, confidence, note, author";
 
 /// Newest first; of two at one instant, the later stored.
-const LATEST: &str = "SELECT c.id, c.objective, c.key_result, c.at, c.confidence, c.note, c.author \
+const LATEST: &str =
+    "SELECT c.id, c.objective, c.key_result, c.at, c.confidence, c.note, c.author \
      FROM check_ins c WHERE c.id = (SELECT d.id FROM check_ins d \
        WHERE d.objective = c.objective AND d.key_result = c.key_result \
        ORDER BY d.at DESC, d.id DESC LIMIT 1) \

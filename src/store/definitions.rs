@@ -330,7 +330,8 @@ impl DefinitionStore for PostgresStore {
         defs: &[NewDefinition],
         now: Timestamp,
     ) -> Result<Vec<Vec<StoredDefinition>>, StoreError> {
-        let select = format!("SELECT {COLUMNS} FROM kr_definitions ORDER BY objective, key_result, seq");
+        let select =
+            format!("SELECT {COLUMNS} FROM kr_definitions ORDER BY objective, key_result, seq");
         let rows: Vec<StoredDefinition> = sqlx::query_as(&select).fetch_all(&self.pool).await?;
         let stored = by_kr(rows);
         let added = plan(&stored, defs, now);

@@ -8,6 +8,9 @@
 //! - writes are batched: no round trip per point;
 //! - migrations are applied by [`open`] before the store is returned.
 //!
+//! Besides points and score history: KR definitions and revisions
+//! (`definitions.rs`) and check-ins (`check_ins.rs`).
+//!
 //! Rows are read by `#[derive(sqlx::FromRow)]` types shared by both
 //! backends: a timestamp column is a [`StoredTime`] (`time.rs`), a fixed
 //! vocabulary an enum with its words (`words.rs`).
@@ -160,7 +163,14 @@ pub fn no_progress(_: usize) {}
 /// The time-series store.
 #[async_trait]
 pub trait Store:
-    ConnectorStore + AlertStore + ChangeFeed + HistoryStore + DefinitionStore + CheckInStore + Send + Sync
+    ConnectorStore
+    + AlertStore
+    + ChangeFeed
+    + HistoryStore
+    + DefinitionStore
+    + CheckInStore
+    + Send
+    + Sync
 {
     /// Writes `points` idempotently, in one transaction, in batches; calls
     /// `progress` with the running count of points written. Returns how many

@@ -322,7 +322,11 @@ fn diff_shows_changed_added_and_removed_key_results() {
         .success());
     let new = repo().join("tests/fixtures/diff/new");
     let at = "2026-11-15T00:00:00Z";
-    let out = okrd(&new, &["diff", "../base", "--at", at, "--format", "json"], &env);
+    let out = okrd(
+        &new,
+        &["diff", "../base", "--at", at, "--format", "json"],
+        &env,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     golden("diff.json", &stdout(&out));
     let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -330,7 +334,12 @@ fn diff_shows_changed_added_and_removed_key_results() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["key_result"].as_str().unwrap(), c["easier"].as_bool().unwrap()))
+        .map(|c| {
+            (
+                c["key_result"].as_str().unwrap(),
+                c["easier"].as_bool().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         changed,
@@ -351,7 +360,15 @@ fn diff_shows_changed_added_and_removed_key_results() {
     let out = okrd(&new, &["diff", ".", "--at", at, "--format", "json"], &env);
     let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(
-        (json["changed"].clone(), json["added"].clone(), json["removed"].clone()),
-        (serde_json::json!([]), serde_json::json!([]), serde_json::json!([]))
+        (
+            json["changed"].clone(),
+            json["added"].clone(),
+            json["removed"].clone()
+        ),
+        (
+            serde_json::json!([]),
+            serde_json::json!([]),
+            serde_json::json!([])
+        )
     );
 }

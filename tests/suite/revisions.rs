@@ -61,9 +61,17 @@ async fn a_reload_that_lowers_a_target_mid_period_is_one_revision_notified_once(
     );
     let yaml = objective_yaml("growth", "activation_rate", Utc::now());
     let db = backend.server_url();
-    let server = Server::start(&service, &[("growth.yaml", yaml.clone())], db.as_deref(), &[]);
+    let server = Server::start(
+        &service,
+        &[("growth.yaml", yaml.clone())],
+        db.as_deref(),
+        &[],
+    );
     let before = scored_with_history(&server).await;
-    assert_eq!((before["revision"].clone(), before["revisions"].clone()), (json!(0), json!([])));
+    assert_eq!(
+        (before["revision"].clone(), before["revisions"].clone()),
+        (json!(0), json!([]))
+    );
     let rows_before = before["history"].as_array().unwrap().clone();
     assert!(rows_before.iter().all(|r| r["revision"] == 0));
 
@@ -90,8 +98,14 @@ async fn a_reload_that_lowers_a_target_mid_period_is_one_revision_notified_once(
         json!([{"field": "target", "from": {"value": 0.5}, "to": {"value": 0.45}}])
     );
     let explanation = after["explanation"]["revision"].as_str().unwrap();
-    assert!(explanation.starts_with("scored under revision 1 (since "), "{explanation}");
-    assert!(explanation.contains("target {\"value\":0.5} → {\"value\":0.45} (easier)"), "{explanation}");
+    assert!(
+        explanation.starts_with("scored under revision 1 (since "),
+        "{explanation}"
+    );
+    assert!(
+        explanation.contains("target {\"value\":0.5} → {\"value\":0.45} (easier)"),
+        "{explanation}"
+    );
 
     // The rows before the revision are the same, byte for byte; the row
     // after it (the reload's rescore: score 0.10/0.15) names revision 1.
@@ -100,7 +114,8 @@ async fn a_reload_that_lowers_a_target_mid_period_is_one_revision_notified_once(
         .as_array()
         .unwrap()
         .clone();
-    let at = |row: &Value| serde_json::from_value::<chrono::DateTime<Utc>>(row["at"].clone()).unwrap();
+    let at =
+        |row: &Value| serde_json::from_value::<chrono::DateTime<Utc>>(row["at"].clone()).unwrap();
     let (old, new): (Vec<Value>, Vec<Value>) =
         history.into_iter().partition(|row| at(row) < revised_at);
     assert_eq!(
@@ -108,27 +123,53 @@ async fn a_reload_that_lowers_a_target_mid_period_is_one_revision_notified_once(
         serde_json::to_string(&rows_before).unwrap()
     );
     assert_eq!(new.len(), 1, "{new:?}");
-    assert_eq!((new[0]["revision"].clone(), new[0]["value"].clone()), (json!(1), json!(0.40)));
+    assert_eq!(
+        (new[0]["revision"].clone(), new[0]["value"].clone()),
+        (json!(1), json!(0.40))
+    );
     assert!((new[0]["score"].as_f64().unwrap() - 0.10 / 0.15).abs() < 1e-12);
 
     // One notification per notifier: the webhook's and Slack's bodies, the
     // email, and Alertmanager's KeyResultRevised alert.
     let paths = || {
-        let mut p: Vec<String> = seen.lock().unwrap().iter().map(|(p, _)| p.clone()).collect();
+        let mut p: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect();
         p.sort();
         p
     };
-    eventually(Duration::from_secs(15), "the webhook and Slack notices", || async {
-        (paths().len() == 2).then_some(())
-    })
+    eventually(
+        Duration::from_secs(15),
+        "the webhook and Slack notices",
+        || async { (paths().len() == 2).then_some(()) },
+    )
     .await;
     assert_eq!(paths(), ["hook", "slack"]);
-    let hook = seen.lock().unwrap().iter().find(|(p, _)| p == "hook").unwrap().1.clone();
-    assert_eq!((hook["kind"].clone(), hook["event"].clone()), (json!("revision"), json!("revision")));
+    let hook = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(p, _)| p == "hook")
+        .unwrap()
+        .1
+        .clone();
+    assert_eq!(
+        (hook["kind"].clone(), hook["event"].clone()),
+        (json!("revision"), json!("revision"))
+    );
     assert_eq!(hook["revision"]["revision"], 1);
     assert_eq!(hook["revision"]["easier"], true);
-    let email = tokio::time::timeout(Duration::from_secs(15), mail).await.unwrap().unwrap();
-    assert!(email.contains("Subject: [okrd REVISED] growth/kr: revision 1 changed target (easier)"), "{email}");
+    let email = tokio::time::timeout(Duration::from_secs(15), mail)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        email.contains("Subject: [okrd REVISED] growth/kr: revision 1 changed target (easier)"),
+        "{email}"
+    );
     let alerts = eventually(Duration::from_secs(15), "Alertmanager's alert", || async {
         let a = am_alerts(&am.url).await;
         (!a.is_empty()).then_some(a)
@@ -155,23 +196,41 @@ async fn a_reload_that_lowers_a_target_mid_period_is_one_revision_notified_once(
         got.sort_by(|a, b| a.0.cmp(&b.0));
         got
     };
-    let want = |n: &str| (n.to_string(), "revision".to_string(), 1, DeliveryStatus::Sent);
+    let want = |n: &str| {
+        (
+            n.to_string(),
+            "revision".to_string(),
+            1,
+            DeliveryStatus::Sent,
+        )
+    };
     eventually(Duration::from_secs(10), "every delivery sent", || async {
         (sent().await == [want("am"), want("chat"), want("hook"), want("mail")]).then_some(())
     })
     .await;
     // ...and no more, over further recomputes (every second) and a reload.
     signal(server.pid(), "HUP");
-    holds_for(Duration::from_secs(3), "one notice per notifier", || async {
-        sent().await.len() == 4 && paths().len() == 2
-    })
+    holds_for(
+        Duration::from_secs(3),
+        "one notice per notifier",
+        || async { sent().await.len() == 4 && paths().len() == 2 },
+    )
     .await;
     let stored = store.definitions("growth", "kr").await.unwrap();
     let kinds: Vec<(DefinitionKind, i64)> = stored.iter().map(|d| (d.kind, d.revision)).collect();
-    assert_eq!(kinds, [(DefinitionKind::FirstSeen, 0), (DefinitionKind::Revision, 1)]);
+    assert_eq!(
+        kinds,
+        [
+            (DefinitionKind::FirstSeen, 0),
+            (DefinitionKind::Revision, 1)
+        ]
+    );
     let text = get_text(&server.url("/metrics")).await;
     assert_eq!(
-        metric(&text, r#"okrd_key_result_revision{key_result="kr",objective="growth"}"#),
+        metric(
+            &text,
+            r#"okrd_key_result_revision{key_result="kr",objective="growth"}"#
+        ),
         Some(1.0)
     );
 }
@@ -190,7 +249,12 @@ async fn a_change_before_the_period_starts_is_no_revision(backend: Backend) {
         &format!("period: {{ start: {start}, end: {end} }}"),
     );
     let db = backend.server_url();
-    let server = Server::start(&service, &[("growth.yaml", yaml.clone())], db.as_deref(), &[]);
+    let server = Server::start(
+        &service,
+        &[("growth.yaml", yaml.clone())],
+        db.as_deref(),
+        &[],
+    );
     eventually(Duration::from_secs(10), "the first scorecard", || async {
         let d = get_json(&detail_url(&server)).await;
         (d["target"] == json!(0.5)).then_some(())
@@ -203,19 +267,32 @@ async fn a_change_before_the_period_starts_is_no_revision(backend: Backend) {
     .unwrap();
     signal(server.pid(), "HUP");
     let store = okrd::store::open(&server.database_url).await.unwrap();
-    let stored = eventually(Duration::from_secs(10), "the new definition recorded", || async {
-        let stored = store.definitions("growth", "kr").await.unwrap();
-        (stored.len() == 2).then_some(stored)
-    })
+    let stored = eventually(
+        Duration::from_secs(10),
+        "the new definition recorded",
+        || async {
+            let stored = store.definitions("growth", "kr").await.unwrap();
+            (stored.len() == 2).then_some(stored)
+        },
+    )
     .await;
     let d = eventually(Duration::from_secs(10), "the new target scored", || async {
         let d = get_json(&detail_url(&server)).await;
         (d["target"] == json!(0.45) && d["history_status"] == "complete").then_some(d)
     })
     .await;
-    assert_eq!((d["revision"].clone(), d["revisions"].clone()), (json!(0), json!([])));
+    assert_eq!(
+        (d["revision"].clone(), d["revisions"].clone()),
+        (json!(0), json!([]))
+    );
     let kinds: Vec<(DefinitionKind, i64)> = stored.iter().map(|d| (d.kind, d.revision)).collect();
-    assert_eq!(kinds, [(DefinitionKind::FirstSeen, 0), (DefinitionKind::OutsidePeriod, 0)]);
+    assert_eq!(
+        kinds,
+        [
+            (DefinitionKind::FirstSeen, 0),
+            (DefinitionKind::OutsidePeriod, 0)
+        ]
+    );
     assert_eq!(store.unnotified_revisions().await.unwrap(), vec![]);
     holds_for(Duration::from_secs(2), "no notice", || async {
         seen.lock().unwrap().is_empty()
@@ -227,7 +304,10 @@ async fn check_ins_need_the_token_and_list_newest_first(backend: Backend) {
     let db = backend.server_url();
     let server = Server::start(
         &service_yaml("  token: s3cret\n"),
-        &[("growth.yaml", objective_yaml("growth", "activation_rate", Utc::now()))],
+        &[(
+            "growth.yaml",
+            objective_yaml("growth", "activation_rate", Utc::now()),
+        )],
         db.as_deref(),
         &[],
     );
@@ -238,17 +318,37 @@ async fn check_ins_need_the_token_and_list_newest_first(backend: Backend) {
         assert_eq!(r.status, 401, "token {wrong:?}");
     }
     // Reads are open; nothing was stored.
-    assert_eq!(http::get(&url, None).await.ok_json(), json!({"check_ins": []}));
+    assert_eq!(
+        http::get(&url, None).await.ok_json(),
+        json!({"check_ins": []})
+    );
 
     let bad = http::post(&url, Some("s3cret"), body(1.5, "too sure")).await;
     assert_eq!(bad.status, 400);
     assert_eq!(bad.json()["field"], "confidence");
     let bad = http::post(&url, Some("s3cret"), json!({"confidence": 0.5}).to_string()).await;
     assert_eq!(bad.status, 400);
-    assert!(bad.json()["error"].as_str().unwrap().contains("missing field `note`"), "{}", bad.json());
-    let bad = http::post(&url, Some("s3cret"), json!({"confidence": 0.5, "note": "n", "mood": "ok"}).to_string()).await;
+    assert!(
+        bad.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `note`"),
+        "{}",
+        bad.json()
+    );
+    let bad = http::post(
+        &url,
+        Some("s3cret"),
+        json!({"confidence": 0.5, "note": "n", "mood": "ok"}).to_string(),
+    )
+    .await;
     assert_eq!(bad.status, 400);
-    let unknown = http::post(&server.url("/api/v1/key-results/growth/nope/check-ins"), Some("s3cret"), body(0.5, "x")).await;
+    let unknown = http::post(
+        &server.url("/api/v1/key-results/growth/nope/check-ins"),
+        Some("s3cret"),
+        body(0.5, "x"),
+    )
+    .await;
     assert_eq!(unknown.status, 404);
 
     for (c, note) in [(0.9, "first"), (0.6, "second"), (0.3, "third")] {
@@ -265,7 +365,13 @@ async fn check_ins_need_the_token_and_list_newest_first(backend: Backend) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["confidence"].as_f64().unwrap(), c["note"].as_str().unwrap().to_string(), c["author"].clone()))
+        .map(|c| {
+            (
+                c["confidence"].as_f64().unwrap(),
+                c["note"].as_str().unwrap().to_string(),
+                c["author"].clone(),
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -283,10 +389,16 @@ async fn check_ins_need_the_token_and_list_newest_first(backend: Backend) {
     .await;
     assert_eq!(d["confidence"], json!(0.3));
     assert_eq!(d["check_in"]["note"], "third");
-    assert_eq!((d["status"].clone(), d["score"].clone()), (json!("no_data"), json!(0.0)));
+    assert_eq!(
+        (d["status"].clone(), d["score"].clone()),
+        (json!("no_data"), json!(0.0))
+    );
     let text = get_text(&server.url("/metrics")).await;
     assert_eq!(
-        metric(&text, r#"okrd_key_result_confidence{key_result="kr",objective="growth"}"#),
+        metric(
+            &text,
+            r#"okrd_key_result_confidence{key_result="kr",objective="growth"}"#
+        ),
         Some(0.3)
     );
 }

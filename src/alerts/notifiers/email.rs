@@ -76,7 +76,10 @@ pub fn render(e: &AlertEvent) -> (String, String, String) {
         ));
     }
     if let Some(r) = &e.revision {
-        rows.push(("Revision".into(), format!("{} (easier: {})", r.revision, r.easier)));
+        rows.push((
+            "Revision".into(),
+            format!("{} (easier: {})", r.revision, r.easier),
+        ));
         for c in &r.changes {
             rows.push((c.field.clone(), format!("{} → {}", c.from, c.to)));
         }

@@ -56,7 +56,11 @@ pub fn message(e: &AlertEvent) -> Value {
         ));
     }
     if let Some(r) = &e.revision {
-        facts.extend(r.changes.iter().map(|c| format!("*{}:* {} → {}", c.field, c.from, c.to)));
+        facts.extend(
+            r.changes
+                .iter()
+                .map(|c| format!("*{}:* {} → {}", c.field, c.from, c.to)),
+        );
     }
     let icon = if e.revision.is_some() {
         ":pencil2:"
