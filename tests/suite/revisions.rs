@@ -260,13 +260,21 @@ async fn a_change_before_the_period_starts_is_no_revision(backend: Backend) {
         (d["target"] == json!(0.5)).then_some(())
     })
     .await;
+    let store = okrd::store::open(&server.database_url).await.unwrap();
+    // The scorer has recorded the first definition (the API evaluates the
+    // live config on its own).
+    eventually(
+        Duration::from_secs(10),
+        "the first definition recorded",
+        || async { (store.definitions("growth", "kr").await.unwrap().len() == 1).then_some(()) },
+    )
+    .await;
     std::fs::write(
         server.file("config/objectives/growth.yaml"),
         yaml.replace("target: 0.50", "target: 0.45"),
     )
     .unwrap();
     signal(server.pid(), "HUP");
-    let store = okrd::store::open(&server.database_url).await.unwrap();
     let stored = eventually(
         Duration::from_secs(10),
         "the new definition recorded",
@@ -393,7 +401,17 @@ async fn check_ins_need_the_token_and_list_newest_first(backend: Backend) {
         (d["status"].clone(), d["score"].clone()),
         (json!("no_data"), json!(0.0))
     );
-    let text = get_text(&server.url("/metrics")).await;
+    // /metrics renders the published scorecard's KRs: wait for it.
+    let text = eventually(Duration::from_secs(10), "the KR in /metrics", || async {
+        let text = get_text(&server.url("/metrics")).await;
+        metric(
+            &text,
+            r#"okrd_key_result_score{key_result="kr",objective="growth"}"#,
+        )
+        .is_some()
+        .then_some(text)
+    })
+    .await;
     assert_eq!(
         metric(
             &text,
