@@ -17,6 +17,10 @@ CREATE TABLE kr_definitions (
     notified_at timestamptz,
     PRIMARY KEY (objective, key_result, seq)
 );
+-- The revisions whose notice is still to queue, read after every scorecard:
+-- a partial index keeps that read from scanning every definition.
+CREATE INDEX kr_definitions_unnotified ON kr_definitions (recorded_at)
+    WHERE kind = 'revision' AND notified_at IS NULL;
 
 ALTER TABLE kr_scores ADD COLUMN revision bigint NOT NULL DEFAULT 0;
 

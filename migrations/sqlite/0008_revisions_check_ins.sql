@@ -23,6 +23,10 @@ CREATE TABLE kr_definitions (
     notified_at INTEGER,
     PRIMARY KEY (objective, key_result, seq)
 );
+-- The revisions whose notice is still to queue, read after every scorecard:
+-- a partial index keeps that read from scanning every definition.
+CREATE INDEX kr_definitions_unnotified ON kr_definitions (recorded_at)
+    WHERE kind = 'revision' AND notified_at IS NULL;
 
 -- Each history row names the revision it was computed under.
 ALTER TABLE kr_scores ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;

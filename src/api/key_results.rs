@@ -30,6 +30,7 @@ pub fn kr_json(row: &KeyResultRow) -> Value {
     v["title"] = json!(row.title);
     v["updated_at"] = json!(row.detail.newest_point);
     v["history_status"] = json!(history_status(row.history_building));
+    v["revision"] = json!(row.revision);
     v["counter_metrics"] = row
         .counters
         .iter()

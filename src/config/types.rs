@@ -271,10 +271,11 @@ impl<'de> Deserialize<'de> for Schedule {
 /// recurring one (`current-quarter`, ...), which [`Period::at`] resolves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Period {
-    /// Inclusive start (of a recurring period: the one loading saw; ask
-    /// [`Period::at`]).
+    /// Inclusive start. A recurring period spans all time here (from
+    /// 1970): [`Period::at`] gives the one in force at an instant, which is
+    /// what everything that scores, explains or shows a period asks for.
     pub start: Timestamp,
-    /// Exclusive end (as `start`).
+    /// Exclusive end (a recurring period's: the year 10000).
     pub end: Timestamp,
     /// As written (`2026-Q4`, `current-quarter`) or `2026-10-01..2027-01-01`.
     pub label: String,
@@ -332,12 +333,23 @@ impl Period {
         }
     }
 
-    /// A recurring period, as loading resolves it (against `now`).
-    fn recurring(r: Recurrence, name: &str, now: Timestamp) -> Period {
+    /// A recurring period as loaded: no clock is read while loading, so it
+    /// spans every instant its calendar periods can ([`Period::at`]
+    /// resolves it against the injected clock's time).
+    fn recurring(r: Recurrence, name: &str) -> Period {
+        let day = |y| {
+            Utc.from_utc_datetime(
+                &NaiveDate::from_ymd_opt(y, 1, 1)
+                    .expect("a valid day")
+                    .and_hms_opt(0, 0, 0)
+                    .expect("midnight exists"),
+            )
+        };
         Period {
+            start: day(1970),
+            end: day(10_000),
             label: name.to_string(),
             recurrence: Some(r),
-            ..parse_named_period(&r.name_at(now)).expect("a calendar period's name parses")
         }
     }
 }
@@ -373,7 +385,7 @@ impl RawPeriod {
     ) -> Option<Period> {
         let result = match self {
             RawPeriod::Named(name) => match Recurrence::parse(name) {
-                Some(r) => Ok(Period::recurring(r, name, chrono::Utc::now())),
+                Some(r) => Ok(Period::recurring(r, name)),
                 None => parse_named_period(name),
             },
             RawPeriod::Range(r) => {
@@ -550,7 +562,7 @@ mod tests {
         ];
         for (name, at, label, start, end) in cases {
             let r = Recurrence::parse(name).unwrap();
-            let spec = Period::recurring(r, name, t("2000-01-01T00:00:00Z"));
+            let spec = Period::recurring(r, name);
             assert_eq!(spec.label, name);
             let p = spec.at(t(at));
             assert_eq!(
