@@ -79,7 +79,10 @@ pub async fn run(
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let base = match config::load_in(base_dir, config_path, &config::process_env()) {
+    // The base's config file is found at the same relative path inside
+    // BASE_DIR (an absolute --config names this deployment's file only).
+    let base_path = config_path.filter(|p| p.is_relative());
+    let base = match config::load_in(base_dir, base_path, &config::process_env()) {
         Ok(c) => c,
         Err(diags) => {
             for d in &diags {
