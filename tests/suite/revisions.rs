@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use chrono::{SubsecRound, TimeDelta, Utc};
-use okrd::store::{AlertKey, DefinitionKind, DeliveryStatus};
+use okrd::store::{AlertKey, DefinitionKind, DeliveryStatus, NewDefinition, RevisionNotice};
 use serde_json::{json, Value};
 
 use crate::alerts::{alertmanager, am_alerts, receiver, smtp_sink};
@@ -22,6 +22,7 @@ both_stores!(
     a_reload_that_lowers_a_target_mid_period_is_one_revision_notified_once,
     a_change_before_the_period_starts_is_no_revision,
     check_ins_need_the_token_and_list_newest_first,
+    instances_racing_record_one_revision_and_queue_its_notice_once,
 );
 
 fn detail_url(server: &Server) -> String {
@@ -419,4 +420,97 @@ async fn check_ins_need_the_token_and_list_newest_first(backend: Backend) {
         ),
         Some(0.3)
     );
+}
+
+/// Two instances (two stores on one database) record the same reload at
+/// once, then both try to queue its notice: one revision, one notice.
+async fn instances_racing_record_one_revision_and_queue_its_notice_once(backend: Backend) {
+    let (a, b) = (backend.open().await, backend.open().await);
+    let config = |target: f64| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("objectives")).unwrap();
+        std::fs::write(
+            dir.path().join("okrd.yaml"),
+            format!(
+                "paths:\n  objectives: {0}/objectives\n  connectors: {0}/connectors\nteams:\n  growth: {{}}\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("objectives/growth.yaml"),
+            objective_yaml("growth", "activation_rate", Utc::now())
+                .replace("target: 0.50", &format!("target: {target}")),
+        )
+        .unwrap();
+        okrd::config::load(Some(&dir.path().join("okrd.yaml")), &Default::default()).unwrap()
+    };
+    let defs = |target: f64| {
+        let c = config(target);
+        let o = &c.objectives[0];
+        vec![NewDefinition {
+            objective: o.id.clone(),
+            key_result: o.key_results[0].id.clone(),
+            definition: okrd::definition::Definition::of(o, &o.key_results[0]),
+            running: true,
+        }]
+    };
+    let t0 = Utc::now().trunc_subsecs(6);
+    a.record_definitions(&defs(0.5), t0).await.unwrap();
+    let t1 = t0 + TimeDelta::seconds(1);
+    let (da, db) = (defs(0.45), defs(0.45));
+    let (x, y) = tokio::join!(
+        a.record_definitions(&da, t1),
+        b.record_definitions(&db, t1 + TimeDelta::milliseconds(1)),
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    let kinds = |rows: &[okrd::store::StoredDefinition]| -> Vec<(i64, DefinitionKind, i64)> {
+        rows.iter().map(|r| (r.seq, r.kind, r.revision)).collect()
+    };
+    let want = [
+        (1, DefinitionKind::FirstSeen, 0),
+        (2, DefinitionKind::Revision, 1),
+    ];
+    assert_eq!(kinds(&x[0]), want);
+    assert_eq!(
+        kinds(&y[0]),
+        want,
+        "both instances see the one stored timeline"
+    );
+    assert_eq!(x[0], y[0]);
+
+    let notice = RevisionNotice {
+        objective: "growth".into(),
+        key_result: "kr".into(),
+        revision: 1,
+        payload: "{}".into(),
+        notifiers: vec!["hook".into(), "chat".into()],
+        at: t1,
+    };
+    let (p, q) = tokio::join!(
+        a.queue_revision_notice(&notice),
+        b.queue_revision_notice(&notice)
+    );
+    let mut queued = [p.unwrap(), q.unwrap()];
+    queued.sort();
+    assert_eq!(queued, [false, true]);
+    assert!(
+        !a.queue_revision_notice(&notice).await.unwrap(),
+        "nor after"
+    );
+    let key = AlertKey {
+        objective: "growth".into(),
+        key_result: "kr".into(),
+        subject: String::new(),
+    };
+    let mut notifiers: Vec<String> = a
+        .deliveries(&key)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.notifier)
+        .collect();
+    notifiers.sort();
+    assert_eq!(notifiers, ["chat", "hook"]);
+    assert_eq!(a.unnotified_revisions().await.unwrap(), vec![]);
 }
