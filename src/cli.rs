@@ -48,6 +48,19 @@ pub enum Command {
     },
     /// Apply database migrations.
     Migrate,
+    /// Compare this deployment's key results with BASE_DIR's (e.g. a
+    /// checkout of main): changed fields, whether easier, and the score
+    /// under both definitions from this deployment's store. Exits 0.
+    Diff {
+        /// The base deployment's directory.
+        base_dir: PathBuf,
+        /// Score at this instant (RFC 3339) instead of now.
+        #[arg(long, value_parser = parse_at)]
+        at: Option<crate::model::Timestamp>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Measure ingest throughput, end-to-end latency, recompute cost and
     /// memory on PostgreSQL and SQLite against PostgreSQL's binary COPY;
     /// prints a table and writes the figures as JSON.
@@ -111,6 +124,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Score { at, format } => commands::score::run(config, at, format).await,
         Command::Ingest { file } => commands::ingest::run(config, &file).await,
         Command::Migrate => commands::migrate::run(config).await,
+        Command::Diff {
+            base_dir,
+            at,
+            format,
+        } => commands::diff::run(config, &base_dir, at, format).await,
         Command::Bench {
             postgres,
             kafka_brokers,

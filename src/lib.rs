@@ -15,7 +15,8 @@
 //! - [`sink`]: the one ingest path every source's points take: write,
 //!   count, record the source's success, mark dirty.
 //! - [`store`]: the [`store::Store`] trait over SQLite and PostgreSQL:
-//!   idempotent batched point writes, series reads, score history; on
+//!   idempotent batched point writes, series reads, score history (each
+//!   row naming its revision), KR definitions and revisions, check-ins; on
 //!   PostgreSQL with TimescaleDB, the points table is a hypertable; the
 //!   change feed every write adds to. Rows are `FromRow` types over both
 //!   databases: what differs is in the `Encode`/`Decode` of
@@ -24,6 +25,8 @@
 //!   wrote are scored here within a second.
 //! - [`scoring`]: pure functions from a KR, its samples and a time to a
 //!   score, status and forecast (SPEC §4).
+//! - [`definition`]: a KR's definition (what its score and alerts depend
+//!   on), the fields two differ in, whether a change is easier, revisions.
 //! - [`scorecard`]: the published scores (a leaf the readers share).
 //! - [`scorer`]: reads series from the store and runs [`scoring`]; the only
 //!   caller of the scoring functions.
@@ -53,6 +56,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod connectors;
+pub mod definition;
 pub mod feed;
 pub mod ingest;
 pub mod live;

@@ -146,6 +146,13 @@ impl Metrics {
     /// The Prometheus text exposition: service health plus the KR and
     /// objective metrics of `card`.
     pub fn render(&self, card: &Scorecard) -> String {
+        self.render_with(card, &Confidences::new())
+    }
+
+    /// [`Metrics::render`], with each KR's latest check-in confidence
+    /// (`okrd_key_result_confidence`), which the scorecard does not hold:
+    /// a check-in is never part of the score.
+    pub fn render_with(&self, card: &Scorecard, confidences: &Confidences) -> String {
         let mut families = self.registry.gather();
         families.sort_by(|a, b| a.name().cmp(b.name()));
         let mut out = Vec::new();
@@ -153,10 +160,13 @@ impl Metrics {
             .encode(&families, &mut out)
             .expect("encoding to memory cannot fail");
         let mut text = String::from_utf8(out).expect("the text format is UTF-8");
-        write_scorecard(card, &mut text);
+        write_scorecard(card, confidences, &mut text);
         text
     }
 }
+
+/// The latest check-in's confidence of each KR, by (objective, key result).
+pub type Confidences = std::collections::HashMap<(String, String), f64>;
 
 /// A KR's labels. Labels are written sorted by name, as the prometheus
 /// crate writes them.
@@ -170,7 +180,7 @@ fn kr(r: &KeyResultRow) -> [(&'static str, &str); 2] {
 /// Writes the KR and objective gauges of `card` in the text format,
 /// straight from the scorecard: no metric objects are built per scrape, so
 /// one of 10,000 KRs costs a string, not a registry of 150,000 gauges.
-fn write_scorecard(card: &Scorecard, out: &mut String) {
+fn write_scorecard(card: &Scorecard, confidences: &Confidences, out: &mut String) {
     let krs = &card.key_results;
     family(
         out,
@@ -184,6 +194,19 @@ fn write_scorecard(card: &Scorecard, out: &mut String) {
                         &[("counter_metric", &c.metric), k, o],
                         if c.degraded { 1.0 } else { 0.0 },
                     );
+                }
+            }
+        },
+    );
+    family(
+        out,
+        "okrd_key_result_confidence",
+        "The confidence (0.0 to 1.0) of the key result's latest check-in: a person's word, never part of the score; absent without a check-in.",
+        |f| {
+            for r in krs {
+                let key = (r.objective.clone(), r.key_result.clone());
+                if let Some(c) = confidences.get(&key) {
+                    f.sample(&kr(r), *c);
                 }
             }
         },
@@ -235,6 +258,16 @@ fn write_scorecard(card: &Scorecard, out: &mut String) {
                 if let Some(p) = r.progress {
                     f.sample(&kr(r), p);
                 }
+            }
+        },
+    );
+    family(
+        out,
+        "okrd_key_result_revision",
+        "The revision of the key result's definition in force (0: never revised while its period ran).",
+        |f| {
+            for r in krs {
+                f.sample(&kr(r), r.revision as f64);
             }
         },
     );

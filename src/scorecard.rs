@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::definition::Revision;
 use crate::scoring::guardrail::CounterState;
 use crate::scoring::KrScore;
 
@@ -114,4 +115,10 @@ pub struct KeyResultRow {
     /// or a reload that added it): its history is incomplete until then.
     #[serde(skip)]
     pub history_building: bool,
+    /// The revision of its definition it was scored under (0: none yet).
+    #[serde(skip)]
+    pub revision: i64,
+    /// Its revisions, oldest first (shared with the scorer).
+    #[serde(skip)]
+    pub revisions: Arc<Vec<Revision>>,
 }

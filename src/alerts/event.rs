@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::definition::Revision;
 use crate::model::Timestamp;
 use crate::store::{AlertKind, AlertState, EventName};
 
@@ -44,6 +45,10 @@ pub struct AlertEvent {
     /// The KR depended on and its state (`dependency` alerts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dependency: Option<DependencyInfo>,
+    /// The revision: its number, time, each changed field from → to, and
+    /// whether it is easier (`revision` notices only; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<Revision>,
     /// Where to look.
     pub links: Links,
 }

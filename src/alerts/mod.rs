@@ -6,7 +6,8 @@
 //! - `event.rs`: what a notification says (the versioned webhook body);
 //! - `outbox.rs`: the delivery worker (retries with backoff and jitter) and
 //!   the Alertmanager refresher;
-//! - `notifiers/`: webhook, Slack, email, Alertmanager.
+//! - `notifiers/`: webhook, Slack, email, Alertmanager;
+//! - `revision.rs`: the once-only notice of each KR revision.
 //!
 //! A counter-metric alert fires when the KR moved toward its target
 //! (score rose ≥ 0.01 over W) while the counter metric degraded beyond its
@@ -25,6 +26,7 @@
 pub mod event;
 pub mod notifiers;
 pub mod outbox;
+pub mod revision;
 
 use std::collections::HashMap;
 
@@ -59,6 +61,14 @@ pub async fn run(services: crate::live::Services, shutdown: tokio_util::sync::Ca
             _ = services.live.card_published() => {}
         }
         let (config, card) = (services.live.config(), services.live.card());
+        let store = services.store.as_ref();
+        match revision::notify(store, &config, &card, services.clock.now()).await {
+            Ok(0) => {}
+            Ok(_) => services.live.outbox_signal().notify_one(),
+            Err(e) => {
+                tracing::error!(error = %e, "queuing revision notices failed; retrying on the next scorecard")
+            }
+        }
         match engine
             .evaluate(
                 services.store.as_ref(),
@@ -342,6 +352,7 @@ fn event(
         key_result: kr_info(kr, row, specific.score_delta),
         counter_metric: specific.counter_metric,
         dependency: specific.dependency,
+        revision: None,
         links: links(config, objective, kr),
     }
 }

@@ -13,6 +13,7 @@ use crate::live::Services;
 pub async fn show(State(app): State<Services>) -> Json<Value> {
     let config = app.live.config();
     let card = app.live.card();
+    let now = app.clock.now();
     let alignment = config.alignment();
     let objectives: Vec<Value> = config
         .objectives
@@ -24,7 +25,7 @@ pub async fn show(State(app): State<Services>) -> Json<Value> {
                 "id": o.id,
                 "team": o.team,
                 "title": o.objective,
-                "period": o.period.label,
+                "period": o.period.at(now).label,
                 "score": row.map(|r| r.score),
                 "rollup": row.map(|r| r.rollup),
                 "aligns_to": o.aligns_to,

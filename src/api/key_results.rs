@@ -30,6 +30,7 @@ pub fn kr_json(row: &KeyResultRow) -> Value {
     v["title"] = json!(row.title);
     v["updated_at"] = json!(row.detail.newest_point);
     v["history_status"] = json!(history_status(row.history_building));
+    v["revision"] = json!(row.revision);
     v["counter_metrics"] = row
         .counters
         .iter()
@@ -75,18 +76,17 @@ pub async fn detail(
     let now = app.clock.now();
     let margins = scorer::margins(&config);
     let eval = scorer::evaluate(app.store.as_ref(), objective, kr, now, margins).await?;
-    let since = objective.period.start - TimeDelta::microseconds(1);
+    let since = objective.period.at(now).start - TimeDelta::microseconds(1);
     let history = app
         .store
         .score_history(&objective.id, &kr.id, since, now)
         .await?;
-    let building = app
-        .live
-        .card()
+    let card = app.live.card();
+    let published = card
         .key_results
         .iter()
-        .find(|r| r.objective == objective.id && r.key_result == kr.id)
-        .is_none_or(|r| r.history_building);
+        .find(|r| r.objective == objective.id && r.key_result == kr.id);
+    let building = published.is_none_or(|r| r.history_building);
     let mut body = kr_json(&eval.row);
     body["history_status"] = json!(history_status(building));
     body["history"] = history
@@ -97,6 +97,8 @@ pub async fn detail(
         })
         .collect();
     body["explanation"] = explain(objective, kr, &eval, margins);
+    let latest = app.store.check_ins(&objective.id, &kr.id, 1).await?;
+    super::revisions::annotate(&mut body, published.map(|r| &**r), &history, latest.first());
     Ok(Json(body))
 }
 
@@ -144,7 +146,7 @@ pub(super) fn explain(
         BaselineSource::PeriodStart => format!(
             "the {} at the period start ({})",
             kr.aggregate.as_str(),
-            objective.period.start.to_rfc3339()
+            objective.period.at(at).start.to_rfc3339()
         ),
         BaselineSource::EarliestInPeriod(ts) => format!(
             "no value at the period start: the {} at the earliest point in the period ({})",
@@ -193,7 +195,7 @@ pub(super) fn explain(
             }
         },
     };
-    let period = &objective.period;
+    let period = &*objective.period.at(at);
     let days = |d: TimeDelta| d.as_seconds_f64() / 86_400.0;
     let expected = format!(
         "expected = elapsed fraction of {} ({:.1} of {:.1} days){} = {}",

@@ -33,6 +33,8 @@ pub struct KrPage {
     pub expected_at_end: f64,
     /// The explanation, as (what, how) lines.
     pub explanation: Vec<(String, String)>,
+    /// Its latest check-ins, newest first: when, confidence, note, author.
+    pub check_ins: Vec<(Timestamp, f64, String, Option<String>)>,
     /// Alerts about it: firing, and resolved within the last day.
     pub alerts: Vec<AlertView>,
 }
@@ -108,6 +110,8 @@ fn write_page(out: &mut String, page: &KrPage) -> fmt::Result {
         out.push_str(&list.replacen("depends on", "needed by", 1));
         out.push_str("</div>\n");
     }
+    write_revisions(out, page)?;
+    write_check_ins(out, page)?;
     out.push_str(
         "</section>\n<section class=\"explanation\">\n<h2>How the score was computed</h2>\n<dl>\n",
     );
@@ -148,6 +152,62 @@ fn write_page(out: &mut String, page: &KrPage) -> fmt::Result {
     }
     out.push_str("</section>\n</main>\n");
     write_footer(out, page.generated_at)
+}
+
+/// Each revision of its definition: when, each field from → to, easier.
+fn write_revisions(out: &mut String, page: &KrPage) -> fmt::Result {
+    out.push_str(
+        "</section>\n<section class=\"revisions\" id=\"revisions\">\n<h2>Revisions</h2>\n",
+    );
+    if page.kr.revisions.is_empty() {
+        out.push_str("<p class=\"empty\">Its definition has not changed during the period.</p>\n");
+        return Ok(());
+    }
+    out.push_str("<ol>\n");
+    for r in &page.kr.revisions {
+        let changes: Vec<String> = r
+            .changes
+            .iter()
+            .map(|c| format!("{} {} → {}", c.field, c.from, c.to))
+            .collect();
+        writeln!(
+            out,
+            "<li class=\"revision{easier}\" data-revision=\"{n}\">revision {n}, {at}: {changes}{easier_text}</li>",
+            easier = if r.easier { " easier" } else { "" },
+            n = r.revision,
+            at = time_element(r.at, &absolute(r.at)),
+            changes = esc(&changes.join(", ")),
+            easier_text = if r.easier { " <b>(easier)</b>" } else { "" },
+        )?;
+    }
+    out.push_str("</ol>\n");
+    Ok(())
+}
+
+/// The latest check-ins: a person's confidence and note, never the score.
+fn write_check_ins(out: &mut String, page: &KrPage) -> fmt::Result {
+    out.push_str(
+        "</section>\n<section class=\"check-ins\" id=\"check-ins\">\n<h2>Check-ins</h2>\n",
+    );
+    if page.check_ins.is_empty() {
+        out.push_str("<p class=\"empty\">No check-in yet.</p>\n");
+        return Ok(());
+    }
+    out.push_str("<ul>\n");
+    for (at, confidence, note, author) in &page.check_ins {
+        writeln!(
+            out,
+            "<li>{when}: confidence {pct:.0}%{by} · {note}</li>",
+            when = time_element(*at, &relative(*at, page.generated_at)),
+            pct = unit(*confidence) * 100.0,
+            by = author
+                .as_deref()
+                .map_or(String::new(), |a| format!(" ({})", esc(a))),
+            note = esc(note),
+        )?;
+    }
+    out.push_str("</ul>\n");
+    Ok(())
 }
 
 /// The score history as a line over the whole period, the expected score
@@ -204,6 +264,17 @@ fn write_chart(out: &mut String, page: &KrPage) -> fmt::Result {
             out,
             "<polyline class=\"score\" points=\"{}\"/>",
             points.join(" ")
+        )?;
+    }
+    for r in &page.kr.revisions {
+        write!(
+            out,
+            "<line class=\"revision{}\" x1=\"{x:.1}\" y1=\"{TOP}\" x2=\"{x:.1}\" y2=\"{bottom:.1}\">\
+             <title>revision {}</title></line>",
+            if r.easier { " easier" } else { "" },
+            r.revision,
+            x = x(r.at),
+            bottom = CHART_H - BOTTOM,
         )?;
     }
     if let Some(&(t, s)) = history.last() {
@@ -264,6 +335,8 @@ mod tests {
                     team: "platform".into(),
                     status: Some(Status::Stale),
                 }],
+                revisions: vec![],
+                check_in: None,
             },
             dependents: vec![],
             period: (start, end),
@@ -272,6 +345,7 @@ mod tests {
                 "formula".into(),
                 "progress = (0.4 - 0.32) / (0.45 - 0.32)".into(),
             )],
+            check_ins: vec![(now, 0.7, "on <track>".into(), Some("ana".into()))],
             alerts: vec![],
         }
     }
@@ -304,6 +378,8 @@ mod tests {
         assert!(html.contains("data-dependency=\"platform/latency\" data-status=\"stale\""));
         assert!(html.contains("<dt>formula</dt><dd>progress = (0.4 - 0.32) / (0.45 - 0.32)</dd>"));
         assert!(html.contains("No alert about it in the last day."));
+        assert!(html.contains("confidence 70% (ana) · on &lt;track&gt;</li>"));
+        assert!(html.contains("Its definition has not changed during the period."));
         assert!(!html.to_lowercase().contains("<script"));
     }
 }

@@ -7,6 +7,8 @@
 //! - `alerts.rs`: `GET /api/v1/alerts`
 //! - `connectors.rs`: `GET/POST /api/v1/connectors`, `GET/DELETE /api/v1/connectors/{name}`
 //! - `key_results.rs`: `GET /api/v1/key-results[/{objective}/{kr}]`
+//! - `revisions.rs`: a KR's revisions and latest check-in in its read API
+//! - `check_ins.rs`: `GET/POST /api/v1/key-results/{objective}/{kr}/check-ins`
 //! - `dead_letters.rs`: `GET /api/v1/dead-letters`
 //! - `pages.rs`: the HTML pages' handlers: `/` and `/key-results/{objective}/{kr}`
 //! - `status_page.rs`: the status page at `/` (a pure renderer)
@@ -17,6 +19,7 @@
 
 mod alerts;
 mod alignment;
+mod check_ins;
 mod connectors;
 mod dead_letters;
 mod error;
@@ -26,6 +29,7 @@ pub mod kr_page;
 mod objectives;
 mod pages;
 mod points;
+mod revisions;
 pub mod server;
 pub mod status_page;
 
@@ -73,12 +77,16 @@ pub fn router(state: Services, max_body: usize, limits: &HttpLimits) -> Router {
         )
         .route(
             "/api/v1/connectors/{name}",
-            get(connectors::detail.layer(token)).delete(connectors::delete.layer(operator)),
+            get(connectors::detail.layer(token.clone())).delete(connectors::delete.layer(operator)),
         )
         .route("/api/v1/key-results", get(key_results::list))
         .route(
             "/api/v1/key-results/{objective}/{kr}",
             get(key_results::detail),
+        )
+        .route(
+            "/api/v1/key-results/{objective}/{kr}/check-ins",
+            get(check_ins::list).post(check_ins::add.layer(token.clone())),
         )
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -94,7 +102,19 @@ pub fn router(state: Services, max_body: usize, limits: &HttpLimits) -> Router {
 }
 
 async fn metrics(State(app): State<Services>) -> Response {
-    let text = app.metrics.render(&app.live.card());
+    // Check-ins are not in the scorecard (never part of the score): their
+    // latest confidence is read at scrape time, so every instance agrees.
+    let confidences = match app.store.latest_check_ins().await {
+        Ok(list) => list
+            .into_iter()
+            .map(|c| ((c.objective, c.key_result), c.confidence))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the latest check-ins for /metrics failed");
+            Default::default()
+        }
+    };
+    let text = app.metrics.render_with(&app.live.card(), &confidences);
     (
         [(
             header::CONTENT_TYPE,

@@ -30,7 +30,7 @@ use crate::model::Timestamp;
 use crate::scorecard::{KeyResultRow, Scorecard};
 use crate::scorer;
 use crate::scoring::Status;
-use crate::store::{AlertRecord, AlertState};
+use crate::store::{AlertRecord, AlertState, CheckIn};
 
 /// Key results one page of `/` shows at most (an objective is never split;
 /// one without key results shown counts as one).
@@ -39,6 +39,9 @@ pub const PAGE_KEY_RESULTS: usize = 100;
 /// Sparkline vertices per key result at most (thinned in the store): more
 /// than the sparkline's width in pixels adds bytes, not detail.
 const SPARKLINE_POINTS: usize = 120;
+
+/// Check-ins a key result's page lists at most (the newest).
+const CHECK_INS: i64 = 20;
 
 /// Alerts resolved this long ago still show on a key result's page.
 const RECENT: TimeDelta = TimeDelta::hours(24);
@@ -133,6 +136,13 @@ pub async fn overview(
     let on_page: &[Selected] = pages.get(number - 1).map_or(&[], |r| &selected[r.clone()]);
     let walked = started.elapsed();
     let mut lines = score_lines(&app, &config, &card, on_page, now).await?;
+    // Check-ins are never part of the score: read beside it, one
+    // statement, kept for the page's KRs.
+    let latest = app.store.latest_check_ins().await?;
+    let check_ins: HashMap<(&str, &str), &CheckIn> = latest
+        .iter()
+        .map(|c| ((c.objective.as_str(), c.key_result.as_str()), c))
+        .collect();
     let lines_read = started.elapsed();
 
     let mut objectives = Vec::with_capacity(on_page.len());
@@ -159,14 +169,15 @@ pub async fn overview(
                 let kr = &o.key_results[flat - alignment.first_kr(s.objective)];
                 let row = card.key_result(flat, &o.id, &kr.id)?;
                 let history = lines.remove(&flat).unwrap_or_default();
-                Some(kr_view(&config, &card, kr, row, flat, history))
+                let check_in = check_ins.get(&(o.id.as_str(), kr.id.as_str())).copied();
+                Some(kr_view(&config, &card, kr, row, flat, history, check_in))
             })
             .collect();
         objectives.push(ObjectiveView {
             id: o.id.clone(),
             statement: o.objective.clone(),
             team: o.team.clone(),
-            period: o.period.label.clone(),
+            period: o.period.at(now).label.clone(),
             score: row.map_or(0.0, |r| r.score),
             rollup: row.map_or(0.0, |r| r.rollup),
             depth,
@@ -240,7 +251,7 @@ async fn score_lines(
     let mut keys = Vec::new();
     let mut position = HashMap::new();
     for s in on_page {
-        let start = config.objectives[s.objective].period.start;
+        let start = config.objectives[s.objective].period.at(now).start;
         for &flat in &s.key_results {
             let Some(row) = card.key_results.get(flat) else {
                 continue;
@@ -283,6 +294,7 @@ fn kr_view(
     row: &KeyResultRow,
     flat: usize,
     history: Vec<(Timestamp, f64)>,
+    check_in: Option<&CheckIn>,
 ) -> KrView {
     let dependencies = config
         .alignment()
@@ -303,6 +315,8 @@ fn kr_view(
         history,
         alerting: alerting(row),
         dependencies,
+        revisions: row.revisions.to_vec(),
+        check_in: check_in.map(|c| (c.confidence, c.note.clone())),
     }
 }
 
@@ -366,7 +380,8 @@ pub async fn key_result(
     let flat = alignment.first_kr(oi) + k;
     let margins = scorer::margins(&config);
     let eval = scorer::evaluate(app.store.as_ref(), objective, kr, now, margins).await?;
-    let since = objective.period.start - TimeDelta::microseconds(1);
+    let period = objective.period.at(now);
+    let since = period.start - TimeDelta::microseconds(1);
     let history: Vec<(Timestamp, f64)> = app
         .store
         .score_history(&objective.id, &kr.id, since, now)
@@ -374,7 +389,27 @@ pub async fn key_result(
         .iter()
         .map(|h| (h.at, h.score))
         .collect();
-    let view = kr_view(&config, &card, kr, &eval.row, flat, history);
+    let check_ins = app
+        .store
+        .check_ins(&objective.id, &kr.id, CHECK_INS)
+        .await?;
+    let mut view = kr_view(
+        &config,
+        &card,
+        kr,
+        &eval.row,
+        flat,
+        history,
+        check_ins.first(),
+    );
+    // The revisions are the published row's (the scorer keeps them).
+    let published = card.key_result(flat, &objective.id, &kr.id);
+    view.revisions = published.map_or_else(Vec::new, |r| r.revisions.to_vec());
+    let mut explanation = explanation_lines(&explain(objective, kr, &eval, margins));
+    explanation.push((
+        "Revision".to_string(),
+        super::revisions::explain(published.map_or(0, |r| r.revision), &view.revisions),
+    ));
     let dependents = alignment
         .dependents(flat)
         .map(|d| {
@@ -395,17 +430,21 @@ pub async fn key_result(
             objective.id.clone(),
             objective.objective.clone(),
             objective.team.clone(),
-            objective.period.label.clone(),
+            period.label.clone(),
         ),
         kr: view,
         dependents,
-        period: (objective.period.start, objective.period.end),
+        period: (period.start, period.end),
         expected_at_end: if kr.kind == KrType::Aspirational {
             0.7
         } else {
             1.0
         },
-        explanation: explanation_lines(&explain(objective, kr, &eval, margins)),
+        explanation,
+        check_ins: check_ins
+            .iter()
+            .map(|c| (c.at, c.confidence, c.note.clone(), c.author.clone()))
+            .collect(),
         alerts,
     })))
 }

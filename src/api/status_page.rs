@@ -17,6 +17,7 @@
 use std::fmt::{self, Write};
 
 use crate::config::objective::Target;
+use crate::definition::Revision;
 use crate::model::Timestamp;
 use crate::scoring::Status;
 
@@ -184,6 +185,10 @@ pub struct KrView {
     pub alerting: bool,
     /// The key results it depends on.
     pub dependencies: Vec<DependencyView>,
+    /// Its revisions, oldest first: marked on the history chart.
+    pub revisions: Vec<Revision>,
+    /// The latest check-in's confidence and note, if any.
+    pub check_in: Option<(f64, String)>,
 }
 
 /// A key result another depends on, as the dependent's row shows it.
@@ -578,7 +583,12 @@ fn write_kr(out: &mut String, objective: &str, kr: &KrView, now: Timestamp) -> f
             None => "updated never".to_string(),
         },
     )?;
-    write_sparkline(out, &kr.history)?;
+    write_sparkline(
+        out,
+        &kr.history,
+        &revision_marks(&kr.history, &kr.revisions),
+    )?;
+    write_check_in(out, kr)?;
     out.push_str("</div>\n</li>\n");
     Ok(())
 }
@@ -613,7 +623,11 @@ pub(super) fn write_dependencies(out: &mut String, deps: &[DependencyView]) -> f
 
 /// An SVG polyline of the score (0 at the bottom, 1 at the top) over time,
 /// or a dashed flat line when there are fewer than two points.
-pub(super) fn write_sparkline(out: &mut String, history: &[(Timestamp, f64)]) -> fmt::Result {
+pub(super) fn write_sparkline(
+    out: &mut String,
+    history: &[(Timestamp, f64)],
+    marks: &str,
+) -> fmt::Result {
     let open = format!(
         "<svg class=\"spark\" width=\"{SPARK_W}\" height=\"{SPARK_H}\" \
          viewBox=\"0 0 {SPARK_W} {SPARK_H}\" role=\"img\""
@@ -644,9 +658,61 @@ pub(super) fn write_sparkline(out: &mut String, history: &[(Timestamp, f64)]) ->
         "{open} aria-label=\"{summary}\"><title>{summary}</title>\
          <line class=\"guide\" x1=\"0\" y1=\"{SPARK_PAD}\" x2=\"{SPARK_W}\" y2=\"{SPARK_PAD}\"/>\
          <line class=\"guide\" x1=\"0\" y1=\"{bottom}\" x2=\"{SPARK_W}\" y2=\"{bottom}\"/>\
-         <polyline points=\"{points}\"/><circle cx=\"{lx:.1}\" cy=\"{ly:.1}\" r=\"2.5\"/></svg>",
+         <polyline points=\"{points}\"/><circle cx=\"{lx:.1}\" cy=\"{ly:.1}\" r=\"2.5\"/>{marks}</svg>",
         bottom = SPARK_H - SPARK_PAD,
         points = coords.join(" "),
+    )
+}
+
+/// A vertical mark on the history chart at each revision within the
+/// history's span, titled with what changed (SPEC §4: the status page
+/// shows each revision: its time, each field from → to, easier or not).
+fn revision_marks(history: &[(Timestamp, f64)], revisions: &[Revision]) -> String {
+    let (Some(t0), Some(t1)) = (
+        history.iter().map(|h| h.0).min(),
+        history.iter().map(|h| h.0).max(),
+    ) else {
+        return String::new();
+    };
+    let span = (t1 - t0).num_milliseconds() as f64;
+    let inner_w = SPARK_W - 2.0 * SPARK_PAD;
+    let mut out = String::new();
+    for r in revisions {
+        let frac = if span > 0.0 {
+            ((r.at - t0).num_milliseconds() as f64 / span).clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        let x = SPARK_PAD + frac * inner_w;
+        let changes: Vec<String> = r
+            .changes
+            .iter()
+            .map(|c| format!("{} {} → {}", c.field, c.from, c.to))
+            .collect();
+        let _ = write!(
+            out,
+            "<line class=\"revision{easier}\" x1=\"{x:.1}\" y1=\"0\" x2=\"{x:.1}\" y2=\"{SPARK_H}\">\
+             <title>revision {n} at {at}{easier_text}: {changes}</title></line>",
+            easier = if r.easier { " easier" } else { "" },
+            easier_text = if r.easier { " (easier)" } else { "" },
+            n = r.revision,
+            at = esc(&absolute(r.at)),
+            changes = esc(&changes.join(", ")),
+        );
+    }
+    out
+}
+
+/// The latest check-in beside the chart: confidence and note.
+fn write_check_in(out: &mut String, kr: &KrView) -> fmt::Result {
+    let Some((confidence, note)) = &kr.check_in else {
+        return Ok(());
+    };
+    write!(
+        out,
+        "<div class=\"check-in\" title=\"{note}\">confidence {pct:.0}%</div>",
+        note = esc(note),
+        pct = unit(*confidence) * 100.0,
     )
 }
 
@@ -841,6 +907,8 @@ mod tests {
             history: Vec::new(),
             alerting: false,
             dependencies: Vec::new(),
+            revisions: Vec::new(),
+            check_in: None,
         }
     }
 
@@ -1047,6 +1115,38 @@ mod tests {
         assert!(html.contains("class=\"kr s-on_track alerting\""));
         assert!(!row(&html, "b").contains("counter metric degraded"));
         assert!(html.contains("<b>1</b> guardrail alert</li>"));
+    }
+
+    #[test]
+    fn revisions_are_marked_on_the_chart_and_the_check_in_shown() {
+        let mut k = kr("a", Status::OnTrack);
+        k.history = vec![(now() - TimeDelta::days(2), 0.2), (now(), 0.6)];
+        k.revisions = vec![Revision {
+            revision: 1,
+            at: now() - TimeDelta::days(1),
+            changes: vec![crate::definition::FieldChange {
+                field: "target".into(),
+                from: serde_json::json!({"value": 0.45}),
+                to: serde_json::json!({"value": 0.4}),
+            }],
+            easier: true,
+        }];
+        k.check_in = Some((0.7, "<on it>".into()));
+        let html = render(&page(vec![k]));
+        let row = row(&html, "a");
+        assert!(
+            row.contains("<line class=\"revision easier\" x1=\"60.0\""),
+            "{row}"
+        );
+        assert!(row.contains("revision 1 at"), "{row}");
+        assert!(
+            row.contains("target {&quot;value&quot;:0.45} → {&quot;value&quot;:0.4}"),
+            "{row}"
+        );
+        assert!(
+            row.contains("title=\"&lt;on it&gt;\">confidence 70%"),
+            "{row}"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One file per CLI command; each returns the process exit code.
 
 pub mod check;
+pub mod diff;
 pub mod ingest;
 pub mod migrate;
 pub mod score;

@@ -95,8 +95,20 @@ pub fn process_env() -> Env {
 /// location, where a missing file means all defaults; an explicitly named
 /// file must exist. Returns every error of the run when any.
 pub fn load(config_path: Option<&Path>, env: &Env) -> Result<Config, Vec<Diagnostic>> {
+    load_in(Path::new(""), config_path, env)
+}
+
+/// [`load`] for the deployment in `dir` (`okrd diff`'s base): the config
+/// file and the objective and connector directories it names are found
+/// relative to `dir` instead of the working directory.
+pub fn load_in(
+    dir: &Path,
+    config_path: Option<&Path>,
+    env: &Env,
+) -> Result<Config, Vec<Diagnostic>> {
     let mut diags = Diagnostics::new();
-    let path = config_path.map_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH), Path::to_path_buf);
+    let path =
+        dir.join(config_path.map_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH), Path::to_path_buf));
     let file = path.display().to_string();
     diags.set_file(&file);
     let text = match std::fs::read_to_string(&path) {
@@ -121,6 +133,7 @@ pub fn load(config_path: Option<&Path>, env: &Env) -> Result<Config, Vec<Diagnos
         .map_or((&defaults.objectives_dir, &defaults.connectors_dir), |s| {
             (&s.objectives_dir, &s.connectors_dir)
         });
+    let (objectives_dir, connectors_dir) = (&dir.join(objectives_dir), &dir.join(connectors_dir));
 
     // Read from the tree, so objectives are checked against the declared
     // teams even when the service config has errors of its own.

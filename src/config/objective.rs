@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::Diagnostics;
 use super::types::{HumanDuration, Period, RawPeriod, Tolerance};
@@ -121,7 +121,7 @@ impl Target {
 }
 
 /// The direction in which a metric improves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Better {
     /// Larger values are better.
@@ -131,7 +131,7 @@ pub enum Better {
 }
 
 /// How a series' points become one value at evaluation time t.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Aggregate {
     /// The latest point with ts <= t.
@@ -164,7 +164,7 @@ impl Aggregate {
 }
 
 /// Committed KRs are expected to reach 1.0; aspirational ones 0.7.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum KrType {
     /// Expected to be fully met (the default).

@@ -267,15 +267,91 @@ impl<'de> Deserialize<'de> for Schedule {
     }
 }
 
-/// A half-open UTC interval [start, end) over which KRs are scored.
+/// A half-open UTC interval [start, end) over which KRs are scored, or a
+/// recurring one (`current-quarter`, ...), which [`Period::at`] resolves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Period {
-    /// Inclusive start.
+    /// Inclusive start. A recurring period spans all time here (from
+    /// 1970): [`Period::at`] gives the one in force at an instant, which is
+    /// what everything that scores, explains or shows a period asks for.
     pub start: Timestamp,
-    /// Exclusive end.
+    /// Exclusive end (a recurring period's: the year 10000).
     pub end: Timestamp,
-    /// As written (`2026-Q4`) or `2026-10-01..2027-01-01`.
+    /// As written (`2026-Q4`, `current-quarter`) or `2026-10-01..2027-01-01`.
     pub label: String,
+    /// Set for `current-quarter|current-month|current-half|current-year`.
+    pub recurrence: Option<Recurrence>,
+}
+
+/// The calendar unit of a recurring period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recurrence {
+    /// `current-month`.
+    Month,
+    /// `current-quarter`.
+    Quarter,
+    /// `current-half`.
+    Half,
+    /// `current-year`.
+    Year,
+}
+
+impl Recurrence {
+    fn parse(name: &str) -> Option<Recurrence> {
+        Some(match name {
+            "current-month" => Recurrence::Month,
+            "current-quarter" => Recurrence::Quarter,
+            "current-half" => Recurrence::Half,
+            "current-year" => Recurrence::Year,
+            _ => return None,
+        })
+    }
+
+    /// The concrete name of the calendar period (UTC) containing `t`:
+    /// `2027-03`, `2027-Q1`, `2027-H1`, `2027`.
+    fn name_at(self, t: Timestamp) -> String {
+        let (y, m) = (t.year(), t.month());
+        match self {
+            Recurrence::Month => format!("{y}-{m:02}"),
+            Recurrence::Quarter => format!("{y}-Q{}", (m - 1) / 3 + 1),
+            Recurrence::Half => format!("{y}-H{}", (m - 1) / 6 + 1),
+            Recurrence::Year => format!("{y}"),
+        }
+    }
+}
+
+impl Period {
+    /// The concrete period in force at `t`: a fixed period itself; a
+    /// recurring one the calendar period (UTC) that contains `t`, named
+    /// as a fixed one would be (`2027-Q1`).
+    pub fn at(&self, t: Timestamp) -> std::borrow::Cow<'_, Period> {
+        match self.recurrence {
+            None => std::borrow::Cow::Borrowed(self),
+            Some(r) => std::borrow::Cow::Owned(
+                parse_named_period(&r.name_at(t)).expect("a calendar period's name parses"),
+            ),
+        }
+    }
+
+    /// A recurring period as loaded: no clock is read while loading, so it
+    /// spans every instant its calendar periods can ([`Period::at`]
+    /// resolves it against the injected clock's time).
+    fn recurring(r: Recurrence, name: &str) -> Period {
+        let day = |y| {
+            Utc.from_utc_datetime(
+                &NaiveDate::from_ymd_opt(y, 1, 1)
+                    .expect("a valid day")
+                    .and_hms_opt(0, 0, 0)
+                    .expect("midnight exists"),
+            )
+        };
+        Period {
+            start: day(1970),
+            end: day(10_000),
+            label: name.to_string(),
+            recurrence: Some(r),
+        }
+    }
 }
 
 /// A period as written in YAML.
@@ -308,13 +384,17 @@ impl RawPeriod {
         diags: &mut Diagnostics,
     ) -> Option<Period> {
         let result = match self {
-            RawPeriod::Named(name) => parse_named_period(name),
+            RawPeriod::Named(name) => match Recurrence::parse(name) {
+                Some(r) => Ok(Period::recurring(r, name)),
+                None => parse_named_period(name),
+            },
             RawPeriod::Range(r) => {
                 match (parse_day_or_instant(&r.start), parse_day_or_instant(&r.end)) {
                     (Ok(start), Ok(end)) if start < end => Ok(Period {
                         start,
                         end,
                         label: format!("{}..{}", r.start, r.end),
+                        recurrence: None,
                     }),
                     (Ok(_), Ok(_)) => Err(format!(
                         "period end {} is not after its start {}",
@@ -346,7 +426,7 @@ fn parse_day_or_instant(text: &str) -> Result<Timestamp, String> {
 /// `2026-Q4`, `2026-H1`, `2026-11` or `2026`.
 fn parse_named_period(name: &str) -> Result<Period, String> {
     let bad = || {
-        format!("invalid period {name:?}: expected a quarter (2026-Q4), a half (2026-H1), a month (2026-11), a year (2026) or {{ start: 2026-10-01, end: 2027-01-01 }}")
+        format!("invalid period {name:?}: expected a quarter (2026-Q4), a half (2026-H1), a month (2026-11), a year (2026), current-quarter, current-month, current-half, current-year or {{ start: 2026-10-01, end: 2027-01-01 }}")
     };
     let month_start = |y: i32, m: u32| -> Result<Timestamp, String> {
         let (y, m) = if m > 12 { (y + 1, m - 12) } else { (y, m) };
@@ -382,6 +462,7 @@ fn parse_named_period(name: &str) -> Result<Period, String> {
         start,
         end,
         label: name.to_string(),
+        recurrence: None,
     })
 }
 
@@ -416,6 +497,83 @@ mod tests {
         for bad in ["2026-Q5", "2026-Q0", "Q4", "2026-13", "2026-W3"] {
             assert!(parse_named_period(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn recurring_periods_roll_over_at_the_calendar_boundary() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let cases = [
+            (
+                "current-quarter",
+                "2027-03-31T23:59:59.999999Z",
+                "2027-Q1",
+                "2027-01-01T00:00:00+00:00",
+                "2027-04-01T00:00:00+00:00",
+            ),
+            (
+                "current-quarter",
+                "2027-04-01T00:00:00Z",
+                "2027-Q2",
+                "2027-04-01T00:00:00+00:00",
+                "2027-07-01T00:00:00+00:00",
+            ),
+            (
+                "current-month",
+                "2026-12-31T12:00:00Z",
+                "2026-12",
+                "2026-12-01T00:00:00+00:00",
+                "2027-01-01T00:00:00+00:00",
+            ),
+            (
+                "current-month",
+                "2027-01-01T00:00:00Z",
+                "2027-01",
+                "2027-01-01T00:00:00+00:00",
+                "2027-02-01T00:00:00+00:00",
+            ),
+            (
+                "current-half",
+                "2027-06-30T23:00:00Z",
+                "2027-H1",
+                "2027-01-01T00:00:00+00:00",
+                "2027-07-01T00:00:00+00:00",
+            ),
+            (
+                "current-half",
+                "2027-07-01T00:00:00Z",
+                "2027-H2",
+                "2027-07-01T00:00:00+00:00",
+                "2028-01-01T00:00:00+00:00",
+            ),
+            (
+                "current-year",
+                "2027-12-31T23:59:59Z",
+                "2027",
+                "2027-01-01T00:00:00+00:00",
+                "2028-01-01T00:00:00+00:00",
+            ),
+            (
+                "current-year",
+                "2028-01-01T00:00:00Z",
+                "2028",
+                "2028-01-01T00:00:00+00:00",
+                "2029-01-01T00:00:00+00:00",
+            ),
+        ];
+        for (name, at, label, start, end) in cases {
+            let r = Recurrence::parse(name).unwrap();
+            let spec = Period::recurring(r, name);
+            assert_eq!(spec.label, name);
+            let p = spec.at(t(at));
+            assert_eq!(
+                (p.label.as_str(), p.start.to_rfc3339(), p.end.to_rfc3339()),
+                (label, start.to_string(), end.to_string()),
+                "{name} at {at}"
+            );
+            assert_eq!(p.recurrence, None);
+        }
+        let fixed = parse_named_period("2026-Q4").unwrap();
+        assert_eq!(*fixed.at(t("2030-01-01T00:00:00Z")), fixed);
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub(super) async fn run_synthetic(ctx: Services, c: Connector, shutdown: Cancell
         .config()
         .objectives
         .iter()
-        .map(|o| o.period.start)
+        .map(|o| o.period.at(now).start)
         .min();
     if let Some(start) = start.filter(|s| *s < now) {
         let points = synthetic::backfill(start, now, BACKFILL_STEP, &mut interner);

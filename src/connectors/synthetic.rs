@@ -8,8 +8,10 @@
 //!
 //! # The series
 //!
-//! Over 2026-Q4 (the period of the example objectives in
-//! `config/objectives/`), from its start to its end:
+//! Over every calendar quarter (UTC; the example objectives in
+//! `config/objectives/` have `period: current-quarter`), from its start to
+//! its end, so the quickstart never freezes: each quarter replays the same
+//! trends (2026-Q4's are the ones described here):
 //!
 //! | series | shape |
 //! |---|---|
@@ -21,8 +23,8 @@
 //! | `churn_rate` | 0.040 → 0.029 |
 //! | `payment_decline_rate` | flat at 0.05, ±15% noise (see "Statistics that do not cry wolf") |
 //!
-//! Before the quarter the series hold their start values and after it their
-//! end values. Periodic components and noise are kept small enough that the
+//! At a quarter's start the trends begin again from their start values,
+//! as a recurring KR's period starts afresh. Periodic components and noise are kept small enough that the
 //! example counter metrics (7-day windows) never degrade beyond their
 //! tolerances: only the guardrail scenario below fires (and, by design, the
 //! threshold rule on `payment_decline_rate`'s noise).
@@ -86,10 +88,6 @@ use chrono::DateTime;
 use crate::ingest::Interner;
 use crate::model::{Labels, Point, SeriesKey, Timestamp};
 
-/// Start of the quarter the demo trends span: 2026-10-01T00:00:00Z.
-const QUARTER_START: f64 = 1_790_812_800.0;
-/// Length of that quarter (92 days), in seconds.
-const QUARTER_SECS: f64 = 92.0 * 86_400.0;
 const DAY_SECS: f64 = 86_400.0;
 const WEEK_SECS: f64 = 7.0 * DAY_SECS;
 /// Length of the guardrail scenario's cycle, in seconds.
@@ -210,12 +208,34 @@ fn refund(m: f64) -> f64 {
     }
 }
 
+/// The fraction of the calendar quarter (UTC) containing `t` elapsed at `t`.
+fn quarter_fraction(t: Timestamp) -> f64 {
+    use chrono::{Datelike, NaiveDate};
+    let first_month = 3 * ((t.month() - 1) / 3) + 1;
+    let start = NaiveDate::from_ymd_opt(t.year(), first_month, 1).expect("a quarter's first day");
+    let end = if first_month == 10 {
+        NaiveDate::from_ymd_opt(t.year() + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(t.year(), first_month + 3, 1)
+    }
+    .expect("the next quarter's first day");
+    let micros = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .expect("midnight exists")
+            .and_utc()
+            .timestamp_micros() as f64
+    };
+    let (s, e) = (micros(start), micros(end));
+    ((t.timestamp_micros() as f64 - s) / (e - s)).clamp(0.0, 1.0)
+}
+
 /// An instant, decomposed once for all its series.
 struct Moment {
     micros: i64,
     /// Unix seconds.
     secs: f64,
-    /// Fraction of the demo quarter elapsed, clamped to [0, 1].
+    /// Fraction elapsed of the calendar quarter (UTC) containing the
+    /// instant, in [0, 1).
     quarter: f64,
     /// Minutes into the guardrail scenario's cycle, in [0, 30).
     cycle_minute: f64,
@@ -228,7 +248,7 @@ impl Moment {
         Self {
             micros,
             secs,
-            quarter: ((secs - QUARTER_START) / QUARTER_SECS).clamp(0.0, 1.0),
+            quarter: quarter_fraction(t),
             cycle_minute: secs.rem_euclid(CYCLE_SECS) / 60.0,
         }
     }
@@ -782,8 +802,14 @@ mod tests {
                 let mut t = start + TimeDelta::minutes(10);
                 while t <= start + TimeDelta::minutes(70) {
                     let score = |at| {
-                        score_key_result_without_forecast(kr, &objective.period, &own, at, margins)
-                            .score
+                        score_key_result_without_forecast(
+                            kr,
+                            &objective.period.at(at),
+                            &own,
+                            at,
+                            margins,
+                        )
+                        .score
                     };
                     let st = counter_state(cm, &counter, t, score(t), score(t - w));
                     if st.firing() {

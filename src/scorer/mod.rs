@@ -11,6 +11,9 @@
 //!   recompute reads from the store only the points written since.
 //! - `slots.rs`: the rows, one slot per KR in config order, and the KRs
 //!   that read each metric; a publish shares unchanged rows.
+//! - `timeline.rs`: each KR's definitions over time, recorded by the start
+//!   or reload that laid the slots out: history is scored under the
+//!   definition in force at each instant, and names its revision.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::{Config, KeyResult, Objective};
+use crate::definition::Definition;
 use crate::feed::{self, Follower};
 use crate::live::Live;
 use crate::metrics::Metrics;
@@ -27,13 +31,15 @@ use crate::model::{minus, Sample, SeriesKey, Timestamp};
 use crate::scorecard::{KeyResultRow, ObjectiveRow, Scorecard};
 use crate::scoring::guardrail::{counter_data_from, counter_state};
 use crate::scoring::{self, KrScore, Margins};
-use crate::store::{HistoryRewrite, ScoreRecord, SeriesRange, Store, StoreError};
+use crate::store::{HistoryRewrite, NewDefinition, ScoreRecord, SeriesRange, Store, StoreError};
 
 mod cache;
 mod slots;
+mod timeline;
 
 use cache::SeriesCache;
 use slots::Slots;
+use timeline::Timeline;
 
 /// A KR's evaluation together with the samples it was computed from.
 pub struct Evaluation {
@@ -66,7 +72,7 @@ pub async fn evaluate(
 /// What [`evaluate_loaded`] needs from the store: the KR's series first,
 /// then each counter metric's.
 fn ranges(objective: &Objective, kr: &KeyResult, now: Timestamp) -> Vec<SeriesRange> {
-    let period = &objective.period;
+    let period = &*objective.period.at(now);
     let at = scoring::evaluation_time(period, now);
     // The score at t − W (for "the KR moves") needs data one W earlier.
     let longest_w = kr
@@ -104,7 +110,7 @@ fn sparse_ranges(
     kr: &KeyResult,
     now: Timestamp,
 ) -> (Vec<SeriesRange>, Vec<SeriesRange>) {
-    let period = &objective.period;
+    let period = &*objective.period.at(now);
     let at = scoring::evaluation_time(period, now);
     let key = SeriesKey::new(kr.metric.clone(), kr.labels.clone());
     let instants = [period.start, at]
@@ -131,7 +137,7 @@ fn evaluate_loaded(
     loaded: Vec<Vec<Sample>>,
     with_forecast: bool,
 ) -> Evaluation {
-    let period = &objective.period;
+    let period = &*objective.period.at(now);
     let at = scoring::evaluation_time(period, now);
     let mut loaded = loaded.into_iter();
     let samples = loaded.next().unwrap_or_default();
@@ -170,6 +176,8 @@ fn evaluate_loaded(
         detail: s,
         counters,
         history_building: false,
+        revision: 0,
+        revisions: Default::default(),
     };
     Evaluation { row, samples }
 }
@@ -396,7 +404,26 @@ impl Scorer {
         // until its history comes (seconds), unless its data changed (or it
         // has no row yet: a failed recompute is retried this way), so that
         // ticks do not slow the build down by evaluating it again.
+        // A start or reload records the KRs' definitions first (a change
+        // while a KR's period runs is a revision) and takes their timelines,
+        // so every row scored under this config names its revision.
+        let timelines = if self.slots.laid_out_for(&config) {
+            None
+        } else {
+            match self.timelines(&config, now).await {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    live.mark_all();
+                    return Err(e);
+                }
+            }
+        };
         let relaid = self.slots.lay_out(&config);
+        if let Some(timelines) = timelines {
+            for (i, timeline) in timelines.into_iter().enumerate() {
+                self.slots.get_mut(i).timeline = timeline;
+            }
+        }
         let written = self.slots.readers_of(dirty.metrics.keys());
         let touched: Vec<usize> = if relaid {
             (0..self.slots.len()).collect()
@@ -457,6 +484,42 @@ impl Scorer {
         Ok(())
     }
 
+    /// Records every KR's definition of `config` at `now` and returns each
+    /// KR's timeline, in config order.
+    async fn timelines(
+        &self,
+        config: &Config,
+        now: Timestamp,
+    ) -> Result<Vec<Timeline>, StoreError> {
+        let krs: Vec<(&Objective, &KeyResult, Definition)> = config
+            .objectives
+            .iter()
+            .flat_map(|o| {
+                o.key_results
+                    .iter()
+                    .map(move |kr| (o, kr, Definition::of(o, kr)))
+            })
+            .collect();
+        let defs: Vec<NewDefinition> = krs
+            .iter()
+            .map(|(o, kr, d)| {
+                let period = o.period.at(now);
+                NewDefinition {
+                    objective: o.id.clone(),
+                    key_result: kr.id.clone(),
+                    definition: d.clone(),
+                    running: period.start <= now && now < period.end,
+                }
+            })
+            .collect();
+        let stored = self.store.record_definitions(&defs, now).await?;
+        Ok(krs
+            .iter()
+            .zip(stored)
+            .map(|((_, kr, d), rows)| Timeline::new(&rows, kr, d))
+            .collect())
+    }
+
     /// Publishes the scorecard of every KR's latest row: the rows are
     /// shared with the slots (an `Arc` each), not copied. Nothing is
     /// published while a KR of the layout has no row yet.
@@ -514,25 +577,27 @@ impl Scorer {
         let mut source = Source::Cache(&mut self.cache, self.store.as_ref());
         let evaluations = evaluate_many(&mut source, &krs, now, margins).await?;
         let mut rewrites = Vec::with_capacity(chunk.len());
-        for ((objective, kr, eval), end) in evaluations.iter().zip(ends) {
+        for ((i, (objective, kr, eval)), end) in chunk.iter().zip(&evaluations).zip(ends) {
+            let start = objective.period.at(now).start;
             let from = match end {
                 Some(end) => end + chrono::TimeDelta::microseconds(1),
-                None => objective.period.start,
+                None => start,
             }
-            .max(objective.period.start);
+            .max(start);
             let at = eval.row.detail.at;
+            let timeline = &self.slots.get(*i).timeline;
             rewrites.push(HistoryRewrite {
                 objective: objective.id.clone(),
                 key_result: kr.id.clone(),
                 from,
-                records: history(objective, kr, &eval.samples, from, at, margins),
+                records: history(objective, kr, timeline, &eval.samples, from, at, margins),
             });
         }
         self.store.rewrite_histories(&rewrites).await?;
         for (i, (_, _, eval)) in chunk.iter().zip(evaluations) {
             let slot = self.slots.get_mut(*i);
             slot.ready = true;
-            slot.row = Some(Arc::new(eval.row));
+            slot.row = Some(Arc::new(stamped(eval.row, &slot.timeline)));
         }
         self.publish(live);
         Ok(pending.len() > CHUNK)
@@ -583,14 +648,16 @@ impl Scorer {
                 whole.push(i);
                 continue;
             }
-            self.slots.get_mut(i).row = Some(Arc::new(eval.row));
+            let slot = self.slots.get_mut(i);
+            slot.row = Some(Arc::new(stamped(eval.row, &slot.timeline)));
         }
         if !whole.is_empty() {
             let krs = self.slots.krs(config, &whole);
             let mut source = Source::Cache(&mut self.cache, self.store.as_ref());
             let evaluations = evaluate_many(&mut source, &krs, now, margins).await?;
             for (i, (_, _, eval)) in whole.iter().zip(evaluations) {
-                self.slots.get_mut(*i).row = Some(Arc::new(eval.row));
+                let slot = self.slots.get_mut(*i);
+                slot.row = Some(Arc::new(stamped(eval.row, &slot.timeline)));
             }
         }
         Ok(())
@@ -616,6 +683,8 @@ impl Scorer {
         let mut rewrites = Vec::new();
         for (&i, (objective, kr, eval)) in slots.iter().zip(&evaluations) {
             let previous = self.slots.get(i).row.as_deref();
+            let timeline = &self.slots.get(i).timeline;
+            let revision = timeline.revision();
             let at = eval.row.detail.at;
             // Points are late when they fall before the last instant this
             // KR's history was recorded at: only then is a recorded row
@@ -624,19 +693,21 @@ impl Scorer {
             let late_from = late.get(&kr.metric).copied().filter(|ts| *ts < recorded);
             match late_from {
                 Some(from) => {
-                    let from = from.max(objective.period.start);
+                    let from = from.max(objective.period.at(now).start);
                     rewrites.push(HistoryRewrite {
                         objective: objective.id.clone(),
                         key_result: kr.id.clone(),
                         from,
-                        records: history(objective, kr, &eval.samples, from, at, margins),
+                        records: history(objective, kr, timeline, &eval.samples, from, at, margins),
                     });
                 }
                 // What the newest recorded row already says is not written
-                // again: a full recompute of unchanged data writes nothing.
-                None if previous
-                    .is_some_and(|prev| same_record(&prev.detail, &eval.row.detail)) => {}
-                None => records.push(record(objective, kr, &eval.row.detail)),
+                // again: a full recompute of unchanged data writes nothing
+                // (a revision is a change: the row after it names it).
+                None if previous.is_some_and(|prev| {
+                    prev.revision == revision && same_record(&prev.detail, &eval.row.detail)
+                }) => {}
+                None => records.push(record(objective, kr, &eval.row.detail, revision)),
             }
         }
         if !rewrites.is_empty() {
@@ -644,7 +715,8 @@ impl Scorer {
         }
         self.store.record_scores(&records).await?;
         for (&i, (_, _, eval)) in slots.iter().zip(evaluations) {
-            self.slots.get_mut(i).row = Some(Arc::new(eval.row));
+            let slot = self.slots.get_mut(i);
+            slot.row = Some(Arc::new(stamped(eval.row, &slot.timeline)));
         }
         Ok(())
     }
@@ -656,7 +728,14 @@ fn same_record(a: &KrScore, b: &KrScore) -> bool {
     a.value == b.value && a.progress == b.progress && a.score == b.score && a.status == b.status
 }
 
-fn record(objective: &Objective, kr: &KeyResult, s: &KrScore) -> ScoreRecord {
+/// `row` with the revision in force now and the KR's revisions.
+fn stamped(mut row: KeyResultRow, timeline: &Timeline) -> KeyResultRow {
+    row.revision = timeline.revision();
+    row.revisions = Arc::clone(&timeline.revisions);
+    row
+}
+
+fn record(objective: &Objective, kr: &KeyResult, s: &KrScore, revision: i64) -> ScoreRecord {
     ScoreRecord {
         objective: objective.id.clone(),
         key_result: kr.id.clone(),
@@ -666,14 +745,17 @@ fn record(objective: &Objective, kr: &KeyResult, s: &KrScore) -> ScoreRecord {
         score: s.score,
         expected: s.expected,
         status: s.status,
+        revision,
     }
 }
 
 /// The KR's history in [from, at]: evaluated at each point's ts (the
-/// instants its data changed) and at `at`, keeping only changes.
+/// instants its data changed) and at `at`, each under the definition in
+/// force then (`timeline`), keeping only changes.
 fn history(
     objective: &Objective,
     kr: &KeyResult,
+    timeline: &Timeline,
     samples: &[Sample],
     from: Timestamp,
     at: Timestamp,
@@ -691,14 +773,21 @@ fn history(
     if times.last() != Some(&at) {
         times.push(at);
     }
-    let scores = scoring::score_history(kr, &objective.period, samples, &times, margins);
-    let mut kept: Vec<&KrScore> = Vec::with_capacity(scores.len());
-    for s in &scores {
-        if !kept.last().is_some_and(|p| same_record(p, s)) {
-            kept.push(s);
+    let period = objective.period.at(at);
+    let mut kept: Vec<(KrScore, i64)> = Vec::with_capacity(times.len());
+    for (revision, under, run) in timeline.split(kr, &times) {
+        for s in scoring::score_history(under, &period, samples, run, margins) {
+            if !kept
+                .last()
+                .is_some_and(|(p, r)| *r == revision && same_record(p, &s))
+            {
+                kept.push((s, revision));
+            }
         }
     }
-    kept.into_iter().map(|s| record(objective, kr, s)).collect()
+    kept.iter()
+        .map(|(s, revision)| record(objective, kr, s, *revision))
+        .collect()
 }
 
 #[cfg(test)]

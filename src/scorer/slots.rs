@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::timeline::Timeline;
 use crate::config::{Config, KeyResult, Objective};
 use crate::scorecard::KeyResultRow;
 
@@ -18,6 +19,9 @@ pub(super) struct Slot {
     /// Whether its stored history is known complete since this process
     /// started (checked, and built if missing).
     pub ready: bool,
+    /// Its definitions over time, as recorded by the start or reload that
+    /// laid the slots out.
+    pub timeline: Timeline,
 }
 
 /// The slots of one config.
@@ -78,6 +82,11 @@ impl Slots {
         self.readers = readers;
         self.config = Some(Arc::clone(config));
         true
+    }
+
+    /// Whether the slots are laid out for `config` already.
+    pub fn laid_out_for(&self, config: &Arc<Config>) -> bool {
+        self.config.as_ref().is_some_and(|c| Arc::ptr_eq(c, config))
     }
 
     /// The config the slots are laid out for.

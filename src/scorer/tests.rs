@@ -128,3 +128,164 @@ async fn a_plain_evaluation_gives_the_full_evaluations_rows() {
         assert_eq!(p.forecast, if whole { f.forecast } else { None }, "{what}");
     }
 }
+
+/// A scorer over `store` with its clock at `now`, as `run` makes it.
+fn scorer_at(store: Arc<dyn Store>, clock: Arc<FixedClock>) -> Scorer {
+    Scorer {
+        store,
+        clock,
+        slots: Slots::default(),
+        cache: SeriesCache::default(),
+        view: 0,
+        pending: 0,
+    }
+}
+
+async fn write_a(store: &dyn Store, points: &[(Timestamp, f64)]) {
+    let a = Arc::new(SeriesKey::new("a", BTreeMap::new()));
+    let points: Vec<Point> = points
+        .iter()
+        .map(|&(ts, value)| Point {
+            series: a.clone(),
+            ts,
+            value,
+        })
+        .collect();
+    store.write_points(&points, &no_progress).await.unwrap();
+}
+
+fn kr_yaml(period: &str, target: u32) -> String {
+    format!(
+        "id: o\nobjective: Test\nteam: t\nperiod: {period}\nkey_results:\n  - {{ id: k, title: K, metric: a, baseline: 0, target: {target} }}\n"
+    )
+}
+
+/// SPEC §4: a revision while the period runs keeps the history before it;
+/// the rows after name it; a late point re-scores each instant under the
+/// definition in force then.
+#[tokio::test]
+async fn a_revision_keeps_the_history_before_it_and_late_points_rescore_under_each_definition() {
+    let period = "{ start: 2026-10-01, end: 2026-12-31 }";
+    let day = |d: i64| Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap() + TimeDelta::days(d);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
+    write_a(
+        store.as_ref(),
+        &(1..=10)
+            .map(|d| (day(d), 2.0 * d as f64))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let clock = Arc::new(FixedClock::new(day(10) + TimeDelta::hours(12)));
+    let live = Live::new(load_config(&[("o.yaml".into(), kr_yaml(period, 100))]));
+    let mut scorer = scorer_at(store.clone(), clock.clone());
+    scorer.recompute(&live).await.unwrap();
+    assert!(!scorer.build_history(&live).await.unwrap());
+    let history = |from: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .score_history("o", "k", day(from), day(100))
+                .await
+                .unwrap()
+        }
+    };
+    let before = history(-1).await;
+    assert_eq!(
+        before.len(),
+        10,
+        "a row per point's day (now's is the same as day 10's)"
+    );
+    assert!(before.iter().all(|r| r.revision == 0));
+
+    // The target drops from 100 to 50 mid-period: revision 1, easier.
+    let revised_at = day(11);
+    clock.set(revised_at);
+    live.set_config(load_config(&[("o.yaml".into(), kr_yaml(period, 50))]));
+    scorer.recompute(&live).await.unwrap();
+    let row = live.card().key_results[0].clone();
+    assert_eq!(row.revision, 1);
+    assert_eq!(row.revisions.len(), 1);
+    assert_eq!(row.revisions[0].at, revised_at);
+    assert!(row.revisions[0].easier);
+    let after = history(-1).await;
+    assert_eq!(
+        &after[..before.len()],
+        &before[..],
+        "rows before the revision kept"
+    );
+    let new: Vec<(Timestamp, f64, i64)> = after[before.len()..]
+        .iter()
+        .map(|r| (r.at, r.score, r.revision))
+        .collect();
+    assert_eq!(new, [(revised_at, 0.4, 1)], "value 20 of target 50");
+
+    // A late point on day 5: history from there is rebuilt, each instant
+    // under the definition in force then.
+    write_a(store.as_ref(), &[(day(5), 30.0)]).await;
+    live.metrics_written([("a", day(5))]);
+    scorer.recompute(&live).await.unwrap();
+    let rebuilt = history(-1).await;
+    let got: Vec<(Timestamp, f64, i64)> = rebuilt
+        .iter()
+        .map(|r| (r.at, r.score, r.revision))
+        .collect();
+    let mut want: Vec<(Timestamp, f64, i64)> =
+        before.iter().map(|r| (r.at, r.score, r.revision)).collect();
+    want[4] = (day(5), 0.3, 0); // 30 of the target 100 in force on day 5
+    want.push((revised_at, 0.4, 1));
+    assert_eq!(got, want);
+}
+
+/// SPEC §4: a recurring period is the calendar period containing t; at its
+/// roll-over the KR starts afresh under the new concrete period.
+#[tokio::test]
+async fn a_recurring_period_rolls_over_with_the_clock() {
+    let yaml = "id: o\nobjective: Test\nteam: t\nperiod: current-quarter\nkey_results:\n  - { id: k, title: K, metric: a, target: 100, better: higher }\n";
+    let at = |m: u32, d: u32, h: u32| Utc.with_ymd_and_hms(2027, m, d, h, 0, 0).unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
+    // Daily points at noon, 10 on 2027-03-01 rising 1 a day.
+    let points: Vec<(Timestamp, f64)> = (0..40)
+        .map(|d| (at(3, 1, 12) + TimeDelta::days(d), 10.0 + d as f64))
+        .collect();
+    write_a(store.as_ref(), &points).await;
+    let clock = Arc::new(FixedClock::new(at(3, 31, 18)));
+    let live = Live::new(load_config(&[("o.yaml".into(), yaml.into())]));
+    let mut scorer = scorer_at(store.clone(), clock.clone());
+    scorer.recompute(&live).await.unwrap();
+    assert!(!scorer.build_history(&live).await.unwrap());
+    let q1 = live.card().key_results[0].clone();
+    assert_eq!(q1.period, "2027-Q1");
+    assert_eq!(q1.value, Some(40.0), "2027-03-31's point");
+    // No point at or before 2027-01-01: the earliest in the period.
+    assert_eq!(q1.baseline, Some(10.0));
+    let q1_history = store
+        .score_history("o", "k", at(1, 1, 0), at(12, 31, 0))
+        .await
+        .unwrap();
+
+    clock.set(at(4, 2, 18));
+    live.mark_all();
+    scorer.recompute(&live).await.unwrap();
+    let q2 = live.card().key_results[0].clone();
+    assert_eq!(q2.period, "2027-Q2");
+    assert_eq!(q2.value, Some(42.0));
+    assert_eq!(
+        q2.baseline,
+        Some(40.0),
+        "re-derived: the latest point at or before 2027-04-01"
+    );
+    assert_eq!(q2.progress, Some(2.0 / 60.0));
+    let expected = (1.0 + 18.0 / 24.0) / 91.0; // of Q2's 91 days
+    assert!((q2.expected - expected).abs() < 1e-12, "{}", q2.expected);
+    // History continues under the new period; Q1's rows stay.
+    let all = store
+        .score_history("o", "k", at(1, 1, 0), at(12, 31, 0))
+        .await
+        .unwrap();
+    assert_eq!(&all[..q1_history.len()], &q1_history[..]);
+    let new: Vec<(Timestamp, Option<f64>)> = all[q1_history.len()..]
+        .iter()
+        .map(|r| (r.at, r.value))
+        .collect();
+    assert_eq!(new, [(at(4, 2, 18), Some(42.0))]);
+}

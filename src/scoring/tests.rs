@@ -24,6 +24,7 @@ fn period() -> Period {
         start,
         end: start + TimeDelta::days(100),
         label: "test".into(),
+        recurrence: None,
     }
 }
 

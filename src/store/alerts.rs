@@ -29,6 +29,9 @@ vocabulary! {
         /// Another team's KR that this KR depends on is off track, stale
         /// or without data.
         Dependency = "dependency",
+        /// The KR's definition changed while its period ran (a notice,
+        /// not an alert: it has no state).
+        Revision = "revision",
     }
 }
 
@@ -51,6 +54,8 @@ vocabulary! {
         Repeat = "repeat",
         /// It stopped firing.
         Resolved = "resolved",
+        /// A KR's revision (its notice is sent once).
+        Revision = "revision",
     }
 }
 
@@ -70,7 +75,7 @@ impl EventName {
     /// The alert's state after this event.
     pub fn state(self) -> AlertState {
         match self {
-            EventName::Firing | EventName::Repeat => AlertState::Firing,
+            EventName::Firing | EventName::Repeat | EventName::Revision => AlertState::Firing,
             EventName::Resolved => AlertState::Resolved,
         }
     }

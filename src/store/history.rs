@@ -42,7 +42,7 @@ pub trait HistoryStore {
     ) -> Result<Vec<Option<Timestamp>>, StoreError>;
 }
 
-/// Rows per SQLite insert: 8 parameters each.
+/// Rows per SQLite insert: 9 parameters each.
 const SQLITE_ROWS: usize = 100;
 
 static SQLITE_FULL: LazyLock<String> = LazyLock::new(|| sqlite_insert(SQLITE_ROWS));
@@ -50,9 +50,9 @@ static SQLITE_FULL: LazyLock<String> = LazyLock::new(|| sqlite_insert(SQLITE_ROW
 fn sqlite_insert(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT OR REPLACE INTO kr_scores \
-         (objective, key_result, at, value, progress, score, expected, status) VALUES ",
+         (objective, key_result, at, value, progress, score, expected, status, revision) VALUES ",
     );
-    push_tuples(&mut sql, rows, "(?, ?, ?, ?, ?, ?, ?, ?)");
+    push_tuples(&mut sql, rows, "(?, ?, ?, ?, ?, ?, ?, ?, ?)");
     sql
 }
 
@@ -81,7 +81,8 @@ impl HistoryStore for SqliteStore {
                     .bind(r.progress)
                     .bind(r.score)
                     .bind(r.expected)
-                    .bind(r.status);
+                    .bind(r.status)
+                    .bind(r.revision);
             }
             query.execute(&mut *tx).await?;
         }
@@ -129,7 +130,7 @@ impl HistoryStore for PostgresStore {
         let mut buf = Vec::new();
         let mut copy = CopyBuf::start(&mut buf);
         for r in rewrites.iter().flat_map(|w| &w.records) {
-            copy.row(8);
+            copy.row(9);
             copy.text(&r.objective);
             copy.text(&r.key_result);
             copy.timestamp(r.at);
@@ -138,11 +139,12 @@ impl HistoryStore for PostgresStore {
             copy.f64(r.score);
             copy.f64(r.expected);
             copy.text(r.status.as_str());
+            copy.i64(r.revision);
         }
         copy.finish();
         let mut sink = tx
             .copy_in_raw(
-                "COPY kr_scores (objective, key_result, at, value, progress, score, expected, status) \
+                "COPY kr_scores (objective, key_result, at, value, progress, score, expected, status, revision) \
                  FROM STDIN WITH (FORMAT binary)",
             )
             .await?;

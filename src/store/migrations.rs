@@ -55,6 +55,11 @@ pub(super) const SQLITE: &[Embedded] = &[
         "alert_reference_window",
         include_str!("../../migrations/sqlite/0007_alert_reference_window.sql"),
     ),
+    (
+        8,
+        "revisions_check_ins",
+        include_str!("../../migrations/sqlite/0008_revisions_check_ins.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations, in version order.
@@ -93,6 +98,11 @@ pub(super) const POSTGRES: &[Embedded] = &[
         7,
         "alert_reference_window",
         include_str!("../../migrations/postgres/0007_alert_reference_window.sql"),
+    ),
+    (
+        8,
+        "revisions_check_ins",
+        include_str!("../../migrations/postgres/0008_revisions_check_ins.sql"),
     ),
 ];
 

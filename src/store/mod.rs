@@ -8,6 +8,9 @@
 //! - writes are batched: no round trip per point;
 //! - migrations are applied by [`open`] before the store is returned.
 //!
+//! Besides points and score history: KR definitions and revisions
+//! (`definitions.rs`) and check-ins (`check_ins.rs`).
+//!
 //! Rows are read by `#[derive(sqlx::FromRow)]` types shared by both
 //! backends: a timestamp column is a [`StoredTime`] (`time.rs`), a fixed
 //! vocabulary an enum with its words (`words.rs`).
@@ -15,9 +18,11 @@
 mod alerts;
 mod batch;
 mod changes;
+mod check_ins;
 mod connectors;
 mod copy;
 mod dead_letters;
+mod definitions;
 mod history;
 mod migrations;
 mod postgres;
@@ -39,9 +44,13 @@ pub use alerts::{
     DeliveryStatus, EventName, Transition, TransitionOp,
 };
 pub use changes::{Change, ChangeFeed, FeedCursor, RETENTION as CHANGE_RETENTION};
+pub use check_ins::{CheckIn, CheckInStore, NewCheckIn};
 pub use connectors::{ApiConnector, ConnectorState, ConnectorStore, RunOutcome};
 pub use dead_letters::{
     DeadLetter, DeadLetterQuery, StoredDeadLetter, MAX_PAYLOAD as MAX_DEAD_LETTER_PAYLOAD,
+};
+pub use definitions::{
+    DefinitionKind, DefinitionStore, NewDefinition, RevisionNotice, StoredDefinition,
 };
 pub use history::{HistoryRewrite, HistoryStore};
 pub use postgres::{encode_copy_rows, PostgresStore};
@@ -140,6 +149,9 @@ pub struct ScoreRecord {
     pub expected: f64,
     /// The status (stored as `on_track`, `at_risk`, `off_track`, `stale`, `no_data`).
     pub status: Status,
+    /// The revision of the KR's definition the row was computed under (0:
+    /// the definition before any revision).
+    pub revision: i64,
 }
 
 /// One point of a KR's score line (a score-history row's time and score).
@@ -171,7 +183,16 @@ pub fn no_progress(_: usize) {}
 
 /// The time-series store.
 #[async_trait]
-pub trait Store: ConnectorStore + AlertStore + ChangeFeed + HistoryStore + Send + Sync {
+pub trait Store:
+    ConnectorStore
+    + AlertStore
+    + ChangeFeed
+    + HistoryStore
+    + DefinitionStore
+    + CheckInStore
+    + Send
+    + Sync
+{
     /// Writes `points` idempotently, in one transaction, in batches; calls
     /// `progress` with the running count of points written. Returns how many
     /// distinct (series, ts) points the call stored.
@@ -206,7 +227,7 @@ pub trait Store: ConnectorStore + AlertStore + ChangeFeed + HistoryStore + Send 
 
     /// Appends a score-history row for each of `records`, in one
     /// transaction, unless the newest row at or before its `at` has the same
-    /// value, progress, score and status; a row at the same `at` is
+    /// value, progress, score, status and revision; a row at the same `at` is
     /// replaced. Each record is compared with the rows stored before the
     /// call, so a call holds at most one record per KR (a recompute's).
     /// Returns how many rows were written.

@@ -68,20 +68,20 @@ const LOAD_MANY: &str = "SELECT r.i, p.ts, p.value \
 /// `record_scores`' statement, over the records as column arrays: a KR's
 /// record is written unless its newest row at or before it has the same
 /// value, progress, score and status (history keeps changes only).
-const RECORD_SCORES: &str = "INSERT INTO kr_scores (objective, key_result, at, value, progress, score, expected, status) \
-     SELECT r.objective, r.key_result, r.at, r.value, r.progress, r.score, r.expected, r.status \
-     FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::text[]) \
-       AS r (objective, key_result, at, value, progress, score, expected, status) \
+const RECORD_SCORES: &str = "INSERT INTO kr_scores (objective, key_result, at, value, progress, score, expected, status, revision) \
+     SELECT r.objective, r.key_result, r.at, r.value, r.progress, r.score, r.expected, r.status, r.revision \
+     FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::text[], $9::int8[]) \
+       AS r (objective, key_result, at, value, progress, score, expected, status, revision) \
      WHERE NOT EXISTS ( \
        SELECT 1 FROM ( \
-         SELECT k.value, k.progress, k.score, k.status FROM kr_scores k \
+         SELECT k.value, k.progress, k.score, k.status, k.revision FROM kr_scores k \
          WHERE k.objective = r.objective AND k.key_result = r.key_result AND k.at <= r.at \
          ORDER BY k.at DESC LIMIT 1) n \
        WHERE n.value IS NOT DISTINCT FROM r.value AND n.progress IS NOT DISTINCT FROM r.progress \
-         AND n.score = r.score AND n.status = r.status) \
+         AND n.score = r.score AND n.status = r.status AND n.revision = r.revision) \
      ON CONFLICT (objective, key_result, at) DO UPDATE SET \
        value = EXCLUDED.value, progress = EXCLUDED.progress, score = EXCLUDED.score, \
-       expected = EXCLUDED.expected, status = EXCLUDED.status";
+       expected = EXCLUDED.expected, status = EXCLUDED.status, revision = EXCLUDED.revision";
 
 /// A store in a PostgreSQL database.
 pub struct PostgresStore {
@@ -445,6 +445,7 @@ impl Store for PostgresStore {
         let mut score = Vec::with_capacity(records.len());
         let mut expected = Vec::with_capacity(records.len());
         let mut status = Vec::with_capacity(records.len());
+        let mut revision = Vec::with_capacity(records.len());
         for r in records {
             objective.push(r.objective.as_str());
             key_result.push(r.key_result.as_str());
@@ -454,6 +455,7 @@ impl Store for PostgresStore {
             score.push(r.score);
             expected.push(r.expected);
             status.push(r.status.as_str());
+            revision.push(r.revision);
         }
         let written = sqlx::query(RECORD_SCORES)
             .bind(objective)
@@ -464,6 +466,7 @@ impl Store for PostgresStore {
             .bind(score)
             .bind(expected)
             .bind(status)
+            .bind(revision)
             .execute(&self.pool)
             .await?
             .rows_affected();
@@ -478,7 +481,7 @@ impl Store for PostgresStore {
         to: Timestamp,
     ) -> Result<Vec<ScoreRecord>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT objective, key_result, at, value, progress, score, expected, status FROM kr_scores \
+            "SELECT objective, key_result, at, value, progress, score, expected, status, revision FROM kr_scores \
              WHERE objective = $1 AND key_result = $2 AND at > $3 AND at <= $4 \
              ORDER BY at",
         )

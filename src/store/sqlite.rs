@@ -380,8 +380,8 @@ impl Store for SqliteStore {
         let mut written = 0;
         for record in records {
             let at = StoredTime(record.at);
-            let newest: Option<(Option<f64>, Option<f64>, f64, Status)> = sqlx::query_as(
-                "SELECT value, progress, score, status FROM kr_scores \
+            let newest: Option<(Option<f64>, Option<f64>, f64, Status, i64)> = sqlx::query_as(
+                "SELECT value, progress, score, status, revision FROM kr_scores \
                  WHERE objective = ? AND key_result = ? AND at <= ? \
                  ORDER BY at DESC LIMIT 1",
             )
@@ -390,21 +390,22 @@ impl Store for SqliteStore {
             .bind(at)
             .fetch_optional(&mut *tx)
             .await?;
-            if let Some((value, progress, score, status)) = newest {
+            if let Some((value, progress, score, status, revision)) = newest {
                 if value == record.value
                     && progress == record.progress
                     && score == record.score
                     && status == record.status
+                    && revision == record.revision
                 {
                     continue;
                 }
             }
             sqlx::query(
-                "INSERT INTO kr_scores (objective, key_result, at, value, progress, score, expected, status) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+                "INSERT INTO kr_scores (objective, key_result, at, value, progress, score, expected, status, revision) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (objective, key_result, at) DO UPDATE SET \
                    value = excluded.value, progress = excluded.progress, score = excluded.score, \
-                   expected = excluded.expected, status = excluded.status",
+                   expected = excluded.expected, status = excluded.status, revision = excluded.revision",
             )
             .bind(&record.objective)
             .bind(&record.key_result)
@@ -414,6 +415,7 @@ impl Store for SqliteStore {
             .bind(record.score)
             .bind(record.expected)
             .bind(record.status)
+            .bind(record.revision)
             .execute(&mut *tx)
             .await?;
             written += 1;
@@ -430,7 +432,7 @@ impl Store for SqliteStore {
         to: Timestamp,
     ) -> Result<Vec<ScoreRecord>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT objective, key_result, at, value, progress, score, expected, status FROM kr_scores \
+            "SELECT objective, key_result, at, value, progress, score, expected, status, revision FROM kr_scores \
              WHERE objective = ? AND key_result = ? AND at > ? AND at <= ? \
              ORDER BY at",
         )

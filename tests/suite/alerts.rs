@@ -337,7 +337,7 @@ async fn a_transition_from_an_older_view_is_refused(backend: Backend) {
 
 /// A local HTTP receiver recording each request's path and JSON body;
 /// answers with `statuses` in turn (then 200).
-async fn receiver(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
+pub(crate) async fn receiver(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
     receiver_at(0, statuses).await
 }
 
@@ -523,7 +523,7 @@ async fn failed_deliveries_retry_with_backoff_then_fail_with_their_reason() {
 }
 
 /// A minimal SMTP server: accepts one message and returns its DATA.
-async fn smtp_sink() -> (u16, tokio::sync::oneshot::Receiver<String>) {
+pub(crate) async fn smtp_sink() -> (u16, tokio::sync::oneshot::Receiver<String>) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -309,3 +309,66 @@ fn score_prints_a_table() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     golden("score_example_table.txt", &stdout(&out));
 }
+
+/// `okrd diff` over the two fixture deployments in tests/fixtures/diff
+/// (base: main, new: a pull request) and one store, in JSON and as a table.
+#[test]
+fn diff_shows_changed_added_and_removed_key_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/okrd.db", tmp.path().display());
+    let env = [("OKRD_DATABASE__URL", url.as_str())];
+    assert!(okrd(&repo(), &["ingest", "examples/points.csv"], &env)
+        .status
+        .success());
+    let new = repo().join("tests/fixtures/diff/new");
+    let at = "2026-11-15T00:00:00Z";
+    let out = okrd(
+        &new,
+        &["diff", "../base", "--at", at, "--format", "json"],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    golden("diff.json", &stdout(&out));
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let changed: Vec<(&str, bool)> = json["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["key_result"].as_str().unwrap(),
+                c["easier"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            ("activation", true),
+            ("onboarding-latency", false),
+            ("weekly-active-teams", true)
+        ]
+    );
+    assert_eq!(json["added"][0]["key_result"], "tickets");
+    assert_eq!(json["removed"][0]["key_result"], "pro-activation");
+
+    let out = okrd(&new, &["diff", "../base", "--at", at], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    golden("diff_table.txt", &stdout(&out));
+
+    // A deployment against itself: nothing to say.
+    let out = okrd(&new, &["diff", ".", "--at", at, "--format", "json"], &env);
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        (
+            json["changed"].clone(),
+            json["added"].clone(),
+            json["removed"].clone()
+        ),
+        (
+            serde_json::json!([]),
+            serde_json::json!([]),
+            serde_json::json!([])
+        )
+    );
+}

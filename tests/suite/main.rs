@@ -12,6 +12,8 @@
 //! - `instances`: several `okrd serve` on one store agree
 //! - `kafka`: the Kafka connector against librdkafka's mock cluster
 //! - `parsers`: the fast and the general JSON readers agree (proptest)
+//! - `revisions`: revisions (one notice per notifier, history kept),
+//!   definitions before the period, check-ins
 //! - `security`: the open port, as an attacker sees it
 //! - `serve`: `okrd serve` end to end: push, API, /metrics, reload, SIGTERM
 //! - `stack`: the compose stack's files, and Prometheus reading okrd
@@ -29,6 +31,7 @@ mod connectors;
 mod instances;
 mod kafka;
 mod parsers;
+mod revisions;
 mod security;
 mod serve;
 mod stack;

@@ -63,6 +63,8 @@ fn sample() -> StatusPage {
                         history: history(45, 0.05, 0.69),
                         alerting: true,
                         dependencies: Vec::new(),
+                        revisions: Vec::new(),
+                        check_in: None,
                     },
                     KrView {
                         id: "onboarding-latency".into(),
@@ -84,6 +86,8 @@ fn sample() -> StatusPage {
                         ],
                         alerting: false,
                         dependencies: Vec::new(),
+                        revisions: Vec::new(),
+                        check_in: None,
                     },
                     KrView {
                         id: "time-to-value".into(),
@@ -100,6 +104,8 @@ fn sample() -> StatusPage {
                         history: history(30, 0.1, 0.33),
                         alerting: false,
                         dependencies: Vec::new(),
+                        revisions: Vec::new(),
+                        check_in: None,
                     },
                 ],
                 ..ObjectiveView::default()
@@ -127,6 +133,8 @@ fn sample() -> StatusPage {
                         history: history(20, 0.3, 0.56),
                         alerting: false,
                         dependencies: Vec::new(),
+                        revisions: Vec::new(),
+                        check_in: None,
                     },
                     KrView {
                         id: "nps".into(),
@@ -142,6 +150,8 @@ fn sample() -> StatusPage {
                         history: Vec::new(),
                         alerting: false,
                         dependencies: Vec::new(),
+                        revisions: Vec::new(),
+                        check_in: None,
                     },
                 ],
                 ..ObjectiveView::default()

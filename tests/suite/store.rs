@@ -460,6 +460,7 @@ fn record(at: Timestamp, value: Option<f64>, score: f64, status: Status) -> Scor
         score,
         expected: at.timestamp() as f64 * 1e-12,
         status,
+        revision: 0,
     }
 }
 

@@ -22,6 +22,11 @@ pub const COUNTER_ALERTNAME: &str = "KeyResultCounterMetricDegraded";
 pub const STALE_ALERTNAME: &str = "KeyResultDataStale";
 /// `alertname` of dependency alerts.
 pub const DEPENDENCY_ALERTNAME: &str = "KeyResultDependencyAtRisk";
+/// `alertname` of revision notices: an alert that starts at the revision
+/// and ends by itself a day later ([`REVISION_ACTIVE`]), never refreshed.
+pub const REVISION_ALERTNAME: &str = "KeyResultRevised";
+/// How long a revision notice stays active in Alertmanager.
+pub const REVISION_ACTIVE: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
 fn num(v: Option<f64>) -> String {
     v.map_or(String::new(), |v| v.to_string())
@@ -29,6 +34,9 @@ fn num(v: Option<f64>) -> String {
 
 /// The Alertmanager alert for `e` as of `now`.
 pub fn alert(e: &AlertEvent, now: Timestamp, ends_after: Duration) -> Value {
+    if let Some(r) = &e.revision {
+        return revision_alert(e, r);
+    }
     let resolved = e.status == AlertState::Resolved;
     let ends_at = if resolved {
         now
@@ -39,6 +47,7 @@ pub fn alert(e: &AlertEvent, now: Timestamp, ends_after: Duration) -> Value {
         AlertKind::CounterMetric => COUNTER_ALERTNAME,
         AlertKind::StaleData => STALE_ALERTNAME,
         AlertKind::Dependency => DEPENDENCY_ALERTNAME,
+        AlertKind::Revision => REVISION_ALERTNAME,
     };
     let mut labels = json!({
         "alertname": alertname,
@@ -79,6 +88,36 @@ pub fn alert(e: &AlertEvent, now: Timestamp, ends_after: Duration) -> Value {
         "annotations": annotations,
         "startsAt": e.fired_at,
         "endsAt": ends_at,
+        "generatorURL": e.links.api,
+    })
+}
+
+/// A revision notice: `KeyResultRevised`, labelled with its revision so
+/// that each revision is its own alert, active from the revision for
+/// [`REVISION_ACTIVE`]; the changed fields in annotations.
+fn revision_alert(e: &AlertEvent, r: &crate::definition::Revision) -> Value {
+    let changes: Vec<String> = r
+        .changes
+        .iter()
+        .map(|c| format!("{}: {} → {}", c.field, c.from, c.to))
+        .collect();
+    json!({
+        "labels": {
+            "alertname": REVISION_ALERTNAME,
+            "objective": e.objective.id,
+            "key_result": e.key_result.id,
+            "team": e.team,
+            "revision": r.revision.to_string(),
+            "severity": "info",
+        },
+        "annotations": {
+            "summary": e.summary,
+            "description": format!("{}: {}", e.objective.title, e.key_result.title),
+            "changes": changes.join("; "),
+            "easier": r.easier.to_string(),
+        },
+        "startsAt": r.at,
+        "endsAt": r.at + REVISION_ACTIVE,
         "generatorURL": e.links.api,
     })
 }

@@ -32,7 +32,9 @@ fn escape(s: &str) -> String {
 
 /// The (subject, plain text, HTML) of an event.
 pub fn render(e: &AlertEvent) -> (String, String, String) {
-    let state = if e.status == AlertState::Resolved {
+    let state = if e.revision.is_some() {
+        "REVISED"
+    } else if e.status == AlertState::Resolved {
         "RESOLVED"
     } else {
         "FIRING"
@@ -85,6 +87,15 @@ pub fn render(e: &AlertEvent) -> (String, String, String) {
                 num(Some(d.score))
             ),
         ));
+    }
+    if let Some(r) = &e.revision {
+        rows.push((
+            "Revision".into(),
+            format!("{} (easier: {})", r.revision, r.easier),
+        ));
+        for c in &r.changes {
+            rows.push((c.field.clone(), format!("{} → {}", c.from, c.to)));
+        }
     }
     rows.push(("Since".into(), e.fired_at.to_rfc3339()));
     let mut text = format!("{}\n\n", e.summary);

@@ -18,7 +18,8 @@ use crate::tls::CaFile;
 use super::event::AlertEvent;
 
 pub use alertmanager::{
-    alert as alertmanager_alert, post_alerts, COUNTER_ALERTNAME, STALE_ALERTNAME,
+    alert as alertmanager_alert, post_alerts, COUNTER_ALERTNAME, REVISION_ALERTNAME,
+    STALE_ALERTNAME,
 };
 
 /// Time allowed for one send.

@@ -27,6 +27,10 @@ pub fn message(e: &AlertEvent) -> Value {
         (AlertKind::CounterMetric, _) => "Key result moved while its counter metric degraded",
         (AlertKind::Dependency, EventName::Resolved) => "A dependency is back on course",
         (AlertKind::Dependency, _) => "A key result this one depends on is at risk",
+        (AlertKind::Revision, _) => match &e.revision {
+            Some(r) if r.easier => "Key result revised: made easier",
+            _ => "Key result revised",
+        },
     };
     let kr = &e.key_result;
     let mut facts = vec![
@@ -63,6 +67,18 @@ pub fn message(e: &AlertEvent) -> Value {
             num(Some(d.score))
         ));
     }
+    if let Some(r) = &e.revision {
+        facts.extend(
+            r.changes
+                .iter()
+                .map(|c| format!("*{}:* {} → {}", c.field, c.from, c.to)),
+        );
+    }
+    let icon = if e.revision.is_some() {
+        ":pencil2:"
+    } else {
+        icon
+    };
     let text = format!("{icon} *{headline}* — team {}\n{}", e.team, e.summary);
     json!({
         "text": text,
