@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::{config_file_name, plural};
+use crate::clock::Clock;
 use crate::config::{self, lint, Diagnostic, Severity};
 use crate::store;
 
@@ -29,7 +30,8 @@ pub async fn run(config_path: Option<&Path>, strict: bool) -> anyhow::Result<Exi
         Ok(m) => (Some(m), None),
         Err(e) => (None, Some(e)),
     };
-    let mut warnings = lint::lint(&config, &file, metrics.as_ref());
+    let now = crate::clock::SystemClock.now();
+    let mut warnings = lint::lint(&config, &file, metrics.as_ref(), now);
     if let Some(e) = store_problem {
         warnings.push(Diagnostic {
             severity: Severity::Warning,

@@ -7,7 +7,7 @@ use super::error::{Diagnostic, Diagnostics};
 use super::objective::{Better, KeyResult, Objective};
 use super::yaml::Span;
 use super::{Config, DEFAULT_CONFIG_PATH};
-use crate::model::{Labels, SeriesKey};
+use crate::model::{Labels, SeriesKey, Timestamp};
 
 /// Most objectives a team should hold in one period.
 pub const MAX_OBJECTIVES_PER_TEAM: usize = 5;
@@ -43,12 +43,14 @@ const TASK_VERBS: &[&str] = &[
     "run",
 ];
 
-/// Lints `config`. `metrics_with_points` is the set of metrics the store
-/// has points for, or `None` when the store could not be read.
+/// Lints `config` at `now` (a recurring period is the one in force then).
+/// `metrics_with_points` is the set of metrics the store has points for,
+/// or `None` when the store could not be read.
 pub fn lint(
     config: &Config,
     config_file: &str,
     metrics_with_points: Option<&BTreeSet<String>>,
+    now: Timestamp,
 ) -> Vec<Diagnostic> {
     let mut d = Diagnostics::new();
     let top = Span { line: 1, col: 1 };
@@ -137,7 +139,7 @@ pub fn lint(
     }
 
     pulling_apart(config, &mut d);
-    periods_apart(config, &mut d);
+    periods_apart(config, now, &mut d);
 
     for (team, t) in &config.service.teams {
         if t.notify.is_empty() {
@@ -201,21 +203,23 @@ fn pulling_apart(config: &Config, d: &mut Diagnostics) {
     }
 }
 
-/// A child objective whose period does not overlap its parent's.
-fn periods_apart(config: &Config, d: &mut Diagnostics) {
+/// A child objective whose period does not overlap its parent's (each the
+/// one in force at `now`, for a recurring period).
+fn periods_apart(config: &Config, now: Timestamp, d: &mut Diagnostics) {
     let alignment = config.alignment();
     for (i, o) in config.objectives.iter().enumerate() {
         let Some(p) = alignment.parent(i).map(|p| &config.objectives[p]) else {
             continue;
         };
-        if o.period.start >= p.period.end || p.period.start >= o.period.end {
+        let (child, parent) = (o.period.at(now), p.period.at(now));
+        if child.start >= parent.end || parent.start >= child.end {
             d.warn(
                 &o.file,
                 o.span,
                 "aligns_to",
                 format!(
                     "objective {} ({}) aligns to {} ({}), whose period does not overlap its own: align it to an objective of the same period",
-                    o.id, o.period.label, p.id, p.period.label
+                    o.id, child.label, p.id, parent.label
                 ),
             );
         }
