@@ -586,6 +586,7 @@ impl Scorer {
             .max(start);
             let at = eval.row.detail.at;
             let timeline = &self.slots.get(*i).timeline;
+            let from = timeline.rescorable_since(kr).map_or(from, |t| from.max(t));
             rewrites.push(HistoryRewrite {
                 objective: objective.id.clone(),
                 key_result: kr.id.clone(),
@@ -694,6 +695,7 @@ impl Scorer {
             match late_from {
                 Some(from) => {
                     let from = from.max(objective.period.at(now).start);
+                    let from = timeline.rescorable_since(kr).map_or(from, |t| from.max(t));
                     rewrites.push(HistoryRewrite {
                         objective: objective.id.clone(),
                         key_result: kr.id.clone(),

@@ -236,6 +236,78 @@ async fn a_revision_keeps_the_history_before_it_and_late_points_rescore_under_ea
     assert_eq!(got, want);
 }
 
+/// A revision that moves a KR to another series keeps every row scored
+/// under the old one: a late point on the new series re-scores only the
+/// stretch that reads it.
+#[tokio::test]
+async fn a_late_point_never_rescores_rows_of_a_series_a_revision_left() {
+    let period = "{ start: 2026-10-01, end: 2026-12-31 }";
+    let on = |metric: &str| {
+        format!(
+            "id: o\nobjective: Test\nteam: t\nperiod: {period}\nkey_results:\n  - {{ id: k, title: K, metric: {metric}, baseline: 0, target: 100 }}\n"
+        )
+    };
+    let day = |d: i64| Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap() + TimeDelta::days(d);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
+    write_a(
+        store.as_ref(),
+        &(1..=10)
+            .map(|d| (day(d), 2.0 * d as f64))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let clock = Arc::new(FixedClock::new(day(10) + TimeDelta::hours(12)));
+    let live = Live::new(load_config(&[("o.yaml".into(), on("a"))]));
+    let mut scorer = scorer_at(store.clone(), clock.clone());
+    scorer.recompute(&live).await.unwrap();
+    assert!(!scorer.build_history(&live).await.unwrap());
+    let history = || {
+        let store = store.clone();
+        async move {
+            store
+                .score_history("o", "k", day(-1), day(100))
+                .await
+                .unwrap()
+        }
+    };
+    let before = history().await;
+    assert_eq!(before.len(), 10);
+
+    // Revised to read metric b, which holds 50 on every day.
+    let revised_at = day(11);
+    clock.set(revised_at);
+    let b = Arc::new(SeriesKey::new("b", Default::default()));
+    let points: Vec<Point> = (1..=10)
+        .map(|d| Point {
+            series: b.clone(),
+            ts: day(d),
+            value: 50.0,
+        })
+        .collect();
+    store.write_points(&points, &no_progress).await.unwrap();
+    live.set_config(load_config(&[("o.yaml".into(), on("b"))]));
+    scorer.recompute(&live).await.unwrap();
+    assert_eq!(live.card().key_results[0].revision, 1);
+
+    // A late point on b, on day 5: the rows before the revision were
+    // scored from a, and stay exactly as they were.
+    let late = [Point {
+        series: b.clone(),
+        ts: day(5),
+        value: 70.0,
+    }];
+    store.write_points(&late, &no_progress).await.unwrap();
+    live.metrics_written([("b", day(5))]);
+    scorer.recompute(&live).await.unwrap();
+    let after = history().await;
+    assert_eq!(&after[..before.len()], &before[..]);
+    let new: Vec<(Timestamp, f64, i64)> = after[before.len()..]
+        .iter()
+        .map(|r| (r.at, r.score, r.revision))
+        .collect();
+    assert_eq!(new, [(revised_at, 0.5, 1)], "b's 50 of the target 100");
+}
+
 /// SPEC §4: a recurring period is the calendar period containing t; at its
 /// roll-over the KR starts afresh under the new concrete period.
 #[tokio::test]

@@ -56,6 +56,24 @@ impl Timeline {
         }
     }
 
+    /// Where this KR's history may be scored again from its current
+    /// series: after the last stretch under a definition that read another
+    /// series (another metric or labels). Rows of such a stretch are kept
+    /// as they were scored, never re-scored from points of a series they
+    /// did not read. `None` when every stretch reads the current series.
+    pub fn rescorable_since(&self, current: &KeyResult) -> Option<Timestamp> {
+        let elsewhere = |s: &Segment| {
+            s.kr.as_ref()
+                .is_some_and(|k| k.metric != current.metric || k.labels != current.labels)
+        };
+        let last = self.segments.iter().rposition(elsewhere)?;
+        Some(
+            self.segments
+                .get(last + 1)
+                .map_or(chrono::DateTime::<chrono::Utc>::MAX_UTC, |s| s.since),
+        )
+    }
+
     /// The revision in force now (the newest).
     pub fn revision(&self) -> i64 {
         self.segments.last().map_or(0, |s| s.revision)
