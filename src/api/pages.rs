@@ -34,7 +34,7 @@ use crate::store::{AlertRecord, AlertState, CheckIn};
 
 /// Key results one page of `/` shows at most (an objective is never split;
 /// one without key results shown counts as one).
-pub const PAGE_KEY_RESULTS: usize = 100;
+pub const PAGE_KEY_RESULTS: usize = 50;
 
 /// Sparkline vertices per key result at most (thinned in the store): more
 /// than the sparkline's width in pixels adds bytes, not detail.
@@ -501,4 +501,35 @@ fn explanation_lines(e: &Value) -> Vec<(String, String)> {
         ));
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn selected(krs: &[usize]) -> Vec<Selected> {
+        krs.iter()
+            .enumerate()
+            .map(|(o, &n)| Selected {
+                objective: o,
+                depth: 0,
+                key_results: (0..n).collect(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pages_hold_whole_objectives_up_to_the_page_size() {
+        assert_eq!(PAGE_KEY_RESULTS, 50);
+        // 30 + 30 > 50: a page each; 30 + an objective without KRs (1);
+        // 60 alone, larger than a page but never split.
+        let pages = paginate(&selected(&[30, 30, 30, 0, 60]));
+        assert_eq!(pages, vec![0..1, 1..2, 2..4, 4..5]);
+        // 10 objectives of 5 fill one page exactly, the 11th starts the next.
+        assert_eq!(paginate(&selected(&[5; 11])), vec![0..10, 10..11]);
+        assert_eq!(
+            paginate(&selected(&[])),
+            Vec::<std::ops::Range<usize>>::new()
+        );
+    }
 }
