@@ -505,13 +505,14 @@ impl Store for PostgresStore {
         let span = bucket_us(from, to, points);
         // Each span's last row: DISTINCT ON keeps the first of each
         // (KR, span) in the order given. The lateral join reads each KR by
-        // its primary key's range, where a semi-join may scan the table.
+        // its primary key's range, where a semi-join may scan the table;
+        // date_bin (PostgreSQL 14+) spans rows without numeric arithmetic.
         Ok(sqlx::query_as(
             "SELECT DISTINCT ON (k.objective, k.key_result, s.span) \
                k.objective, k.key_result, s.at, s.score \
              FROM UNNEST($1::text[], $2::text[]) AS k(objective, key_result) \
              CROSS JOIN LATERAL ( \
-               SELECT at, score, floor(extract(epoch FROM at - $3) * 1000000 / $5)::bigint AS span \
+               SELECT at, score, date_bin($5 * interval '1 microsecond', at, $3) AS span \
                FROM kr_scores \
                WHERE objective = k.objective AND key_result = k.key_result \
                AND at > $3 AND at <= $4) s \
