@@ -412,10 +412,7 @@ pub async fn key_result(
     ));
     let dependents = alignment
         .dependents(flat)
-        .map(|d| {
-            let (o, _) = find(&config.objectives, &d.from.objective).expect("a known objective");
-            dependency_view(&config, &card, o, d.from_index, &d.from)
-        })
+        .map(|d| dependency_view(&config, &card, d.from_objective, d.from_index, &d.from))
         .collect();
     let alerts = app
         .store

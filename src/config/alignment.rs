@@ -235,6 +235,8 @@ pub struct Dependency {
     pub from_index: usize,
     /// The dependency's flat position.
     pub to_index: usize,
+    /// The position of the dependent KR's objective.
+    pub from_objective: usize,
     /// The position of the dependency's objective.
     pub to_objective: usize,
 }
@@ -312,6 +314,7 @@ impl Alignment {
                         to: to.clone(),
                         from_index,
                         to_index,
+                        from_objective: oi,
                         to_objective: toi,
                     });
                 }
