@@ -155,9 +155,34 @@ async fn write_a(store: &dyn Store, points: &[(Timestamp, f64)]) {
 }
 
 fn kr_yaml(period: &str, target: u32) -> String {
+    kr_yaml_on(period, "a", target)
+}
+
+/// One objective `o` with one KR `k` on `metric`, from 0 to `target`.
+fn kr_yaml_on(period: &str, metric: &str, target: u32) -> String {
     format!(
-        "id: o\nobjective: Test\nteam: t\nperiod: {period}\nkey_results:\n  - {{ id: k, title: K, metric: a, baseline: 0, target: {target} }}\n"
+        "id: o\nobjective: Test\nteam: t\nperiod: {period}\nkey_results:\n  - {{ id: k, title: K, metric: {metric}, baseline: 0, target: {target} }}\n"
     )
+}
+
+/// The revision tests' period, and its first day plus `d` days.
+const PERIOD: &str = "{ start: 2026-10-01, end: 2026-12-31 }";
+fn day(d: i64) -> Timestamp {
+    Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap() + TimeDelta::days(d)
+}
+
+/// A store holding metric `a` at 2·d on days 1 to 10, and a scorer at day
+/// 10, noon, that has scored `yaml` and built its history.
+async fn built(yaml: String) -> (Arc<dyn Store>, Arc<FixedClock>, Live, Scorer) {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
+    let points: Vec<(Timestamp, f64)> = (1..=10).map(|d| (day(d), 2.0 * d as f64)).collect();
+    write_a(store.as_ref(), &points).await;
+    let clock = Arc::new(FixedClock::new(day(10) + TimeDelta::hours(12)));
+    let live = Live::new(load_config(&[("o.yaml".into(), yaml)]));
+    let mut scorer = scorer_at(store.clone(), clock.clone());
+    scorer.recompute(&live).await.unwrap();
+    assert!(!scorer.build_history(&live).await.unwrap());
+    (store, clock, live, scorer)
 }
 
 /// SPEC §4: a revision while the period runs keeps the history before it;
@@ -165,21 +190,7 @@ fn kr_yaml(period: &str, target: u32) -> String {
 /// definition in force then.
 #[tokio::test]
 async fn a_revision_keeps_the_history_before_it_and_late_points_rescore_under_each_definition() {
-    let period = "{ start: 2026-10-01, end: 2026-12-31 }";
-    let day = |d: i64| Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap() + TimeDelta::days(d);
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
-    write_a(
-        store.as_ref(),
-        &(1..=10)
-            .map(|d| (day(d), 2.0 * d as f64))
-            .collect::<Vec<_>>(),
-    )
-    .await;
-    let clock = Arc::new(FixedClock::new(day(10) + TimeDelta::hours(12)));
-    let live = Live::new(load_config(&[("o.yaml".into(), kr_yaml(period, 100))]));
-    let mut scorer = scorer_at(store.clone(), clock.clone());
-    scorer.recompute(&live).await.unwrap();
-    assert!(!scorer.build_history(&live).await.unwrap());
+    let (store, clock, live, mut scorer) = built(kr_yaml(PERIOD, 100)).await;
     let history = |from: i64| {
         let store = store.clone();
         async move {
@@ -200,7 +211,7 @@ async fn a_revision_keeps_the_history_before_it_and_late_points_rescore_under_ea
     // The target drops from 100 to 50 mid-period: revision 1, easier.
     let revised_at = day(11);
     clock.set(revised_at);
-    live.set_config(load_config(&[("o.yaml".into(), kr_yaml(period, 50))]));
+    live.set_config(load_config(&[("o.yaml".into(), kr_yaml(PERIOD, 50))]));
     scorer.recompute(&live).await.unwrap();
     let row = live.card().key_results[0].clone();
     assert_eq!(row.revision, 1);
@@ -241,26 +252,7 @@ async fn a_revision_keeps_the_history_before_it_and_late_points_rescore_under_ea
 /// stretch that reads it.
 #[tokio::test]
 async fn a_late_point_never_rescores_rows_of_a_series_a_revision_left() {
-    let period = "{ start: 2026-10-01, end: 2026-12-31 }";
-    let on = |metric: &str| {
-        format!(
-            "id: o\nobjective: Test\nteam: t\nperiod: {period}\nkey_results:\n  - {{ id: k, title: K, metric: {metric}, baseline: 0, target: 100 }}\n"
-        )
-    };
-    let day = |d: i64| Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap() + TimeDelta::days(d);
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
-    write_a(
-        store.as_ref(),
-        &(1..=10)
-            .map(|d| (day(d), 2.0 * d as f64))
-            .collect::<Vec<_>>(),
-    )
-    .await;
-    let clock = Arc::new(FixedClock::new(day(10) + TimeDelta::hours(12)));
-    let live = Live::new(load_config(&[("o.yaml".into(), on("a"))]));
-    let mut scorer = scorer_at(store.clone(), clock.clone());
-    scorer.recompute(&live).await.unwrap();
-    assert!(!scorer.build_history(&live).await.unwrap());
+    let (store, clock, live, mut scorer) = built(kr_yaml_on(PERIOD, "a", 100)).await;
     let history = || {
         let store = store.clone();
         async move {
@@ -285,7 +277,10 @@ async fn a_late_point_never_rescores_rows_of_a_series_a_revision_left() {
         })
         .collect();
     store.write_points(&points, &no_progress).await.unwrap();
-    live.set_config(load_config(&[("o.yaml".into(), on("b"))]));
+    live.set_config(load_config(&[(
+        "o.yaml".into(),
+        kr_yaml_on(PERIOD, "b", 100),
+    )]));
     scorer.recompute(&live).await.unwrap();
     assert_eq!(live.card().key_results[0].revision, 1);
 
