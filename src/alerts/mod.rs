@@ -220,10 +220,7 @@ impl Engine {
                     key_result: kr.id.clone(),
                     subject: dependency.to.to_string(),
                 };
-                let at_risk = matches!(
-                    dep_row.detail.status,
-                    Status::OffTrack | Status::Stale | Status::NoData
-                );
+                let at_risk = dep_row.detail.status.endangers_dependents();
                 let current = firing.get(&key);
                 // Notified once per transition: no repeats while it lasts.
                 let op = match (current, at_risk) {

@@ -208,10 +208,7 @@ impl DependencyView {
     /// Whether it puts its dependents at risk: `off_track`, `stale` or
     /// `no_data` (SPEC §4, the dependency alert).
     pub fn at_risk(&self) -> bool {
-        matches!(
-            self.status,
-            Some(Status::OffTrack | Status::Stale | Status::NoData)
-        )
+        self.status.is_some_and(Status::endangers_dependents)
     }
 }
 

@@ -57,6 +57,12 @@ pub enum Status {
 }
 
 impl Status {
+    /// Whether a KR in this status puts the KRs that depend on it at risk
+    /// (SPEC §4, the dependency alert): `off_track`, `stale` or `no_data`.
+    pub fn endangers_dependents(self) -> bool {
+        matches!(self, Status::OffTrack | Status::Stale | Status::NoData)
+    }
+
     /// Every status, in the order exported.
     pub const ALL: [Status; 5] = [
         Status::OnTrack,
