@@ -305,14 +305,7 @@ pub async fn run(
     mut follower: Follower,
     shutdown: CancellationToken,
 ) {
-    let mut scorer = Scorer {
-        store,
-        clock,
-        slots: Slots::default(),
-        cache: SeriesCache::default(),
-        view: follower.view(),
-        pending: 0,
-    };
+    let mut scorer = Scorer::new(store, clock, follower.view());
     let mut next_full = tokio::time::Instant::now();
     let mut building = false;
     loop {
@@ -385,14 +378,74 @@ struct Scorer {
     view: i64,
     /// KRs of the last published scorecard whose history is being built.
     pending: usize,
+    /// The chunk of history being written, if any.
+    writing: Option<Writing>,
+}
+
+/// A chunk of KRs with their history evaluated, to be written.
+struct Built {
+    /// Its slots, ascending.
+    slots: Vec<usize>,
+    /// Each slot's row as built, and the row the slot had then.
+    rows: Vec<(KeyResultRow, Option<Arc<KeyResultRow>>)>,
+    /// Their history.
+    rewrites: Vec<HistoryRewrite>,
+}
+
+/// A chunk of KRs whose history is being written, in a task of its own.
+struct Writing {
+    /// Its slots, ascending.
+    slots: Vec<usize>,
+    /// Each slot's row as built, and the row the slot had then.
+    rows: Vec<(KeyResultRow, Option<Arc<KeyResultRow>>)>,
+    /// The metrics its KRs read that got points since it was evaluated,
+    /// each with the earliest ts.
+    touched: HashMap<String, Timestamp>,
+    /// The write.
+    task: tokio::task::JoinHandle<Result<(), StoreError>>,
+}
+
+impl Writing {
+    /// Notes the metrics of `written` that any of its KRs reads.
+    fn note(&mut self, slots: &Slots, written: &HashMap<String, Timestamp>) {
+        for (metric, ts) in written {
+            let readers = slots.readers_of(std::iter::once(metric));
+            if readers.iter().any(|i| self.slots.binary_search(i).is_ok()) {
+                let earliest = self.touched.entry(metric.clone()).or_insert(*ts);
+                *earliest = (*earliest).min(*ts);
+            }
+        }
+    }
 }
 
 impl Scorer {
+    /// A scorer with nothing scored yet, publishing at change-feed
+    /// position `view` first.
+    fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, view: i64) -> Self {
+        Scorer {
+            store,
+            clock,
+            slots: Slots::default(),
+            cache: SeriesCache::default(),
+            view,
+            pending: 0,
+            writing: None,
+        }
+    }
+
     async fn recompute(&mut self, live: &Live) -> Result<(), StoreError> {
         let config = live.config();
         let dirty = live.take_dirty();
         let now = self.clock.now();
         let margins = margins(&config);
+        // A chunk of history being written was evaluated from what the
+        // scorer held: after a reload it is built again; otherwise what
+        // was written since is scored into it once it is in.
+        if dirty.reload || !self.slots.laid_out_for(&config) {
+            let _ = self.finish_writing(live, false).await;
+        } else if let Some(writing) = &mut self.writing {
+            writing.note(&self.slots, &dirty.metrics);
+        }
         if dirty.reload {
             self.cache.clear();
         }
@@ -549,8 +602,14 @@ impl Scorer {
     }
 
     /// Builds the score history of up to [`CHUNK`] KRs whose history is not
-    /// known to be complete since this process started, in config order,
-    /// and publishes the scorecard again. Returns whether more are pending.
+    /// known to be complete since this process started, in config order.
+    /// Returns whether more are pending.
+    ///
+    /// A chunk's rows are written in a task of their own while the next
+    /// chunk is evaluated, so that the database's work and the scorer's
+    /// overlap: each call evaluates the next chunk, then waits for the
+    /// chunk before it to be written (its KRs are then ready, and the
+    /// scorecard is published again), then starts writing its own.
     ///
     /// A KR without stored history gets it from its period start; one with
     /// history (a restart) gets it from just after its newest row, so that
@@ -561,14 +620,48 @@ impl Scorer {
         let Some(config) = self.slots.config().cloned() else {
             return Ok(false);
         };
-        let pending: Vec<usize> = self.slots.not_ready().take(CHUNK + 1).collect();
-        if pending.is_empty() {
+        let busy = self.writing.as_ref().map_or(&[][..], |w| &w.slots[..]);
+        let chunk: Vec<usize> = self
+            .slots
+            .not_ready()
+            .filter(|i| busy.binary_search(i).is_err())
+            .take(CHUNK)
+            .collect();
+        let next = if chunk.is_empty() {
+            None
+        } else {
+            Some(self.history_chunk(&config, chunk).await?)
+        };
+        self.finish_writing(live, true).await?;
+        let Some(Built {
+            slots,
+            rows,
+            rewrites,
+        }) = next
+        else {
             return Ok(false);
-        }
-        let chunk = &pending[..pending.len().min(CHUNK)];
-        let krs = self.slots.krs(&config, chunk);
+        };
+        let store = Arc::clone(&self.store);
+        self.writing = Some(Writing {
+            slots,
+            rows,
+            touched: HashMap::new(),
+            task: tokio::spawn(async move { store.rewrite_histories(&rewrites).await }),
+        });
+        Ok(true)
+    }
+
+    /// Evaluates the KRs of `slots` (ascending), and their history since
+    /// the newest row each has stored: what [`Scorer::build_history`]
+    /// writes.
+    async fn history_chunk(
+        &mut self,
+        config: &Config,
+        slots: Vec<usize>,
+    ) -> Result<Built, StoreError> {
+        let krs = self.slots.krs(config, &slots);
         let now = self.clock.now();
-        let margins = margins(&config);
+        let margins = margins(config);
         let ids: Vec<(&str, &str)> = krs
             .iter()
             .map(|(o, kr)| (o.id.as_str(), kr.id.as_str()))
@@ -576,8 +669,9 @@ impl Scorer {
         let ends = self.store.history_ends(&ids).await?;
         let mut source = Source::Cache(&mut self.cache, self.store.as_ref());
         let evaluations = evaluate_many(&mut source, &krs, now, margins).await?;
-        let mut rewrites = Vec::with_capacity(chunk.len());
-        for ((i, (objective, kr, eval)), end) in chunk.iter().zip(&evaluations).zip(ends) {
+        let mut rewrites = Vec::with_capacity(slots.len());
+        let mut rows = Vec::with_capacity(slots.len());
+        for ((i, (objective, kr, eval)), end) in slots.iter().zip(evaluations).zip(ends) {
             let start = objective.period.at(now).start;
             let from = match end {
                 Some(end) => end + chrono::TimeDelta::microseconds(1),
@@ -585,7 +679,8 @@ impl Scorer {
             }
             .max(start);
             let at = eval.row.detail.at;
-            let timeline = &self.slots.get(*i).timeline;
+            let slot = self.slots.get(*i);
+            let timeline = &slot.timeline;
             let from = timeline.rescorable_since(kr).map_or(from, |t| from.max(t));
             rewrites.push(HistoryRewrite {
                 objective: objective.id.clone(),
@@ -593,15 +688,52 @@ impl Scorer {
                 from,
                 records: history(objective, kr, timeline, &eval.samples, from, at, margins),
             });
+            rows.push((eval.row, slot.row.clone()));
         }
-        self.store.rewrite_histories(&rewrites).await?;
-        for (i, (_, _, eval)) in chunk.iter().zip(evaluations) {
-            let slot = self.slots.get_mut(*i);
+        Ok(Built {
+            slots,
+            rows,
+            rewrites,
+        })
+    }
+
+    /// Waits for the chunk of history being written, if any. Written and
+    /// `apply`: its KRs are ready, each with the row it was built with
+    /// (unless a recompute scored it since: that row is newer), and the
+    /// metrics written since it was evaluated are marked again, so that
+    /// the next recompute scores their points into its history. Not
+    /// `apply` (a reload): its KRs stay as they are, not ready, and build
+    /// again from the end of what was written.
+    async fn finish_writing(&mut self, live: &Live, apply: bool) -> Result<(), StoreError> {
+        let Some(writing) = self.writing.take() else {
+            return Ok(());
+        };
+        let written = match writing.task.await {
+            Ok(written) => written,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Only at the runtime's shutdown: nothing more is published.
+            Err(_) => return Ok(()),
+        };
+        if !apply {
+            return Ok(());
+        }
+        written?;
+        for (&i, (row, before)) in writing.slots.iter().zip(writing.rows) {
+            let slot = self.slots.get_mut(i);
             slot.ready = true;
-            slot.row = Some(Arc::new(stamped(eval.row, &slot.timeline)));
+            let rescored = match (&slot.row, &before) {
+                (Some(now), Some(before)) => !Arc::ptr_eq(now, before),
+                (now, _) => now.is_some(),
+            };
+            if !rescored {
+                slot.row = Some(Arc::new(stamped(row, &slot.timeline)));
+            }
+        }
+        if !writing.touched.is_empty() {
+            live.metrics_written(writing.touched.iter().map(|(m, ts)| (m.as_str(), *ts)));
         }
         self.publish(live);
-        Ok(pending.len() > CHUNK)
+        Ok(())
     }
 
     /// The rows of `krs`, whose history is not built yet: one plain

@@ -81,14 +81,7 @@ async fn a_plain_evaluation_gives_the_full_evaluations_rows() {
     let now = Utc.with_ymd_and_hms(2026, 11, 3, 7, 30, 0).unwrap();
     let margins = margins(&config);
     let config = Arc::new(config);
-    let mut scorer = Scorer {
-        store: store.clone(),
-        clock: Arc::new(FixedClock::new(now)),
-        slots: Slots::default(),
-        cache: SeriesCache::default(),
-        view: 0,
-        pending: 0,
-    };
+    let mut scorer = Scorer::new(store.clone(), Arc::new(FixedClock::new(now)), 0);
     scorer.slots.lay_out(&config);
     let all: Vec<usize> = (0..scorer.slots.len()).collect();
     assert_eq!(all.len(), config.objectives[0].key_results.len());
@@ -131,14 +124,16 @@ async fn a_plain_evaluation_gives_the_full_evaluations_rows() {
 
 /// A scorer over `store` with its clock at `now`, as `run` makes it.
 fn scorer_at(store: Arc<dyn Store>, clock: Arc<FixedClock>) -> Scorer {
-    Scorer {
-        store,
-        clock,
-        slots: Slots::default(),
-        cache: SeriesCache::default(),
-        view: 0,
-        pending: 0,
-    }
+    Scorer::new(store, clock, 0)
+}
+
+/// Builds every KR's history (one chunk here): the first call evaluates
+/// it and starts its write, the second waits for the write and finds
+/// nothing more to build.
+async fn build_all(scorer: &mut Scorer, live: &Live) {
+    assert!(scorer.build_history(live).await.unwrap(), "one chunk, being written");
+    assert!(!scorer.build_history(live).await.unwrap(), "nothing more to build");
+    assert_eq!(scorer.pending, 0);
 }
 
 async fn write_a(store: &dyn Store, points: &[(Timestamp, f64)]) {
@@ -181,7 +176,7 @@ async fn built(yaml: String) -> (Arc<dyn Store>, Arc<FixedClock>, Live, Scorer) 
     let live = Live::new(load_config(&[("o.yaml".into(), yaml)]));
     let mut scorer = scorer_at(store.clone(), clock.clone());
     scorer.recompute(&live).await.unwrap();
-    assert!(!scorer.build_history(&live).await.unwrap());
+    build_all(&mut scorer, &live).await;
     (store, clock, live, scorer)
 }
 
@@ -245,6 +240,49 @@ async fn a_revision_keeps_the_history_before_it_and_late_points_rescore_under_ea
     want[4] = (day(5), 0.3, 0); // 30 of the target 100 in force on day 5
     want.push((revised_at, 0.4, 1));
     assert_eq!(got, want);
+}
+
+/// A chunk's history is written while the scorer goes on: a late point
+/// that lands while it is being written is scored into it once it is in,
+/// and the newer row the recompute gave the KR is not replaced by the
+/// older one the chunk was built with.
+#[tokio::test]
+async fn a_late_point_during_a_history_write_is_scored_into_that_history() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
+    let points: Vec<(Timestamp, f64)> = (1..=10).map(|d| (day(d), 2.0 * d as f64)).collect();
+    write_a(store.as_ref(), &points).await;
+    let clock = Arc::new(FixedClock::new(day(10) + TimeDelta::hours(12)));
+    let live = Live::new(load_config(&[("o.yaml".into(), kr_yaml(PERIOD, 100))]));
+    let mut scorer = scorer_at(store.clone(), clock.clone());
+    scorer.recompute(&live).await.unwrap();
+    assert!(scorer.build_history(&live).await.unwrap(), "the chunk is being written");
+    assert!(scorer.writing.is_some());
+
+    // Day 5 corrected, and day 11 new, while the write is in flight.
+    clock.set(day(11) + TimeDelta::hours(12));
+    write_a(store.as_ref(), &[(day(5), 30.0), (day(11), 22.0)]).await;
+    live.metrics_written([("a", day(5))]);
+    scorer.recompute(&live).await.unwrap();
+    assert_eq!(live.card().key_results[0].value, Some(22.0), "scored at once");
+    assert!(live.card().key_results[0].history_building);
+
+    assert!(!scorer.build_history(&live).await.unwrap(), "written; nothing more");
+    let row = live.card().key_results[0].clone();
+    assert_eq!(row.value, Some(22.0), "the recompute's row, not the chunk's older one");
+    assert!(!row.history_building);
+    assert!(live.is_dirty(), "what was written meanwhile is due again");
+    scorer.recompute(&live).await.unwrap();
+    let got: Vec<(Timestamp, Option<f64>)> = store
+        .score_history("o", "k", day(-1), day(100))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.at, r.value))
+        .collect();
+    let mut want: Vec<(Timestamp, Option<f64>)> =
+        (1..=11).map(|d| (day(d), Some(2.0 * d as f64))).collect();
+    want[4].1 = Some(30.0);
+    assert_eq!(got, want, "day 5 corrected, day 11 added; now's row is day 11's");
 }
 
 /// A revision that moves a KR to another series keeps every row scored
@@ -319,7 +357,7 @@ async fn a_recurring_period_rolls_over_with_the_clock() {
     let live = Live::new(load_config(&[("o.yaml".into(), yaml.into())]));
     let mut scorer = scorer_at(store.clone(), clock.clone());
     scorer.recompute(&live).await.unwrap();
-    assert!(!scorer.build_history(&live).await.unwrap());
+    build_all(&mut scorer, &live).await;
     let q1 = live.card().key_results[0].clone();
     assert_eq!(q1.period, "2027-Q1");
     assert_eq!(q1.value, Some(40.0), "2027-03-31's point");
