@@ -131,8 +131,14 @@ fn scorer_at(store: Arc<dyn Store>, clock: Arc<FixedClock>) -> Scorer {
 /// it and starts its write, the second waits for the write and finds
 /// nothing more to build.
 async fn build_all(scorer: &mut Scorer, live: &Live) {
-    assert!(scorer.build_history(live).await.unwrap(), "one chunk, being written");
-    assert!(!scorer.build_history(live).await.unwrap(), "nothing more to build");
+    assert!(
+        scorer.build_history(live).await.unwrap(),
+        "one chunk, being written"
+    );
+    assert!(
+        !scorer.build_history(live).await.unwrap(),
+        "nothing more to build"
+    );
     assert_eq!(scorer.pending, 0);
 }
 
@@ -255,7 +261,10 @@ async fn a_late_point_during_a_history_write_is_scored_into_that_history() {
     let live = Live::new(load_config(&[("o.yaml".into(), kr_yaml(PERIOD, 100))]));
     let mut scorer = scorer_at(store.clone(), clock.clone());
     scorer.recompute(&live).await.unwrap();
-    assert!(scorer.build_history(&live).await.unwrap(), "the chunk is being written");
+    assert!(
+        scorer.build_history(&live).await.unwrap(),
+        "the chunk is being written"
+    );
     assert!(scorer.writing.is_some());
 
     // Day 5 corrected, and day 11 new, while the write is in flight.
@@ -263,12 +272,23 @@ async fn a_late_point_during_a_history_write_is_scored_into_that_history() {
     write_a(store.as_ref(), &[(day(5), 30.0), (day(11), 22.0)]).await;
     live.metrics_written([("a", day(5))]);
     scorer.recompute(&live).await.unwrap();
-    assert_eq!(live.card().key_results[0].value, Some(22.0), "scored at once");
+    assert_eq!(
+        live.card().key_results[0].value,
+        Some(22.0),
+        "scored at once"
+    );
     assert!(live.card().key_results[0].history_building);
 
-    assert!(!scorer.build_history(&live).await.unwrap(), "written; nothing more");
+    assert!(
+        !scorer.build_history(&live).await.unwrap(),
+        "written; nothing more"
+    );
     let row = live.card().key_results[0].clone();
-    assert_eq!(row.value, Some(22.0), "the recompute's row, not the chunk's older one");
+    assert_eq!(
+        row.value,
+        Some(22.0),
+        "the recompute's row, not the chunk's older one"
+    );
     assert!(!row.history_building);
     assert!(live.is_dirty(), "what was written meanwhile is due again");
     scorer.recompute(&live).await.unwrap();
@@ -282,7 +302,10 @@ async fn a_late_point_during_a_history_write_is_scored_into_that_history() {
     let mut want: Vec<(Timestamp, Option<f64>)> =
         (1..=11).map(|d| (day(d), Some(2.0 * d as f64))).collect();
     want[4].1 = Some(30.0);
-    assert_eq!(got, want, "day 5 corrected, day 11 added; now's row is day 11's");
+    assert_eq!(
+        got, want,
+        "day 5 corrected, day 11 added; now's row is day 11's"
+    );
 }
 
 /// A revision that moves a KR to another series keeps every row scored
