@@ -30,6 +30,9 @@ pub struct Latency {
     pub p50_ms: f64,
     /// 99th percentile, milliseconds.
     pub p99_ms: f64,
+    /// 99.9th percentile, milliseconds (from 1,000 probes on, not the
+    /// slowest).
+    pub p999_ms: f64,
     /// Slowest, milliseconds.
     pub max_ms: f64,
 }
@@ -78,6 +81,7 @@ pub async fn measure(child: &Child, probes: usize, background: u64) -> anyhow::R
         background_points_per_s: background,
         p50_ms: at(0.50),
         p99_ms: at(0.99),
+        p999_ms: at(0.999),
         max_ms: at(1.0),
     })
 }

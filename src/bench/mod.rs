@@ -264,8 +264,8 @@ async fn run_in(options: &Options, root: &Path, started: String) -> anyhow::Resu
             );
             let (latency, latency_rss) = phase.latency(options.probes, options.background).await?;
             eprintln!(
-                "  p50 {:.1} ms, p99 {:.1} ms",
-                latency.p50_ms, latency.p99_ms
+                "  p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms",
+                latency.p50_ms, latency.p99_ms, latency.p999_ms
             );
             peaks.push(latency_rss);
             results.latency = Some(latency);
@@ -538,9 +538,9 @@ pub fn table(r: &Results) -> String {
     row("Kafka → store, 2 instances", &|s| {
         or_dash(&s.kafka_two_instances)
     });
-    row("end-to-end p50 / p99", &|s| {
+    row("end-to-end p50 / p99 / p99.9", &|s| {
         s.latency.as_ref().map_or("-".into(), |l| {
-            format!("{:.0} / {:.0} ms", l.p50_ms, l.p99_ms)
+            format!("{:.0} / {:.0} / {:.0} ms", l.p50_ms, l.p99_ms, l.p999_ms)
         })
     });
     let recompute = |s: &StoreResults, f: &dyn Fn(&Recompute) -> String| {
