@@ -19,6 +19,8 @@ use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use crate::model::{minus, Sample, SeriesKey, Timestamp};
 use crate::store::{SeriesRange, Store, StoreError};
 
+use super::dense::{Times, Values};
+
 /// Loads go this far into the future: points ahead of the evaluation time
 /// are kept, for when it catches up with them.
 fn far_future() -> Timestamp {
@@ -27,13 +29,13 @@ fn far_future() -> Timestamp {
         .map_or(DateTime::<Utc>::MAX_UTC, |t| t.and_utc())
 }
 
-/// One series' stored points, 16 bytes each.
+/// One series' stored points: 8 to 16 bytes each (`dense.rs`).
 struct Cached {
     /// Covers every point after this, and the latest one at or before it.
     from: Timestamp,
     /// Unix microseconds, ascending.
-    ts: Vec<i64>,
-    values: Vec<f64>,
+    ts: Times,
+    values: Values,
     /// Points at or after this were written since the load: reload them.
     stale_from: Option<Timestamp>,
 }
@@ -42,12 +44,13 @@ impl Cached {
     /// What `load_series(from, to)` returns, for `from >= self.from`.
     fn slice(&self, from: Timestamp, to: Timestamp) -> Vec<Sample> {
         let (from_us, to_us) = (from.timestamp_micros(), to.max(from).timestamp_micros());
-        let anchor = self.ts.partition_point(|t| *t <= from_us).saturating_sub(1);
-        let end = self.ts.partition_point(|t| *t <= to_us);
+        let anchor = self.ts.partition_point(|t| t <= from_us).saturating_sub(1);
+        let end = self.ts.partition_point(|t| t <= to_us);
         let start = anchor.min(end);
         (start..end)
             .filter_map(|i| {
-                DateTime::from_timestamp_micros(self.ts[i]).map(|t| Sample::new(t, self.values[i]))
+                DateTime::from_timestamp_micros(self.ts.get(i))
+                    .map(|t| Sample::new(t, self.values.get(i)))
             })
             .collect()
     }
@@ -57,13 +60,15 @@ impl Cached {
     /// `ts` truncated: that is where the cut goes.
     fn cut(&mut self, ts: Timestamp) {
         let ts = ts.trunc_subsecs(6);
-        let keep = self.ts.partition_point(|t| *t < ts.timestamp_micros());
+        let keep = self.ts.partition_point(|t| t < ts.timestamp_micros());
         self.ts.truncate(keep);
         self.values.truncate(keep);
         self.stale_from = Some(self.stale_from.map_or(ts, |s| s.min(ts)));
     }
 
     fn extend(&mut self, samples: &[Sample], after: Option<Timestamp>) {
+        self.ts.reserve(samples.len());
+        self.values.reserve(samples.len());
         for s in samples {
             if after.is_none_or(|a| s.ts >= a.trunc_subsecs(6)) {
                 self.ts.push(s.ts.timestamp_micros());
@@ -163,8 +168,8 @@ impl SeriesCache {
                     _ => {
                         let mut cached = Cached {
                             from: request.from,
-                            ts: Vec::with_capacity(samples.len()),
-                            values: Vec::with_capacity(samples.len()),
+                            ts: Times::with_capacity(samples.len()),
+                            values: Values::with_capacity(samples.len()),
                             stale_from: None,
                         };
                         cached.extend(&samples, None);

@@ -9,6 +9,8 @@
 //!
 //! - `cache.rs`: the series scored, kept between recomputes, so that a
 //!   recompute reads from the store only the points written since.
+//! - `dense.rs`: the cache's columns, 4 bytes a timestamp or value where
+//!   that holds it exactly.
 //! - `slots.rs`: the rows, one slot per KR in config order, and the KRs
 //!   that read each metric; a publish shares unchanged rows.
 //! - `timeline.rs`: each KR's definitions over time, recorded by the start
@@ -34,6 +36,7 @@ use crate::scoring::{self, KrScore, Margins};
 use crate::store::{HistoryRewrite, NewDefinition, ScoreRecord, SeriesRange, Store, StoreError};
 
 mod cache;
+mod dense;
 mod slots;
 mod timeline;
 
@@ -278,6 +281,9 @@ fn objective_rows(config: &Config, rows: &[Arc<KeyResultRow>]) -> Vec<ObjectiveR
         })
         .collect()
 }
+
+/// KRs whose definitions one store call records.
+const DEFINITION_CHUNK: usize = 1_000;
 
 /// Bursts of writes within this long are scored once.
 const DEBOUNCE: Duration = Duration::from_millis(10);
@@ -538,39 +544,43 @@ impl Scorer {
     }
 
     /// Records every KR's definition of `config` at `now` and returns each
-    /// KR's timeline, in config order.
+    /// KR's timeline, in config order. [`DEFINITION_CHUNK`] KRs a call, so
+    /// that a reload holds one chunk's definitions beside the two configs,
+    /// not every KR's.
     async fn timelines(
         &self,
         config: &Config,
         now: Timestamp,
     ) -> Result<Vec<Timeline>, StoreError> {
-        let krs: Vec<(&Objective, &KeyResult, Definition)> = config
+        let krs: Vec<(&Objective, &KeyResult)> = config
             .objectives
             .iter()
-            .flat_map(|o| {
-                o.key_results
+            .flat_map(|o| o.key_results.iter().map(move |kr| (o, kr)))
+            .collect();
+        let mut out = Vec::with_capacity(krs.len());
+        for chunk in krs.chunks(DEFINITION_CHUNK) {
+            let defs: Vec<NewDefinition> = chunk
+                .iter()
+                .map(|(o, kr)| {
+                    let period = o.period.at(now);
+                    NewDefinition {
+                        objective: o.id.clone(),
+                        key_result: kr.id.clone(),
+                        definition: Definition::of(o, kr),
+                        running: period.start <= now && now < period.end,
+                    }
+                })
+                .collect();
+            let stored = self.store.record_definitions(&defs, now).await?;
+            out.extend(
+                chunk
                     .iter()
-                    .map(move |kr| (o, kr, Definition::of(o, kr)))
-            })
-            .collect();
-        let defs: Vec<NewDefinition> = krs
-            .iter()
-            .map(|(o, kr, d)| {
-                let period = o.period.at(now);
-                NewDefinition {
-                    objective: o.id.clone(),
-                    key_result: kr.id.clone(),
-                    definition: d.clone(),
-                    running: period.start <= now && now < period.end,
-                }
-            })
-            .collect();
-        let stored = self.store.record_definitions(&defs, now).await?;
-        Ok(krs
-            .iter()
-            .zip(stored)
-            .map(|((_, kr, d), rows)| Timeline::new(&rows, kr, d))
-            .collect())
+                    .zip(&defs)
+                    .zip(stored)
+                    .map(|(((_, kr), d), rows)| Timeline::new(&rows, kr, &d.definition)),
+            );
+        }
+        Ok(out)
     }
 
     /// Publishes the scorecard of every KR's latest row: the rows are

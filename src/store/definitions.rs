@@ -191,6 +191,15 @@ fn plan(
     out
 }
 
+/// The objectives of `defs`, each once: what a call reads of the stored
+/// definitions (the rows of only the KRs it records, and their siblings).
+fn objectives(defs: &[NewDefinition]) -> Vec<&str> {
+    let mut out: Vec<&str> = defs.iter().map(|d| d.objective.as_str()).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 fn by_kr(rows: Vec<StoredDefinition>) -> HashMap<(String, String), Vec<StoredDefinition>> {
     let mut out: HashMap<(String, String), Vec<StoredDefinition>> = HashMap::new();
     for r in rows {
@@ -226,8 +235,11 @@ impl DefinitionStore for SqliteStore {
     ) -> Result<Vec<Vec<StoredDefinition>>, StoreError> {
         let mut tx = self.begin_write().await?;
         let rows: Vec<StoredDefinition> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM kr_definitions ORDER BY objective, key_result, seq"
+            "SELECT {COLUMNS} FROM kr_definitions \
+             WHERE objective IN (SELECT value FROM json_each(?)) \
+             ORDER BY objective, key_result, seq"
         ))
+        .bind(serde_json::to_string(&objectives(defs)).expect("ids serialize"))
         .fetch_all(&mut *tx)
         .await?;
         let mut stored = by_kr(rows);
@@ -330,9 +342,15 @@ impl DefinitionStore for PostgresStore {
         defs: &[NewDefinition],
         now: Timestamp,
     ) -> Result<Vec<Vec<StoredDefinition>>, StoreError> {
-        let select =
-            format!("SELECT {COLUMNS} FROM kr_definitions ORDER BY objective, key_result, seq");
-        let rows: Vec<StoredDefinition> = sqlx::query_as(&select).fetch_all(&self.pool).await?;
+        let select = format!(
+            "SELECT {COLUMNS} FROM kr_definitions WHERE objective = ANY($1) \
+             ORDER BY objective, key_result, seq"
+        );
+        let objectives = objectives(defs);
+        let rows: Vec<StoredDefinition> = sqlx::query_as(&select)
+            .bind(&objectives)
+            .fetch_all(&self.pool)
+            .await?;
         let stored = by_kr(rows);
         let added = plan(&stored, defs, now);
         if added.is_empty() {
@@ -357,7 +375,10 @@ impl DefinitionStore for PostgresStore {
         .bind(added.iter().map(|r| r.easier).collect::<Vec<_>>())
         .execute(&self.pool)
         .await?;
-        let rows: Vec<StoredDefinition> = sqlx::query_as(&select).fetch_all(&self.pool).await?;
+        let rows: Vec<StoredDefinition> = sqlx::query_as(&select)
+            .bind(&objectives)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(in_order(by_kr(rows), defs))
     }
 
