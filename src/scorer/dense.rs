@@ -25,13 +25,6 @@ impl Times {
         }
     }
 
-    pub fn len(&self) -> usize {
-        match self {
-            Times::Seconds { offsets, .. } => offsets.len(),
-            Times::Micros(v) => v.len(),
-        }
-    }
-
     /// The `i`th timestamp.
     pub fn get(&self, i: usize) -> i64 {
         match self {
@@ -164,7 +157,7 @@ mod tests {
             matches!(times, Times::Micros(_)),
             "a sub-second step widens"
         );
-        let got: Vec<i64> = (0..times.len()).map(|i| times.get(i)).collect();
+        let got: Vec<i64> = (0..4).map(|i| times.get(i)).collect();
         assert_eq!(
             got,
             [0, 1, 2]
