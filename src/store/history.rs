@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 
-use super::copy::CopyBuf;
+use super::copy::{copy_in, CopyBuf};
 use super::sqlite::{chunk_sql, push_tuples};
 use super::time::{NullableTime, StoredTime};
 use super::{PostgresStore, ScoreRecord, SqliteStore, StoreError};
@@ -142,17 +142,13 @@ impl HistoryStore for PostgresStore {
             copy.i64(r.revision);
         }
         copy.finish();
-        let mut sink = tx
-            .copy_in_raw(
-                "COPY kr_scores (objective, key_result, at, value, progress, score, expected, status, revision) \
-                 FROM STDIN WITH (FORMAT binary)",
-            )
-            .await?;
-        if let Err(e) = sink.send(buf.as_slice()).await {
-            let _ = sink.abort("okrd: sending the rows failed").await;
-            return Err(e.into());
-        }
-        sink.finish().await?;
+        copy_in(
+            &mut tx,
+            "COPY kr_scores (objective, key_result, at, value, progress, score, expected, status, revision) \
+             FROM STDIN WITH (FORMAT binary)",
+            &buf,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

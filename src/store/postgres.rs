@@ -10,7 +10,7 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
 
 use super::batch::{self, Batch, Row, SeriesCache};
-use super::copy::CopyBuf;
+use super::copy::{copy_in, CopyBuf};
 use super::migrations;
 use super::timescale::{self, PointsLayout};
 use super::*;
@@ -254,15 +254,12 @@ async fn copy_points(
             .map(|r| (r.series_id, r.ts.timestamp_micros(), r.value)),
         buf,
     );
-    let mut copy = conn
-        .copy_in_raw("COPY points (series_id, ts, value) FROM STDIN WITH (FORMAT binary)")
-        .await?;
-    if let Err(e) = copy.send(buf.as_slice()).await {
-        let _ = copy.abort("okrd: sending the rows failed").await;
-        return Err(e);
-    }
-    copy.finish().await?;
-    Ok(())
+    copy_in(
+        conn,
+        "COPY points (series_id, ts, value) FROM STDIN WITH (FORMAT binary)",
+        buf,
+    )
+    .await
 }
 
 /// Whether any point is stored in the span `chunk` covers, per series.
