@@ -1,5 +1,6 @@
-//! PostgreSQL's binary COPY format, written into a reusable buffer: the one
-//! encoder for every bulk write by COPY (points, score history).
+//! PostgreSQL's binary COPY format, written into a reusable buffer, and
+//! [`copy_in`], which sends it: the one encoder and the one sender for every
+//! bulk write by COPY (points, score history).
 
 use sqlx::PgConnection;
 
