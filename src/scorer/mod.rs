@@ -388,22 +388,18 @@ struct Scorer {
     writing: Option<Writing>,
 }
 
-/// A chunk of KRs with their history evaluated, to be written.
+/// A chunk of KRs with their history evaluated.
 struct Built {
     /// Its slots, ascending.
     slots: Vec<usize>,
     /// Each slot's row as built, and the row the slot had then.
     rows: Vec<(KeyResultRow, Option<Arc<KeyResultRow>>)>,
-    /// Their history.
-    rewrites: Vec<HistoryRewrite>,
 }
 
 /// A chunk of KRs whose history is being written, in a task of its own.
 struct Writing {
-    /// Its slots, ascending.
-    slots: Vec<usize>,
-    /// Each slot's row as built, and the row the slot had then.
-    rows: Vec<(KeyResultRow, Option<Arc<KeyResultRow>>)>,
+    /// The chunk.
+    built: Built,
     /// The metrics its KRs read that got points since it was evaluated,
     /// each with the earliest ts.
     touched: HashMap<String, Timestamp>,
@@ -416,7 +412,10 @@ impl Writing {
     fn note(&mut self, slots: &Slots, written: &HashMap<String, Timestamp>) {
         for (metric, ts) in written {
             let readers = slots.readers_of(std::iter::once(metric));
-            if readers.iter().any(|i| self.slots.binary_search(i).is_ok()) {
+            if readers
+                .iter()
+                .any(|i| self.built.slots.binary_search(i).is_ok())
+            {
                 let earliest = self.touched.entry(metric.clone()).or_insert(*ts);
                 *earliest = (*earliest).min(*ts);
             }
@@ -630,7 +629,10 @@ impl Scorer {
         let Some(config) = self.slots.config().cloned() else {
             return Ok(false);
         };
-        let busy = self.writing.as_ref().map_or(&[][..], |w| &w.slots[..]);
+        let busy = self
+            .writing
+            .as_ref()
+            .map_or(&[][..], |w| &w.built.slots[..]);
         let chunk: Vec<usize> = self
             .slots
             .not_ready()
@@ -643,18 +645,12 @@ impl Scorer {
             Some(self.history_chunk(&config, chunk).await?)
         };
         self.finish_writing(live, true).await?;
-        let Some(Built {
-            slots,
-            rows,
-            rewrites,
-        }) = next
-        else {
+        let Some((built, rewrites)) = next else {
             return Ok(false);
         };
         let store = Arc::clone(&self.store);
         self.writing = Some(Writing {
-            slots,
-            rows,
+            built,
             touched: HashMap::new(),
             task: tokio::spawn(async move { store.rewrite_histories(&rewrites).await }),
         });
@@ -662,13 +658,13 @@ impl Scorer {
     }
 
     /// Evaluates the KRs of `slots` (ascending), and their history since
-    /// the newest row each has stored: what [`Scorer::build_history`]
+    /// the newest row each has stored, which [`Scorer::build_history`]
     /// writes.
     async fn history_chunk(
         &mut self,
         config: &Config,
         slots: Vec<usize>,
-    ) -> Result<Built, StoreError> {
+    ) -> Result<(Built, Vec<HistoryRewrite>), StoreError> {
         let krs = self.slots.krs(config, &slots);
         let now = self.clock.now();
         let margins = margins(config);
@@ -700,11 +696,7 @@ impl Scorer {
             });
             rows.push((eval.row, slot.row.clone()));
         }
-        Ok(Built {
-            slots,
-            rows,
-            rewrites,
-        })
+        Ok((Built { slots, rows }, rewrites))
     }
 
     /// Waits for the chunk of history being written, if any. Written and
@@ -728,7 +720,8 @@ impl Scorer {
             return Ok(());
         }
         written?;
-        for (&i, (row, before)) in writing.slots.iter().zip(writing.rows) {
+        let Built { slots, rows } = writing.built;
+        for (&i, (row, before)) in slots.iter().zip(rows) {
             let slot = self.slots.get_mut(i);
             slot.ready = true;
             let rescored = match (&slot.row, &before) {

@@ -173,8 +173,8 @@ fn day(d: i64) -> Timestamp {
 }
 
 /// A store holding metric `a` at 2·d on days 1 to 10, and a scorer at day
-/// 10, noon, that has scored `yaml` and built its history.
-async fn built(yaml: String) -> (Arc<dyn Store>, Arc<FixedClock>, Live, Scorer) {
+/// 10, noon, that has scored `yaml` (its history not built yet).
+async fn scored(yaml: String) -> (Arc<dyn Store>, Arc<FixedClock>, Live, Scorer) {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
     let points: Vec<(Timestamp, f64)> = (1..=10).map(|d| (day(d), 2.0 * d as f64)).collect();
     write_a(store.as_ref(), &points).await;
@@ -182,6 +182,12 @@ async fn built(yaml: String) -> (Arc<dyn Store>, Arc<FixedClock>, Live, Scorer) 
     let live = Live::new(load_config(&[("o.yaml".into(), yaml)]));
     let mut scorer = scorer_at(store.clone(), clock.clone());
     scorer.recompute(&live).await.unwrap();
+    (store, clock, live, scorer)
+}
+
+/// [`scored`], with the history built.
+async fn built(yaml: String) -> (Arc<dyn Store>, Arc<FixedClock>, Live, Scorer) {
+    let (store, clock, live, mut scorer) = scored(yaml).await;
     build_all(&mut scorer, &live).await;
     (store, clock, live, scorer)
 }
@@ -254,13 +260,7 @@ async fn a_revision_keeps_the_history_before_it_and_late_points_rescore_under_ea
 /// older one the chunk was built with.
 #[tokio::test]
 async fn a_late_point_during_a_history_write_is_scored_into_that_history() {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
-    let points: Vec<(Timestamp, f64)> = (1..=10).map(|d| (day(d), 2.0 * d as f64)).collect();
-    write_a(store.as_ref(), &points).await;
-    let clock = Arc::new(FixedClock::new(day(10) + TimeDelta::hours(12)));
-    let live = Live::new(load_config(&[("o.yaml".into(), kr_yaml(PERIOD, 100))]));
-    let mut scorer = scorer_at(store.clone(), clock.clone());
-    scorer.recompute(&live).await.unwrap();
+    let (store, clock, live, mut scorer) = scored(kr_yaml(PERIOD, 100)).await;
     assert!(
         scorer.build_history(&live).await.unwrap(),
         "the chunk is being written"
