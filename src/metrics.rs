@@ -11,7 +11,9 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::scorecard::{KeyResultRow, Scorecard};
+use std::sync::Arc;
+
+use crate::scorecard::{KeyResultRow, ObjectiveRow, Scorecard};
 use crate::scoring::Status;
 
 /// Connector name used for points pushed over HTTP.
@@ -153,15 +155,27 @@ impl Metrics {
     /// (`okrd_key_result_confidence`), which the scorecard does not hold:
     /// a check-in is never part of the score.
     pub fn render_with(&self, card: &Scorecard, confidences: &Confidences) -> String {
+        self.exposition(Arc::new(card.clone()), confidences.clone())
+            .collect()
+    }
+
+    /// [`Metrics::render_with`] a chunk at a time, for a response body to
+    /// stream: a scrape of 10,000 KRs holds one chunk of text, not 15 MB.
+    pub fn exposition(&self, card: Arc<Scorecard>, confidences: Confidences) -> Exposition {
         let mut families = self.registry.gather();
         families.sort_by(|a, b| a.name().cmp(b.name()));
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&families, &mut out)
             .expect("encoding to memory cannot fail");
-        let mut text = String::from_utf8(out).expect("the text format is UTF-8");
-        write_scorecard(card, confidences, &mut text);
-        text
+        Exposition {
+            health: Some(String::from_utf8(out).expect("the text format is UTF-8")),
+            card,
+            confidences,
+            family: 0,
+            next: 0,
+            started: false,
+        }
     }
 }
 
@@ -177,162 +191,214 @@ fn kr(r: &KeyResultRow) -> [(&'static str, &str); 2] {
     ]
 }
 
-/// Writes the KR and objective gauges of `card` in the text format,
-/// straight from the scorecard: no metric objects are built per scrape, so
-/// one of 10,000 KRs costs a string, not a registry of 150,000 gauges.
-fn write_scorecard(card: &Scorecard, confidences: &Confidences, out: &mut String) {
-    let krs = &card.key_results;
-    family(
-        out,
-        "okrd_guardrail_degraded",
-        "1 while the counter metric is degraded: worse than W ago by more than its tolerance (test: welch, by the lower confidence bound of the two windows' difference).",
-        |f| {
-            for r in krs {
-                for c in &r.counters {
-                    let [k, o] = kr(r);
-                    f.sample(
-                        &[("counter_metric", &c.metric), k, o],
-                        if c.degraded { 1.0 } else { 0.0 },
-                    );
-                }
-            }
-        },
-    );
-    family(
-        out,
-        "okrd_key_result_confidence",
-        "The confidence (0.0 to 1.0) of the key result's latest check-in: a person's word, never part of the score; absent without a check-in.",
-        |f| {
-            for r in krs {
-                let key = (r.objective.clone(), r.key_result.clone());
-                if let Some(c) = confidences.get(&key) {
-                    f.sample(&kr(r), *c);
-                }
-            }
-        },
-    );
-    family(
-        out,
-        "okrd_key_result_expected_score",
-        "The score expected by now: elapsed fraction of the period (x0.7 for aspirational KRs).",
-        |f| krs.iter().for_each(|r| f.sample(&kr(r), r.expected)),
-    );
-    family(
-        out,
-        "okrd_key_result_forecast_probability",
-        "Probability, by Student's t around the least-squares line through the period's points, that the value at period end meets the target (a maintain KR: its threshold); absent with fewer than 3 points.",
-        |f| {
-            for r in krs {
-                if let Some(p) = r.forecast_probability {
-                    f.sample(&kr(r), p);
-                }
-            }
-        },
-    );
-    family(
-        out,
-        "okrd_key_result_info",
-        "Key result metadata; always 1.",
-        |f| {
-            for r in krs {
-                let [k, o] = kr(r);
-                f.sample(
-                    &[
-                        k,
-                        o,
-                        ("period", &r.period),
-                        ("team", &r.team),
-                        ("title", &r.title),
-                    ],
-                    1.0,
-                );
-            }
-        },
-    );
-    family(
-        out,
-        "okrd_key_result_progress",
-        "Key result progress from baseline to target, unclamped (1 = target reached).",
-        |f| {
-            for r in krs {
-                if let Some(p) = r.progress {
-                    f.sample(&kr(r), p);
-                }
-            }
-        },
-    );
-    family(
-        out,
-        "okrd_key_result_revision",
-        "The revision of the key result's definition in force (0: never revised while its period ran).",
-        |f| {
-            for r in krs {
-                f.sample(&kr(r), r.revision as f64);
-            }
-        },
-    );
-    family(
-        out,
-        "okrd_key_result_score",
-        "Key result score, 0.0 to 1.0.",
-        |f| krs.iter().for_each(|r| f.sample(&kr(r), r.score)),
-    );
-    family(
-        out,
-        "okrd_key_result_status",
-        "1 for the key result's current status, 0 for the others.",
-        |f| {
-            for r in krs {
-                let [k, o] = kr(r);
-                for s in Status::ALL {
-                    let on = if s.as_str() == r.status { 1.0 } else { 0.0 };
-                    f.sample(&[k, o, ("status", s.as_str())], on);
-                }
-            }
-        },
-    );
-    family(
-        out,
-        "okrd_key_result_target",
-        "The key result's target (threshold for maintain KRs).",
-        |f| krs.iter().for_each(|r| f.sample(&kr(r), r.target)),
-    );
-    family(
-        out,
-        "okrd_key_result_value",
-        "The key result's current aggregate value.",
-        |f| {
-            for r in krs {
-                if let Some(v) = r.value {
-                    f.sample(&kr(r), v);
-                }
-            }
-        },
-    );
-    family(
-        out,
-        "okrd_objective_rollup_score",
-        "Objective roll-up: the unweighted mean of its own score (when it has key results) and the roll-ups of the objectives aligned to it.",
-        |f| {
-            for o in &card.objectives {
-                f.sample(&[("objective", &o.id), ("team", &o.team)], o.rollup);
-            }
-        },
-    );
-    family(
-        out,
-        "okrd_objective_score",
-        "Objective score: weighted average of its key results' scores (an objective without key results of its own: its roll-up).",
-        |f| {
-            for o in &card.objectives {
-                f.sample(&[("objective", &o.id), ("team", &o.team)], o.score);
-            }
-        },
-    );
+/// Rows one chunk of the exposition writes: a few hundred KB of text.
+const CHUNK_ROWS: usize = 1_000;
+
+/// The text exposition of the service-health registry and a scorecard, in
+/// chunks: the registry's, then each KR and objective gauge family
+/// [`CHUNK_ROWS`] rows at a time, written straight from the scorecard (no
+/// metric objects are built per scrape, so one of 10,000 KRs costs text,
+/// not a registry of 150,000 gauges).
+pub struct Exposition {
+    /// The registry's text, until it is taken.
+    health: Option<String>,
+    card: Arc<Scorecard>,
+    confidences: Confidences,
+    /// The family being written, in [`FAMILIES`].
+    family: usize,
+    /// Its next row.
+    next: usize,
+    /// Whether its header is written.
+    started: bool,
 }
 
-/// One gauge family being written: its samples, then (if any) its header
-/// and them appended to the exposition.
+impl Iterator for Exposition {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        if let Some(health) = self.health.take() {
+            return Some(health);
+        }
+        while let Some(def) = FAMILIES.get(self.family) {
+            let mut f = Family {
+                name: def.name,
+                samples: String::new(),
+            };
+            let (rows, end) = match def.rows {
+                Rows::KeyResults(write) => {
+                    let krs = &self.card.key_results;
+                    let end = (self.next + CHUNK_ROWS).min(krs.len());
+                    for r in &krs[self.next.min(end)..end] {
+                        write(r, &self.confidences, &mut f);
+                    }
+                    (krs.len(), end)
+                }
+                Rows::Objectives(write) => {
+                    let objectives = &self.card.objectives;
+                    let end = (self.next + CHUNK_ROWS).min(objectives.len());
+                    for o in &objectives[self.next.min(end)..end] {
+                        write(o, &mut f);
+                    }
+                    (objectives.len(), end)
+                }
+            };
+            let mut chunk = String::new();
+            if !f.samples.is_empty() && !self.started {
+                self.started = true;
+                let name = def.name;
+                chunk = format!("# HELP {name} {}\n# TYPE {name} gauge\n", def.help);
+            }
+            chunk.push_str(&f.samples);
+            if end >= rows {
+                (self.family, self.next, self.started) = (self.family + 1, 0, false);
+            } else {
+                self.next = end;
+            }
+            if !chunk.is_empty() {
+                return Some(chunk);
+            }
+        }
+        None
+    }
+}
+
+impl futures_core::Stream for Exposition {
+    type Item = Result<String, std::convert::Infallible>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        std::task::Poll::Ready(Iterator::next(self.get_mut()).map(Ok))
+    }
+}
+
+/// A gauge family of the scorecard: its name, help, and how each row
+/// writes its samples.
+struct FamilyDef {
+    name: &'static str,
+    help: &'static str,
+    rows: Rows,
+}
+
+enum Rows {
+    KeyResults(fn(&KeyResultRow, &Confidences, &mut Family)),
+    Objectives(fn(&ObjectiveRow, &mut Family)),
+}
+
+/// The scorecard's gauge families, in name order.
+const FAMILIES: [FamilyDef; 13] = [
+    FamilyDef {
+        name: "okrd_guardrail_degraded",
+        help: "1 while the counter metric is degraded: worse than W ago by more than its tolerance (test: welch, by the lower confidence bound of the two windows' difference).",
+        rows: Rows::KeyResults(|r, _, f| {
+            for c in &r.counters {
+                let [k, o] = kr(r);
+                f.sample(
+                    &[("counter_metric", &c.metric), k, o],
+                    if c.degraded { 1.0 } else { 0.0 },
+                );
+            }
+        }),
+    },
+    FamilyDef {
+        name: "okrd_key_result_confidence",
+        help: "The confidence (0.0 to 1.0) of the key result's latest check-in: a person's word, never part of the score; absent without a check-in.",
+        rows: Rows::KeyResults(|r, confidences, f| {
+            let key = (r.objective.clone(), r.key_result.clone());
+            if let Some(c) = confidences.get(&key) {
+                f.sample(&kr(r), *c);
+            }
+        }),
+    },
+    FamilyDef {
+        name: "okrd_key_result_expected_score",
+        help: "The score expected by now: elapsed fraction of the period (x0.7 for aspirational KRs).",
+        rows: Rows::KeyResults(|r, _, f| f.sample(&kr(r), r.expected)),
+    },
+    FamilyDef {
+        name: "okrd_key_result_forecast_probability",
+        help: "Probability, by Student's t around the least-squares line through the period's points, that the value at period end meets the target (a maintain KR: its threshold); absent with fewer than 3 points.",
+        rows: Rows::KeyResults(|r, _, f| {
+            if let Some(p) = r.forecast_probability {
+                f.sample(&kr(r), p);
+            }
+        }),
+    },
+    FamilyDef {
+        name: "okrd_key_result_info",
+        help: "Key result metadata; always 1.",
+        rows: Rows::KeyResults(|r, _, f| {
+            let [k, o] = kr(r);
+            f.sample(
+                &[
+                    k,
+                    o,
+                    ("period", &r.period),
+                    ("team", &r.team),
+                    ("title", &r.title),
+                ],
+                1.0,
+            );
+        }),
+    },
+    FamilyDef {
+        name: "okrd_key_result_progress",
+        help: "Key result progress from baseline to target, unclamped (1 = target reached).",
+        rows: Rows::KeyResults(|r, _, f| {
+            if let Some(p) = r.progress {
+                f.sample(&kr(r), p);
+            }
+        }),
+    },
+    FamilyDef {
+        name: "okrd_key_result_revision",
+        help: "The revision of the key result's definition in force (0: never revised while its period ran).",
+        rows: Rows::KeyResults(|r, _, f| f.sample(&kr(r), r.revision as f64)),
+    },
+    FamilyDef {
+        name: "okrd_key_result_score",
+        help: "Key result score, 0.0 to 1.0.",
+        rows: Rows::KeyResults(|r, _, f| f.sample(&kr(r), r.score)),
+    },
+    FamilyDef {
+        name: "okrd_key_result_status",
+        help: "1 for the key result's current status, 0 for the others.",
+        rows: Rows::KeyResults(|r, _, f| {
+            let [k, o] = kr(r);
+            for s in Status::ALL {
+                let on = if s.as_str() == r.status { 1.0 } else { 0.0 };
+                f.sample(&[k, o, ("status", s.as_str())], on);
+            }
+        }),
+    },
+    FamilyDef {
+        name: "okrd_key_result_target",
+        help: "The key result's target (threshold for maintain KRs).",
+        rows: Rows::KeyResults(|r, _, f| f.sample(&kr(r), r.target)),
+    },
+    FamilyDef {
+        name: "okrd_key_result_value",
+        help: "The key result's current aggregate value.",
+        rows: Rows::KeyResults(|r, _, f| {
+            if let Some(v) = r.value {
+                f.sample(&kr(r), v);
+            }
+        }),
+    },
+    FamilyDef {
+        name: "okrd_objective_rollup_score",
+        help: "Objective roll-up: the unweighted mean of its own score (when it has key results) and the roll-ups of the objectives aligned to it.",
+        rows: Rows::Objectives(|o, f| f.sample(&[("objective", &o.id), ("team", &o.team)], o.rollup)),
+    },
+    FamilyDef {
+        name: "okrd_objective_score",
+        help: "Objective score: weighted average of its key results' scores (an objective without key results of its own: its roll-up).",
+        rows: Rows::Objectives(|o, f| f.sample(&[("objective", &o.id), ("team", &o.team)], o.score)),
+    },
+];
+
+/// One gauge family's samples being written.
 struct Family {
     name: &'static str,
     samples: String,
@@ -360,17 +426,5 @@ impl Family {
             self.samples.push('"');
         }
         let _ = writeln!(self.samples, "}} {value}");
-    }
-}
-
-fn family(out: &mut String, name: &'static str, help: &str, fill: impl FnOnce(&mut Family)) {
-    let mut f = Family {
-        name,
-        samples: String::new(),
-    };
-    fill(&mut f);
-    if !f.samples.is_empty() {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
-        out.push_str(&f.samples);
     }
 }

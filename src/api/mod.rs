@@ -35,6 +35,7 @@ pub mod status_page;
 
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::handler::Handler;
 use axum::http::{header, StatusCode};
@@ -114,13 +115,14 @@ async fn metrics(State(app): State<Services>) -> Response {
             Default::default()
         }
     };
-    let text = app.metrics.render_with(&app.live.card(), &confidences);
+    // Streamed a chunk at a time: a scrape holds one chunk of text.
+    let body = Body::from_stream(app.metrics.exposition(app.live.card(), confidences));
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        text,
+        body,
     )
         .into_response()
 }

@@ -5,13 +5,17 @@
 //! Each cached series holds every stored point from the latest one at or
 //! before its `from` on, with no upper bound, so a request for any
 //! `from` at or after it is answered exactly as `Store::load_series` would.
+//! The scorer asks only for what advancing each KR's running state reads
+//! (the windows at its evaluation time, and the points since), and after
+//! rescoring every KR it trims each series to what is read next, so the
+//! cache holds windows, not periods.
 //! Points written mark their metric dirty (`Live`): by this process
 //! directly, by another (a second instance, `okrd ingest`) through the
 //! change feed (`feed.rs`). That cuts the metric's cached series back to
 //! before the earliest new point. When the feed cannot prove it missed
 //! nothing, the whole cache is dropped.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
@@ -66,6 +70,20 @@ impl Cached {
         self.stale_from = Some(self.stale_from.map_or(ts, |s| s.min(ts)));
     }
 
+    /// Forgets the points before the latest one at or before `floor`.
+    fn trim(&mut self, floor: Timestamp) {
+        if floor <= self.from {
+            return;
+        }
+        let anchor = self
+            .ts
+            .partition_point(|t| t <= floor.timestamp_micros())
+            .saturating_sub(1);
+        self.ts.drain_front(anchor);
+        self.values.drain_front(anchor);
+        self.from = floor;
+    }
+
     fn extend(&mut self, samples: &[Sample], after: Option<Timestamp>) {
         self.ts.reserve(samples.len());
         self.values.reserve(samples.len());
@@ -93,6 +111,15 @@ enum Fetch {
 }
 
 impl SeriesCache {
+    /// How many points each series holds, by metric (for tests).
+    #[cfg(test)]
+    pub fn held(&self) -> std::collections::BTreeMap<String, usize> {
+        self.series
+            .iter()
+            .map(|(k, c)| (k.metric.clone(), c.ts.partition_point(|_| true)))
+            .collect()
+    }
+
     /// Drops everything.
     pub fn clear(&mut self) {
         self.series.clear();
@@ -110,9 +137,17 @@ impl SeriesCache {
         }
     }
 
-    /// Keeps only the series in `keys`.
-    pub fn retain(&mut self, keys: &HashSet<&SeriesKey>) {
-        self.series.retain(|k, _| keys.contains(k));
+    /// Keeps only the series in `floors`, each only from its floor on:
+    /// the points after it and the latest one at or before it. A request
+    /// from before a floor loads that series whole again.
+    pub fn trim(&mut self, floors: &HashMap<SeriesKey, Timestamp>) {
+        self.series.retain(|key, cached| match floors.get(key) {
+            Some(floor) => {
+                cached.trim(*floor);
+                true
+            }
+            None => false,
+        });
     }
 
     /// `Store::load_many(ranges)`, from the cache where it can, with one
@@ -299,6 +334,29 @@ mod tests {
         assert_eq!(
             cache.load(store.as_ref(), &earlier).await.unwrap(),
             store.load_many(&earlier).await.unwrap()
+        );
+        // Trimmed to a floor, a series answers from the floor on, and loads
+        // again from before it; a series without a floor is dropped.
+        cache.trim(&HashMap::from([((*a).clone(), t(7))]));
+        assert_eq!(cache.series.len(), 1);
+        assert_eq!(
+            cache.series[&*a].ts.partition_point(|_| true),
+            3,
+            "6 (the anchor), 8, 10"
+        );
+        let after = check(vec![
+            (a.clone(), 7, 20),
+            (a.clone(), 9, 9),
+            (b.clone(), 0, 9),
+        ]);
+        assert_eq!(
+            cache.load(store.as_ref(), &after).await.unwrap(),
+            store.load_many(&after).await.unwrap()
+        );
+        let before = check(vec![(a.clone(), 1, 20)]);
+        assert_eq!(
+            cache.load(store.as_ref(), &before).await.unwrap(),
+            store.load_many(&before).await.unwrap()
         );
     }
 }

@@ -50,6 +50,14 @@ impl Times {
         }
     }
 
+    /// Forgets the first `n`.
+    pub fn drain_front(&mut self, n: usize) {
+        match self {
+            Times::Seconds { offsets, .. } => drop(offsets.drain(..n)),
+            Times::Micros(v) => drop(v.drain(..n)),
+        }
+    }
+
     /// Room for `n` more, and at most a sixteenth more than needed.
     pub fn reserve(&mut self, n: usize) {
         match self {
@@ -108,6 +116,14 @@ impl Values {
         match self {
             Values::Narrow(v) => v.truncate(n),
             Values::Wide(v) => v.truncate(n),
+        }
+    }
+
+    /// Forgets the first `n`.
+    pub fn drain_front(&mut self, n: usize) {
+        match self {
+            Values::Narrow(v) => drop(v.drain(..n)),
+            Values::Wide(v) => drop(v.drain(..n)),
         }
     }
 

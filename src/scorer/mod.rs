@@ -7,8 +7,17 @@
 //! scores and windows), records score history, and re-scores history when
 //! late or corrected points arrive.
 //!
-//! - `cache.rs`: the series scored, kept between recomputes, so that a
-//!   recompute reads from the store only the points written since.
+//! Each KR whose history is built keeps its running state (baseline,
+//! window, the forecast's sums: `scoring::Running`) in its slot, and a
+//! rescore advances it with the points written since: it costs the windows
+//! the KR reads, not its period. A state is built again from the KR's whole
+//! series, read from the store, after a late point at or before what it
+//! holds, a new period, a reload that changes how the KR reads its series,
+//! or when the change feed cannot prove the scorer current.
+//!
+//! - `cache.rs`: the windows scored, kept between recomputes, so that a
+//!   recompute reads from the store only the points written since; after
+//!   each full rescore it keeps only what each series is read from next.
 //! - `dense.rs`: the cache's columns, 4 bytes a timestamp or value where
 //!   that holds it exactly.
 //! - `slots.rs`: the rows, one slot per KR in config order, and the KRs
@@ -21,6 +30,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::SubsecRound;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
@@ -32,7 +42,7 @@ use crate::metrics::Metrics;
 use crate::model::{minus, Sample, SeriesKey, Timestamp};
 use crate::scorecard::{KeyResultRow, ObjectiveRow, Scorecard};
 use crate::scoring::guardrail::{counter_data_from, counter_state};
-use crate::scoring::{self, KrScore, Margins};
+use crate::scoring::{self, KrScore, Margins, Running};
 use crate::store::{HistoryRewrite, NewDefinition, ScoreRecord, SeriesRange, Store, StoreError};
 
 mod cache;
@@ -68,13 +78,21 @@ pub async fn evaluate(
     now: Timestamp,
     margins: Margins,
 ) -> Result<Evaluation, StoreError> {
-    let loaded = store.load_many(&ranges(objective, kr, now)).await?;
-    Ok(evaluate_loaded(objective, kr, now, margins, loaded, true))
+    let loaded = store.load_many(&ranges(objective, kr, now, None)).await?;
+    Ok(evaluate_loaded(objective, kr, now, margins, loaded, true).0)
 }
 
 /// What [`evaluate_loaded`] needs from the store: the KR's series first,
-/// then each counter metric's.
-fn ranges(objective: &Objective, kr: &KeyResult, now: Timestamp) -> Vec<SeriesRange> {
+/// then each counter metric's. With `since` (a running state's
+/// [`Running::through`]), what advancing that state needs instead: the
+/// KR's series only from the windows read at the evaluation time, and
+/// every point after `since`.
+fn ranges(
+    objective: &Objective,
+    kr: &KeyResult,
+    now: Timestamp,
+    since: Option<Timestamp>,
+) -> Vec<SeriesRange> {
     let period = &*objective.period.at(now);
     let at = scoring::evaluation_time(period, now);
     // The score at t − W (for "the KR moves") needs data one W earlier.
@@ -84,8 +102,11 @@ fn ranges(objective: &Objective, kr: &KeyResult, now: Timestamp) -> Vec<SeriesRa
         .map(|c| c.window)
         .max()
         .unwrap_or_default();
-    let from = scoring::data_from(kr, period)
-        .min(minus(minus(at, longest_w), kr.window.unwrap_or_default()));
+    let windows = minus(minus(at, longest_w), kr.window.unwrap_or_default());
+    let from = match since {
+        None => scoring::data_from(kr, period).min(windows),
+        Some(since) => windows.min(since),
+    };
     let mut out = Vec::with_capacity(1 + kr.counter_metrics.len());
     out.push(SeriesRange {
         key: SeriesKey::new(kr.metric.clone(), kr.labels.clone()),
@@ -126,12 +147,13 @@ fn sparse_ranges(
             to: t,
         })
         .collect();
-    let mut all = ranges(objective, kr, now);
+    let mut all = ranges(objective, kr, now, None);
     all.remove(0);
     (own, all)
 }
 
-/// Evaluates one KR from its [`ranges`], loaded.
+/// Evaluates one KR from its [`ranges`], loaded: its row, and its running
+/// state through the evaluation time.
 fn evaluate_loaded(
     objective: &Objective,
     kr: &KeyResult,
@@ -139,29 +161,74 @@ fn evaluate_loaded(
     margins: Margins,
     loaded: Vec<Vec<Sample>>,
     with_forecast: bool,
+) -> (Evaluation, Running) {
+    let period = &*objective.period.at(now);
+    let at = scoring::evaluation_time(period, now);
+    let mut loaded = loaded.into_iter();
+    let samples = loaded.next().unwrap_or_default();
+    let running = Running::new(kr, period, &samples, at);
+    let row = row_of(
+        objective,
+        kr,
+        now,
+        margins,
+        &running,
+        &samples,
+        loaded,
+        with_forecast,
+    );
+    (Evaluation { row, samples }, running)
+}
+
+/// Advances `running` with one KR's [`ranges`] since its
+/// [`Running::through`], loaded, and evaluates the KR.
+fn evaluate_advanced(
+    objective: &Objective,
+    kr: &KeyResult,
+    now: Timestamp,
+    margins: Margins,
+    running: &mut Running,
+    loaded: Vec<Vec<Sample>>,
 ) -> Evaluation {
     let period = &*objective.period.at(now);
     let at = scoring::evaluation_time(period, now);
     let mut loaded = loaded.into_iter();
     let samples = loaded.next().unwrap_or_default();
-    let s = if with_forecast {
-        scoring::score_key_result(kr, period, &samples, now, margins)
-    } else {
-        scoring::score_key_result_without_forecast(kr, period, &samples, now, margins)
-    };
+    running.advance(&samples, at);
+    let row = row_of(objective, kr, now, margins, running, &samples, loaded, true);
+    Evaluation { row, samples }
+}
 
+/// The KR's row from its running state through the evaluation time, its
+/// own samples (at least the windows read then) and each counter metric's.
+#[allow(clippy::too_many_arguments)]
+fn row_of(
+    objective: &Objective,
+    kr: &KeyResult,
+    now: Timestamp,
+    margins: Margins,
+    running: &Running,
+    samples: &[Sample],
+    counter_samples: impl Iterator<Item = Vec<Sample>>,
+    with_forecast: bool,
+) -> KeyResultRow {
+    let period = &*objective.period.at(now);
+    let at = scoring::evaluation_time(period, now);
+    let s = scoring::score_running(kr, period, running, samples, now, margins, with_forecast);
     let mut counters = Vec::with_capacity(kr.counter_metrics.len());
-    for (cm, csamples) in kr.counter_metrics.iter().zip(loaded) {
-        let then = scoring::score_key_result_without_forecast(
+    for (cm, csamples) in kr.counter_metrics.iter().zip(counter_samples) {
+        let then = scoring::score_running(
             kr,
             period,
-            &samples,
+            running,
+            samples,
             minus(at, cm.window),
             margins,
+            false,
         );
         counters.push(counter_state(cm, &csamples, at, s.score, then.score));
     }
-    let row = KeyResultRow {
+    KeyResultRow {
         objective: objective.id.clone(),
         key_result: kr.id.clone(),
         value: s.value,
@@ -181,49 +248,32 @@ fn evaluate_loaded(
         history_building: false,
         revision: 0,
         revisions: Default::default(),
-    };
-    Evaluation { row, samples }
-}
-
-/// Where evaluations get their samples: the store, or the scorer's cache
-/// in front of it.
-enum Source<'a> {
-    Store(&'a dyn Store),
-    Cache(&'a mut SeriesCache, &'a dyn Store),
-}
-
-impl Source<'_> {
-    async fn load(&mut self, ranges: &[SeriesRange]) -> Result<Vec<Vec<Sample>>, StoreError> {
-        match self {
-            Source::Store(store) => store.load_many(ranges).await,
-            Source::Cache(cache, store) => cache.load(*store, ranges).await,
-        }
     }
 }
 
 /// Evaluates `krs` (an objective and one of its KRs each, at most
-/// [`CHUNK`]), loading their series with one call.
+/// [`CHUNK`]) from their whole series, loaded with one store call: each
+/// one's row and running state.
 async fn evaluate_many<'a>(
-    source: &mut Source<'_>,
+    store: &dyn Store,
     krs: &[(&'a Objective, &'a KeyResult)],
     now: Timestamp,
     margins: Margins,
-) -> Result<Vec<(&'a Objective, &'a KeyResult, Evaluation)>, StoreError> {
+) -> Result<Vec<(Evaluation, Running)>, StoreError> {
     let mut all = Vec::new();
     let mut lens = Vec::with_capacity(krs.len());
     for (objective, kr) in krs {
-        let r = ranges(objective, kr, now);
+        let r = ranges(objective, kr, now, None);
         lens.push(r.len());
         all.extend(r);
     }
-    let mut loaded = source.load(&all).await?.into_iter();
+    let mut loaded = store.load_many(&all).await?.into_iter();
     Ok(krs
         .iter()
         .zip(lens)
         .map(|((objective, kr), n)| {
             let mine: Vec<Vec<Sample>> = loaded.by_ref().take(n).collect();
-            let eval = evaluate_loaded(objective, kr, now, margins, mine, true);
-            (*objective, *kr, eval)
+            evaluate_loaded(objective, kr, now, margins, mine, true)
         })
         .collect())
 }
@@ -245,9 +295,8 @@ pub async fn score_all(
         .flat_map(|o| o.key_results.iter().map(move |kr| (o, kr)))
         .collect();
     let mut card = Scorecard::default();
-    let mut source = Source::Store(store);
     for chunk in krs.chunks(CHUNK) {
-        for (_, _, eval) in evaluate_many(&mut source, chunk, now, margins).await? {
+        for (eval, _) in evaluate_many(store, chunk, now, margins).await? {
             card.key_results.push(Arc::new(eval.row));
         }
     }
@@ -392,8 +441,9 @@ struct Scorer {
 struct Built {
     /// Its slots, ascending.
     slots: Vec<usize>,
-    /// Each slot's row as built, and the row the slot had then.
-    rows: Vec<(KeyResultRow, Option<Arc<KeyResultRow>>)>,
+    /// Each slot's row as built, the row the slot had then, and its
+    /// running state.
+    rows: Vec<(KeyResultRow, Option<Arc<KeyResultRow>>, Running)>,
 }
 
 /// A chunk of KRs whose history is being written, in a task of its own.
@@ -452,7 +502,11 @@ impl Scorer {
             writing.note(&self.slots, &dirty.metrics);
         }
         if dirty.reload {
+            // Neither the cache nor a running state can be proven current.
             self.cache.clear();
+            for slot in self.slots.iter_mut() {
+                slot.running = None;
+            }
         }
         self.cache.written(&dirty.metrics);
         // A config change lays the slots out again (forgetting KRs that
@@ -496,14 +550,15 @@ impl Scorer {
             written
         };
         if relaid {
-            let keys: Vec<SeriesKey> = (0..self.slots.len())
-                .flat_map(|i| {
-                    let (o, kr) = self.slots.kr(&config, i);
-                    ranges(o, kr, now)
-                })
-                .map(|r| r.key)
-                .collect();
-            self.cache.retain(&keys.iter().collect());
+            // A KR kept by the new layout keeps its state unless it reads
+            // its series differently now.
+            for i in 0..self.slots.len() {
+                let (_, kr) = self.slots.kr(&config, i);
+                let slot = self.slots.get_mut(i);
+                if slot.running.as_ref().is_some_and(|r| !r.built_for(kr)) {
+                    slot.running = None;
+                }
+            }
         }
 
         // KRs whose history is not built yet get a plain evaluation from the
@@ -518,9 +573,19 @@ impl Scorer {
                 return Err(e);
             }
         }
+        // When every KR whose history is built is rescored, what each reads
+        // next is known: the cache keeps only that.
+        let mut floors = (relaid || dirty.all).then(HashMap::new);
         for chunk in known.chunks(CHUNK) {
             if let Err(e) = self
-                .rescore(&config, chunk, &dirty.metrics, now, margins)
+                .rescore(
+                    &config,
+                    chunk,
+                    &dirty.metrics,
+                    now,
+                    margins,
+                    floors.as_mut(),
+                )
                 .await
             {
                 // Put the work back, so nothing is lost if the store is
@@ -530,6 +595,9 @@ impl Scorer {
             }
         }
 
+        if let Some(floors) = floors {
+            self.cache.trim(&floors);
+        }
         let scored = started.elapsed();
         self.publish(live);
         tracing::debug!(
@@ -673,11 +741,12 @@ impl Scorer {
             .map(|(o, kr)| (o.id.as_str(), kr.id.as_str()))
             .collect();
         let ends = self.store.history_ends(&ids).await?;
-        let mut source = Source::Cache(&mut self.cache, self.store.as_ref());
-        let evaluations = evaluate_many(&mut source, &krs, now, margins).await?;
+        let evaluations = evaluate_many(self.store.as_ref(), &krs, now, margins).await?;
         let mut rewrites = Vec::with_capacity(slots.len());
         let mut rows = Vec::with_capacity(slots.len());
-        for ((i, (objective, kr, eval)), end) in slots.iter().zip(evaluations).zip(ends) {
+        for (((i, (objective, kr)), (eval, running)), end) in
+            slots.iter().zip(&krs).zip(evaluations).zip(ends)
+        {
             let start = objective.period.at(now).start;
             let from = match end {
                 Some(end) => end + chrono::TimeDelta::microseconds(1),
@@ -694,7 +763,7 @@ impl Scorer {
                 from,
                 records: history(objective, kr, timeline, &eval.samples, from, at, margins),
             });
-            rows.push((eval.row, slot.row.clone()));
+            rows.push((eval.row, slot.row.clone(), running));
         }
         Ok((Built { slots, rows }, rewrites))
     }
@@ -721,9 +790,10 @@ impl Scorer {
         }
         written?;
         let Built { slots, rows } = writing.built;
-        for (&i, (row, before)) in slots.iter().zip(rows) {
+        for (&i, (row, before, running)) in slots.iter().zip(rows) {
             let slot = self.slots.get_mut(i);
             slot.ready = true;
+            slot.running = Some(running);
             let rescored = match (&slot.row, &before) {
                 (Some(now), Some(before)) => !Arc::ptr_eq(now, before),
                 (now, _) => now.is_some(),
@@ -770,7 +840,7 @@ impl Scorer {
             samples.dedup_by_key(|s| s.ts);
             let mut series = vec![samples];
             series.extend(loaded.by_ref().take(rest));
-            let eval = evaluate_loaded(objective, kr, now, margins, series, false);
+            let (eval, _) = evaluate_loaded(objective, kr, now, margins, series, false);
             // Without a point at or before the period start, the baseline is
             // the earliest point in the period, which only the whole series
             // tells.
@@ -789,9 +859,8 @@ impl Scorer {
         }
         if !whole.is_empty() {
             let krs = self.slots.krs(config, &whole);
-            let mut source = Source::Cache(&mut self.cache, self.store.as_ref());
-            let evaluations = evaluate_many(&mut source, &krs, now, margins).await?;
-            for (i, (_, _, eval)) in whole.iter().zip(evaluations) {
+            let evaluations = evaluate_many(self.store.as_ref(), &krs, now, margins).await?;
+            for (i, (eval, _)) in whole.iter().zip(evaluations) {
                 let slot = self.slots.get_mut(*i);
                 slot.row = Some(Arc::new(stamped(eval.row, &slot.timeline)));
             }
@@ -811,13 +880,13 @@ impl Scorer {
         late: &HashMap<String, Timestamp>,
         now: Timestamp,
         margins: Margins,
+        mut floors: Option<&mut HashMap<SeriesKey, Timestamp>>,
     ) -> Result<(), StoreError> {
         let krs = self.slots.krs(config, slots);
-        let mut source = Source::Cache(&mut self.cache, self.store.as_ref());
-        let evaluations = evaluate_many(&mut source, &krs, now, margins).await?;
+        let evaluations = self.evaluate_known(slots, &krs, late, now, margins).await?;
         let mut records = Vec::new();
         let mut rewrites = Vec::new();
-        for (&i, (objective, kr, eval)) in slots.iter().zip(&evaluations) {
+        for ((&i, (objective, kr)), (eval, _)) in slots.iter().zip(&krs).zip(&evaluations) {
             let previous = self.slots.get(i).row.as_deref();
             let timeline = &self.slots.get(i).timeline;
             let revision = timeline.revision();
@@ -851,11 +920,84 @@ impl Scorer {
             self.store.rewrite_histories(&rewrites).await?;
         }
         self.store.record_scores(&records).await?;
-        for (&i, (_, _, eval)) in slots.iter().zip(evaluations) {
+        for ((&i, (objective, kr)), (eval, running)) in slots.iter().zip(&krs).zip(evaluations) {
+            if let Some(floors) = floors.as_deref_mut() {
+                for r in ranges(objective, kr, now, Some(running.through())) {
+                    let floor = floors.entry(r.key).or_insert(r.from);
+                    *floor = (*floor).min(r.from);
+                }
+            }
             let slot = self.slots.get_mut(i);
             slot.row = Some(Arc::new(stamped(eval.row, &slot.timeline)));
+            slot.running = Some(running);
         }
         Ok(())
+    }
+
+    /// Evaluates `krs` (of `slots`), whose history is built. A KR whose
+    /// running state is current advances it with the points its cached
+    /// series got since; the rest (no state, a new period, a late point at
+    /// or before what the state holds, or one before the history recorded)
+    /// are evaluated from their whole series, read from the store, which
+    /// gives them a state again.
+    async fn evaluate_known(
+        &mut self,
+        slots: &[usize],
+        krs: &[(&Objective, &KeyResult)],
+        late: &HashMap<String, Timestamp>,
+        now: Timestamp,
+        margins: Margins,
+    ) -> Result<Vec<(Evaluation, Running)>, StoreError> {
+        let mut whole = Vec::new();
+        // Each with its state, taken from its slot (a failed load leaves the
+        // slot without one, to be built again).
+        let mut advancing = Vec::new();
+        for (j, (&i, (objective, kr))) in slots.iter().zip(krs).enumerate() {
+            let slot = self.slots.get(i);
+            let period = objective.period.at(now);
+            // The store keeps whole microseconds: a point written at `ts`
+            // is stored at `ts` truncated.
+            let late = late.get(&kr.metric).map(|ts| ts.trunc_subsecs(6));
+            let recorded = slot.row.as_ref().map(|r| r.detail.at);
+            let current = slot.running.as_ref().is_some_and(|r| {
+                r.advances(&period)
+                    && late.is_none_or(|ts| ts > r.through() && recorded.is_none_or(|at| ts >= at))
+            });
+            match self.slots.get_mut(i).running.take() {
+                Some(running) if current => advancing.push((j, running)),
+                _ => whole.push(j),
+            }
+        }
+        let mut out: Vec<Option<(Evaluation, Running)>> = (0..slots.len()).map(|_| None).collect();
+        if !whole.is_empty() {
+            let picked: Vec<_> = whole.iter().map(|&j| krs[j]).collect();
+            let evaluations = evaluate_many(self.store.as_ref(), &picked, now, margins).await?;
+            for (&j, evaluation) in whole.iter().zip(evaluations) {
+                out[j] = Some(evaluation);
+            }
+        }
+        if !advancing.is_empty() {
+            let mut all = Vec::new();
+            let mut lens = Vec::with_capacity(advancing.len());
+            for (j, running) in &advancing {
+                let (objective, kr) = krs[*j];
+                let r = ranges(objective, kr, now, Some(running.through()));
+                lens.push(r.len());
+                all.extend(r);
+            }
+            let mut loaded = self
+                .cache
+                .load(self.store.as_ref(), &all)
+                .await?
+                .into_iter();
+            for ((j, mut running), n) in advancing.into_iter().zip(lens) {
+                let (objective, kr) = krs[j];
+                let mine: Vec<Vec<Sample>> = loaded.by_ref().take(n).collect();
+                let eval = evaluate_advanced(objective, kr, now, margins, &mut running, mine);
+                out[j] = Some((eval, running));
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::timeline::Timeline;
 use crate::config::{Config, KeyResult, Objective};
 use crate::scorecard::KeyResultRow;
+use crate::scoring::Running;
 
 /// One KR's place in the scorer.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +23,10 @@ pub(super) struct Slot {
     /// Its definitions over time, as recorded by the start or reload that
     /// laid the slots out.
     pub timeline: Timeline,
+    /// Its running state (baseline, window, the forecast's sums), from
+    /// when its history was built on; `None` until then, and after the
+    /// scorer could no longer prove it current.
+    pub running: Option<Running>,
 }
 
 /// The slots of one config.

@@ -46,10 +46,9 @@ pub(super) fn load_config(files: &[(String, String)]) -> Config {
     })
 }
 
-#[tokio::test]
-async fn a_plain_evaluation_gives_the_full_evaluations_rows() {
-    let config = load_config(&[("o.yaml".into(), OBJECTIVE.into())]);
-
+/// A store with [`OBJECTIVE`]'s series: `a` and `c` hourly from
+/// 2026-09-20 for 50 days, `l` from 2026-10-05 on.
+async fn objective_series() -> Arc<dyn Store> {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
     let start = Utc.with_ymd_and_hms(2026, 9, 20, 0, 0, 0).unwrap();
     let series = |m: &str| Arc::new(SeriesKey::new(m, BTreeMap::new()));
@@ -77,6 +76,14 @@ async fn a_plain_evaluation_gives_the_full_evaluations_rows() {
         }
     }
     store.write_points(&points, &no_progress).await.unwrap();
+    store
+}
+
+#[tokio::test]
+async fn a_plain_evaluation_gives_the_full_evaluations_rows() {
+    let config = load_config(&[("o.yaml".into(), OBJECTIVE.into())]);
+
+    let store = objective_series().await;
 
     let now = Utc.with_ymd_and_hms(2026, 11, 3, 7, 30, 0).unwrap();
     let margins = margins(&config);
@@ -416,4 +423,105 @@ async fn a_recurring_period_rolls_over_with_the_clock() {
         .map(|r| (r.at, r.value))
         .collect();
     assert_eq!(new, [(at(4, 2, 18), Some(42.0))]);
+}
+
+/// Rescores that advance each KR's running state from the cache give the
+/// rows one full evaluation from the store gives, to the bit: after new
+/// points, an interval tick (which trims the cache to the windows read
+/// next), a late correction (which builds the state again from the store)
+/// and new points after that.
+#[tokio::test]
+async fn rescores_from_running_states_give_the_rows_of_a_full_evaluation() {
+    let config = Arc::new(load_config(&[("o.yaml".into(), OBJECTIVE.into())]));
+    let store = objective_series().await;
+    let now = Utc.with_ymd_and_hms(2026, 11, 3, 7, 30, 0).unwrap();
+    let clock = Arc::new(FixedClock::new(now));
+    let live = Live::new((*config).clone());
+    let mut scorer = scorer_at(store.clone(), clock.clone());
+    scorer.recompute(&live).await.unwrap();
+    build_all(&mut scorer, &live).await;
+    // `none` reads a series no write touches: only a tick rescores it.
+    let agrees = |what: &str, card: Arc<Scorecard>, want: Scorecard| {
+        assert_eq!(card.key_results.len(), want.key_results.len(), "{what}");
+        let ticked = what == "built" || what == "a tick";
+        for (got, want) in card.key_results.iter().zip(&want.key_results) {
+            let id = &want.key_result;
+            if id == "none" && !ticked {
+                continue;
+            }
+            assert_eq!(got.detail, want.detail, "{what}: {id}");
+            assert_eq!(got.counters, want.counters, "{what}: {id}");
+        }
+    };
+    let config = live.config();
+    let full = |at| score_all(store.as_ref(), &config, at, margins(&config));
+    agrees("built", live.card(), full(now).await.unwrap());
+    let running = (0..scorer.slots.len())
+        .filter(|&i| scorer.slots.get(i).running.is_some())
+        .count();
+    assert_eq!(running, scorer.slots.len(), "every KR has a state");
+
+    let series = |m: &str| Arc::new(SeriesKey::new(m, BTreeMap::new()));
+    let write = |points: Vec<(&str, Timestamp, f64)>| {
+        let points: Vec<Point> = points
+            .into_iter()
+            .map(|(m, ts, value)| Point {
+                series: series(m),
+                ts,
+                value,
+            })
+            .collect();
+        let store = store.clone();
+        async move {
+            store.write_points(&points, &no_progress).await.unwrap();
+        }
+    };
+    let hours = |h: i64| now + TimeDelta::hours(h);
+    // New points, one of them ahead of the evaluation time.
+    write(vec![
+        ("a", hours(1), 31.5),
+        ("a", hours(2), 2.25),
+        ("c", hours(1), 70.0),
+        ("l", hours(1), -4.0),
+        ("a", hours(9), 1.0),
+    ])
+    .await;
+    clock.set(hours(2));
+    live.metrics_written([("a", hours(1)), ("c", hours(1)), ("l", hours(1))]);
+    scorer.recompute(&live).await.unwrap();
+    agrees("new points", live.card(), full(hours(2)).await.unwrap());
+    // The cache holds windows, not periods: `a` (1,203 points stored)
+    // from the anchor at or before the evaluation time − 8 days (the max
+    // KR's 7-day counter window, then its 1-day window) on: 327 hourly
+    // points to 2026-11-08 23:00, and the 3 written.
+    assert_eq!(scorer.cache.held()["a"], 330);
+
+    clock.set(hours(10));
+    live.mark_all();
+    scorer.recompute(&live).await.unwrap();
+    agrees("a tick", live.card(), full(hours(10)).await.unwrap());
+    // A tick rescores every KR and trims each series to what it reads
+    // next: 8 hours later, 8 hourly points fewer.
+    assert_eq!(scorer.cache.held()["a"], 322);
+
+    let late = Utc.with_ymd_and_hms(2026, 10, 10, 3, 0, 0).unwrap();
+    write(vec![("a", late, 99.0), ("l", late, 98.0)]).await;
+    live.metrics_written([("a", late), ("l", late)]);
+    scorer.recompute(&live).await.unwrap();
+    agrees(
+        "a late correction",
+        live.card(),
+        full(hours(10)).await.unwrap(),
+    );
+
+    write(vec![
+        ("a", hours(11), 5.0),
+        ("c", hours(11), 1.0),
+        ("l", hours(11), 0.5),
+    ])
+    .await;
+    clock.set(hours(12));
+    live.metrics_written([("a", hours(11)), ("c", hours(11)), ("l", hours(11))]);
+    scorer.recompute(&live).await.unwrap();
+    agrees("after it", live.card(), full(hours(12)).await.unwrap());
 }

@@ -45,15 +45,24 @@ pub(super) fn feeding(
 
 /// The aggregate of exactly these samples.
 pub(super) fn fold(window: &[Sample], agg: Aggregate) -> Option<f64> {
-    let mut values = window.iter().map(|s| s.value);
+    fold_values(window.iter().map(|s| s.value), agg)
+}
+
+/// The aggregate of these values, in order.
+fn fold_values(
+    values: impl DoubleEndedIterator<Item = f64> + ExactSizeIterator,
+    agg: Aggregate,
+) -> Option<f64> {
+    let len = values.len();
+    let mut values = values;
     match agg {
-        _ if window.is_empty() => None,
+        _ if len == 0 => None,
         Aggregate::Last => values.next_back(),
-        Aggregate::Avg => Some(values.sum::<f64>() / window.len() as f64),
+        Aggregate::Avg => Some(values.sum::<f64>() / len as f64),
         Aggregate::Sum => Some(values.sum()),
         Aggregate::Min => values.reduce(f64::min),
         Aggregate::Max => values.reduce(f64::max),
-        Aggregate::Count => Some(window.len() as f64),
+        Aggregate::Count => Some(len as f64),
     }
 }
 
@@ -63,103 +72,119 @@ fn window_start(t: Timestamp, window: Option<Duration>) -> Option<Timestamp> {
     t.checked_sub_signed(TimeDelta::from_std(window?).ok()?)
 }
 
-/// Evaluates one aggregate at a non-decreasing sequence of instants.
+/// An aggregate's window, owned, moving forward in time: points are
+/// pushed in ascending order, and [`Window::slide_to`] drops those that fell
+/// out of (t - window, t]. `last` keeps only the latest point.
 ///
-/// The forecast evaluates the aggregate at every point of the period;
-/// rescanning each window would be O(n·k). Instead both window bounds only
-/// move forward: sums come from prefix sums and min/max from a monotonic
-/// deque, so each evaluation costs amortized O(1). Results agree with
-/// [`aggregate`] up to float rounding.
-pub(super) struct Sliding<'a> {
-    samples: &'a [Sample],
+/// The forecast evaluates the aggregate at every point of the period, and
+/// score history at every instant its data changed; rescanning each window
+/// would be O(n·k). Here sums come from prefix sums and min/max from a
+/// monotonic deque, so each evaluation costs amortized O(1), and
+/// [`Window::value`] agrees with [`aggregate`] up to float rounding.
+/// [`Window::exact`] folds the points held, as [`aggregate`] does.
+///
+/// The window is owned (it borrows no slice), so a scorer keeps one per
+/// key result between recomputes and pushes only the points written since:
+/// the prefix sums continue from where they were, so the values are the
+/// same bits as one pass over the whole series gives.
+#[derive(Debug, Clone)]
+pub(super) struct Window {
     agg: Aggregate,
     window: Option<Duration>,
-    /// `prefix[i]` is the sum of the first `i` values (sum and avg only).
-    prefix: Vec<f64>,
-    /// Indices in the window whose values strictly improve from front to
+    /// The points in the window, each with the sum of every value pushed
+    /// before it (sum and avg only; 0 otherwise).
+    points: VecDeque<(Sample, f64)>,
+    /// The sum of every value pushed (sum and avg only).
+    total: f64,
+    /// Points in the window whose values strictly improve from front to
     /// back, so the front is the window's min (or max).
-    extremes: VecDeque<usize>,
-    start: usize,
-    end: usize,
+    extremes: VecDeque<Sample>,
+    /// The latest point pushed.
+    newest: Option<Timestamp>,
 }
 
-impl<'a> Sliding<'a> {
-    /// An evaluator over ascending `samples`.
-    pub(super) fn new(samples: &'a [Sample], agg: Aggregate, window: Option<Duration>) -> Self {
-        let prefix = match agg {
-            Aggregate::Sum | Aggregate::Avg => std::iter::once(0.0)
-                .chain(samples.iter().scan(0.0, |sum, s| {
-                    *sum += s.value;
-                    Some(*sum)
-                }))
-                .collect(),
-            _ => Vec::new(),
-        };
+impl Window {
+    /// An empty window of `agg` over `window`.
+    pub(super) fn new(agg: Aggregate, window: Option<Duration>) -> Self {
         Self {
-            samples,
             agg,
             window,
-            prefix,
+            points: VecDeque::new(),
+            total: 0.0,
             extremes: VecDeque::new(),
-            start: 0,
-            end: 0,
+            newest: None,
         }
     }
 
-    /// value(t); `t` must not be earlier than the previous call's.
-    pub(super) fn at(&mut self, t: Timestamp) -> Option<f64> {
-        while self.end < self.samples.len() && self.samples[self.end].ts <= t {
-            self.push(self.end);
-            self.end += 1;
-        }
-        match (self.agg, window_start(t, self.window)) {
-            (Aggregate::Last, _) => self.start = self.end.saturating_sub(1),
-            (_, Some(after)) => {
-                while self.start < self.end && self.samples[self.start].ts <= after {
-                    self.start += 1;
+    /// Adds `s`, no earlier than any point pushed before.
+    pub(super) fn push(&mut self, s: Sample) {
+        self.newest = Some(s.ts);
+        let before = self.total;
+        match self.agg {
+            Aggregate::Last => self.points.clear(),
+            Aggregate::Sum | Aggregate::Avg => self.total += s.value,
+            Aggregate::Min | Aggregate::Max => {
+                let outranks = |other: f64| match self.agg {
+                    Aggregate::Min => other < s.value,
+                    _ => other > s.value,
+                };
+                // An older value the new one ties or beats can never be the
+                // extreme again.
+                while self.extremes.back().is_some_and(|b| !outranks(b.value)) {
+                    self.extremes.pop_back();
                 }
+                self.extremes.push_back(s);
             }
-            (_, None) => {}
+            Aggregate::Count => {}
         }
-        while self.extremes.front().is_some_and(|&i| i < self.start) {
+        self.points.push_back((s, before));
+    }
+
+    /// Drops the points at or before `t` - window: what is held is then
+    /// the window of value(t), given every point at or before `t` was
+    /// pushed.
+    pub(super) fn slide_to(&mut self, t: Timestamp) {
+        if self.agg == Aggregate::Last {
+            return;
+        }
+        let Some(after) = window_start(t, self.window) else {
+            return;
+        };
+        while self.points.front().is_some_and(|(s, _)| s.ts <= after) {
+            self.points.pop_front();
+        }
+        while self.extremes.front().is_some_and(|s| s.ts <= after) {
             self.extremes.pop_front();
         }
+    }
 
-        let len = self.end - self.start;
-        let sum = || self.prefix[self.end] - self.prefix[self.start];
+    /// The aggregate of the window, from the running sums.
+    pub(super) fn value(&self) -> Option<f64> {
+        let (_, before) = self.points.front()?;
+        let len = self.points.len();
+        let sum = || self.total - before;
         match self.agg {
-            _ if len == 0 => None,
-            Aggregate::Last => Some(self.samples[self.end - 1].value),
+            Aggregate::Last => self.points.back().map(|(s, _)| s.value),
             Aggregate::Avg => Some(sum() / len as f64),
             Aggregate::Sum => Some(sum()),
-            Aggregate::Min | Aggregate::Max => {
-                self.extremes.front().map(|&i| self.samples[i].value)
-            }
+            Aggregate::Min | Aggregate::Max => self.extremes.front().map(|s| s.value),
             Aggregate::Count => Some(len as f64),
         }
     }
 
-    /// The indices of the samples that fed the last [`Sliding::at`].
-    pub(super) fn fed(&self) -> Range<usize> {
-        self.start..self.end
+    /// The aggregate of the window, folded from its points as
+    /// [`aggregate`] folds them.
+    pub(super) fn exact(&self) -> Option<f64> {
+        fold_values(self.points.iter().map(|(s, _)| s.value), self.agg)
     }
 
-    fn push(&mut self, index: usize) {
-        let value = self.samples[index].value;
-        let outranks = |other: f64| match self.agg {
-            Aggregate::Min => other < value,
-            _ => other > value,
-        };
-        if !matches!(self.agg, Aggregate::Min | Aggregate::Max) {
-            return;
-        }
-        // An older value the new one ties or beats can never be the extreme again.
-        while let Some(&back) = self.extremes.back() {
-            if outranks(self.samples[back].value) {
-                break;
-            }
-            self.extremes.pop_back();
-        }
-        self.extremes.push_back(index);
+    /// How many points the window holds.
+    pub(super) fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    /// The ts of the latest point pushed.
+    pub(super) fn newest(&self) -> Option<Timestamp> {
+        self.newest
     }
 }

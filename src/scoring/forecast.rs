@@ -2,11 +2,8 @@
 //! (SPEC §4), and the probability that it meets the target there. Scoring
 //! that value is the key result's business.
 
-use crate::config::objective::{Better, KeyResult, Target};
-use crate::config::types::Period;
-use crate::model::{Sample, Timestamp};
+use crate::config::objective::{Better, Target};
 
-use super::aggregate::Sliding;
 use super::welch::t_cdf;
 
 /// Fewer points than this in the period give no forecast.
@@ -33,47 +30,68 @@ pub struct ForecastFit {
     pub probability: f64,
 }
 
-/// The line through the KR's values in the period, extended to period end;
-/// `None` with fewer than [`MIN_POINTS`] points.
-///
-/// The KR's values in the period are the aggregate evaluated at the ts of
-/// each point in [start, t] (for `last`, the points' own values). `samples`
-/// are ascending and may start before the period, as windows need them to.
-pub(super) fn forecast(
-    kr: &KeyResult,
-    period: &Period,
-    samples: &[Sample],
-    t: Timestamp,
-) -> Option<ForecastFit> {
-    let first = samples.partition_point(|s| s.ts < period.start);
-    let last = samples.partition_point(|s| s.ts <= t);
-    if last.saturating_sub(first) < MIN_POINTS {
-        return None;
+/// The running least-squares sums of the KR's values in the period: the
+/// points (x, y), x the seconds since the period start and y the aggregate
+/// at the point's ts (for `last`, the point's own value). Kept up to date
+/// one point at a time (Welford's updates of the means and co-moments), so
+/// that a scorer extends it with the points written since instead of
+/// refitting the period; one pass over the period gives the same bits.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(super) struct Fit {
+    n: usize,
+    mean_x: f64,
+    mean_y: f64,
+    /// Σ(x − x̄)².
+    sxx: f64,
+    /// Σ(x − x̄)(y − ȳ).
+    sxy: f64,
+    /// Σ(y − ȳ)².
+    syy: f64,
+}
+
+impl Fit {
+    /// Adds the point (`x`, `y`).
+    pub(super) fn add(&mut self, x: f64, y: f64) {
+        // Updating the means and the centred sums keeps them small: x is in
+        // seconds, so raw Σx² would lose the digits that matter.
+        self.n += 1;
+        let n = self.n as f64;
+        let dx = x - self.mean_x;
+        self.mean_x += dx / n;
+        let dy = y - self.mean_y;
+        self.mean_y += dy / n;
+        self.sxx += dx * (x - self.mean_x);
+        self.sxy += dx * (y - self.mean_y);
+        self.syy += dy * (y - self.mean_y);
     }
-    let since_start = |ts: Timestamp| (ts - period.start).as_seconds_f64();
-    let mut sliding = Sliding::new(samples, kr.aggregate, kr.window);
-    let points: Vec<(f64, f64)> = samples[first..last]
-        .iter()
-        .filter_map(|s| Some((since_start(s.ts), sliding.at(s.ts)?)))
-        .collect();
-    if points.len() < MIN_POINTS {
-        return None;
+
+    /// The line extended to the period end, `x_end` seconds after its
+    /// start; `None` with fewer than [`MIN_POINTS`] points, or when their
+    /// x values do not vary.
+    pub(super) fn forecast(
+        &self,
+        target: Target,
+        better: Better,
+        x_end: f64,
+    ) -> Option<ForecastFit> {
+        if self.n < MIN_POINTS {
+            return None;
+        }
+        let line = Line::of(self)?;
+        let value = line.at(x_end);
+        let n = self.n;
+        let df = n - 2;
+        let se = line.residual_se()
+            * (1.0 + 1.0 / n as f64 + (x_end - line.mean_x).powi(2) / line.sxx).sqrt();
+        let probability = meets_probability(target, better, value, se, df);
+        Some(ForecastFit {
+            n,
+            value,
+            se,
+            df,
+            probability,
+        })
     }
-    let line = Line::fit(&points)?;
-    let x_end = since_start(period.end);
-    let value = line.at(x_end);
-    let n = points.len();
-    let df = n - 2;
-    let se = line.residual_se()
-        * (1.0 + 1.0 / n as f64 + (x_end - line.mean_x).powi(2) / line.sxx).sqrt();
-    let probability = meets_probability(kr.target, kr.better, value, se, df);
-    Some(ForecastFit {
-        n,
-        value,
-        se,
-        df,
-        probability,
-    })
 }
 
 /// P(Y ≥ target) (or ≤, as the target reads) for Y = value + se·T, T
@@ -125,28 +143,25 @@ struct Line {
 }
 
 impl Line {
-    /// The least-squares line through `points`; `None` when the x values
+    /// The least-squares line of `fit`'s points; `None` when the x values
     /// do not vary (or there are none), which leaves the slope undefined.
-    fn fit(points: &[(f64, f64)]) -> Option<Line> {
-        // Centering on the means keeps the sums small: x is in seconds, so
-        // raw Σx² would lose the digits that matter.
-        let n = points.len() as f64;
-        let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
-        let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
-        let (sxx, sxy, syy) = points
-            .iter()
-            .fold((0.0, 0.0, 0.0), |(sxx, sxy, syy), &(x, y)| {
-                let (dx, dy) = (x - mean_x, y - mean_y);
-                (sxx + dx * dx, sxy + dx * dy, syy + dy * dy)
-            });
-        if sxx <= 0.0 {
+    fn of(fit: &Fit) -> Option<Line> {
+        let &Fit {
+            n,
+            mean_x,
+            mean_y,
+            sxx,
+            sxy,
+            syy,
+        } = fit;
+        if n == 0 || sxx <= 0.0 {
             return None;
         }
         let slope = sxy / sxx;
-        // Σ(y − ŷ)² = Syy − Sxy²/Sxx, from the same pass; clamped, and
-        // rounding-sized residuals counted as none.
+        // Σ(y − ŷ)² = Syy − Sxy²/Sxx; clamped, and rounding-sized residuals
+        // counted as none.
         let sse = (syy - sxy * sxy / sxx).max(0.0);
-        let sum_y2 = syy + n * mean_y * mean_y;
+        let sum_y2 = syy + n as f64 * mean_y * mean_y;
         let sse = if sse <= EXACT_FIT * syy || sse <= EXACT_FIT * EXACT_FIT * sum_y2 {
             0.0
         } else {
@@ -155,7 +170,7 @@ impl Line {
         Some(Line {
             slope,
             intercept: mean_y - slope * mean_x,
-            n: points.len(),
+            n,
             mean_x,
             sxx,
             sse,

@@ -7,9 +7,11 @@ use crate::config::objective::{Better, KeyResult, KrType, Target};
 use crate::config::types::Period;
 use crate::model::{minus, Sample, Timestamp};
 
-use super::aggregate::{aggregate, feeding, fold, Sliding};
-use super::forecast::{forecast, ForecastFit};
-use super::{BaselineSource, KrScore, Margins, Status};
+use super::aggregate::Window;
+use super::baseline::Baseline;
+use super::forecast::ForecastFit;
+use super::running::{Measured, Running};
+use super::{KrScore, Margins, Status};
 
 /// The expected score of an aspirational KR at period end: 0.7 is success
 /// for a stretch goal.
@@ -74,38 +76,33 @@ fn evaluate(
     with_forecast: bool,
 ) -> KrScore {
     let at = evaluation_time(period, now);
-    let samples = &samples[..samples.partition_point(|s| s.ts <= at)];
+    let running = Running::new(kr, period, samples, at);
+    score_running(kr, period, &running, samples, now, margins, with_forecast)
+}
 
-    let used = feeding(samples, kr.aggregate, kr.window, at);
-    let points_used = used.len();
-    let value = fold(&samples[used], kr.aggregate);
-    let newest_point = samples.last().map(|s| s.ts);
-    // `samples` end at `at`, so the earliest point in the period is at or
-    // before it.
-    let (baseline, baseline_source) = Baseline::of(kr, period, samples).at(at);
-    let forecast = with_forecast
-        .then(|| forecast(kr, period, samples, at))
-        .flatten();
-    conclude(
-        kr,
-        period,
-        Measured {
-            at,
-            value,
-            points_used,
-            newest_point,
-            baseline,
-            baseline_source,
-        },
-        forecast,
-        margins,
-    )
+/// Evaluates a KR at `now` (clamped to its period end) from its running
+/// state, advanced through that instant, and `samples` that hold the
+/// windows it reads there (see [`Running::measure`]). The forecast is the
+/// state's; without `with_forecast` it is `None`.
+pub fn score_running(
+    kr: &KeyResult,
+    period: &Period,
+    running: &Running,
+    samples: &[Sample],
+    now: Timestamp,
+    margins: Margins,
+    with_forecast: bool,
+) -> KrScore {
+    let at = evaluation_time(period, now);
+    let measured = running.measure(kr, period, samples, at);
+    let forecast = with_forecast.then(|| running.forecast(kr)).flatten();
+    conclude(kr, period, measured, forecast, margins)
 }
 
 /// The KR's scores without forecast at each of `times` (ascending), as
 /// [`score_key_result_without_forecast`] gives them one by one, in one pass
 /// over `samples`: how score history is built. Windowed sums and averages
-/// agree with it up to float rounding (see `aggregate::Sliding`).
+/// agree with it up to float rounding (see `aggregate::Window`).
 pub fn score_history(
     kr: &KeyResult,
     period: &Period,
@@ -113,37 +110,31 @@ pub fn score_history(
     times: &[Timestamp],
     margins: Margins,
 ) -> Vec<KrScore> {
-    let mut sliding = Sliding::new(samples, kr.aggregate, kr.window);
+    let mut window = Window::new(kr.aggregate, kr.window);
+    let mut pushed = 0;
     // The baseline changes at most once over a period.
     let base = Baseline::of(kr, period, samples);
     let mut out = Vec::with_capacity(times.len());
     for &t in times {
         let at = evaluation_time(period, t);
-        let value = sliding.at(at);
-        let fed = sliding.fed();
-        let newest_point = samples[..fed.end].last().map(|s| s.ts);
+        for s in samples[pushed..].iter().take_while(|s| s.ts <= at) {
+            window.push(*s);
+            window.slide_to(s.ts);
+            pushed += 1;
+        }
+        window.slide_to(at);
         let (baseline, baseline_source) = base.at(at);
         let measured = Measured {
             at,
-            value,
-            points_used: fed.len(),
-            newest_point,
+            value: window.value(),
+            points_used: window.len(),
+            newest_point: window.newest(),
             baseline,
             baseline_source,
         };
         out.push(conclude(kr, period, measured, None, margins));
     }
     out
-}
-
-/// What an evaluation read from the samples.
-struct Measured {
-    at: Timestamp,
-    value: Option<f64>,
-    points_used: usize,
-    newest_point: Option<Timestamp>,
-    baseline: Option<f64>,
-    baseline_source: BaselineSource,
 }
 
 /// The score, expected score and status of what was measured.
@@ -196,49 +187,6 @@ fn conclude(
         forecast_fit: fit,
         newest_point,
         points_used,
-    }
-}
-
-/// A KR's baseline over its period, from ascending samples: as configured;
-/// otherwise value(period start); otherwise the aggregate at the earliest
-/// point in the period, from that point's ts on. Maintain KRs have none.
-/// Built once, it answers for every t in the period, so that one
-/// evaluation and a whole history share it.
-struct Baseline {
-    /// Maintain, configured or value(period start): the same at every t.
-    fixed: Option<(Option<f64>, BaselineSource)>,
-    /// Without a fixed one: the aggregate at the earliest point in the
-    /// period, and that point's ts.
-    earliest: Option<(f64, Timestamp)>,
-}
-
-impl Baseline {
-    fn of(kr: &KeyResult, period: &Period, samples: &[Sample]) -> Self {
-        let at = |ts| aggregate(samples, kr.aggregate, kr.window, ts);
-        let fixed = if kr.target.is_maintain() {
-            Some((None, BaselineSource::NotApplicable))
-        } else if let Some(b) = kr.baseline {
-            Some((Some(b), BaselineSource::Configured))
-        } else {
-            at(period.start).map(|b| (Some(b), BaselineSource::PeriodStart))
-        };
-        let earliest = match fixed {
-            Some(_) => None,
-            None => samples
-                .iter()
-                .find(|s| s.ts >= period.start)
-                .and_then(|s| Some((at(s.ts)?, s.ts))),
-        };
-        Self { fixed, earliest }
-    }
-
-    /// The baseline and where it came from at `t`.
-    fn at(&self, t: Timestamp) -> (Option<f64>, BaselineSource) {
-        match (self.fixed, self.earliest) {
-            (Some(fixed), _) => fixed,
-            (None, Some((b, ts))) if ts <= t => (Some(b), BaselineSource::EarliestInPeriod(ts)),
-            (None, _) => (None, BaselineSource::Unavailable),
-        }
     }
 }
 

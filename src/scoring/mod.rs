@@ -3,9 +3,13 @@
 //! the caller passes `now`. Only this module computes scores.
 //!
 //! - `aggregate`: value(t), a series' points as one number at an instant.
-//! - `key_result`: baseline, progress, score, expected score and status.
+//! - `key_result`: progress, score, expected score and status.
+//! - `baseline`: a KR's baseline over its period.
 //! - `forecast`: the least-squares line to period end, and the
 //!   probability that it meets the target there.
+//! - `running`: a KR's state over its period (baseline, window and the
+//!   forecast's sums), advanced point by point, so that a rescore costs
+//!   the windows it reads rather than the period.
 //! - `objective`: the weighted objective score.
 //! - `guardrail`: counter metrics: did the KR move while one degraded?
 //! - `welch`: Welch's t-test of a counter metric's two windows.
@@ -15,10 +19,12 @@
 //! [`score_key_result`].
 
 mod aggregate;
+mod baseline;
 mod forecast;
 pub mod guardrail;
 mod key_result;
 mod objective;
+mod running;
 #[cfg(test)]
 mod tests;
 pub mod welch;
@@ -27,8 +33,10 @@ pub use aggregate::aggregate;
 pub use forecast::ForecastFit;
 pub use key_result::{
     data_from, evaluation_time, score_history, score_key_result, score_key_result_without_forecast,
+    score_running,
 };
 pub use objective::{objective_score, rollups};
+pub use running::Running;
 
 use crate::model::Timestamp;
 

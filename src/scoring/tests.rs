@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, TimeZone, Utc};
 
-use super::aggregate::Sliding;
+use super::aggregate::Window;
 use super::*;
 use crate::config::objective::{Aggregate, Better, KeyResult, KrType, Objective, Target};
 use crate::config::types::Period;
@@ -364,10 +364,17 @@ fn sliding_evaluation_agrees_with_direct_aggregation() {
         Aggregate::Count,
     ] {
         let window = (agg != Aggregate::Last).then(|| days(2));
-        let mut sliding = Sliding::new(&samples, agg, window);
+        let mut sliding = Window::new(agg, window);
+        let mut pushed = 0;
         for t in samples.iter().map(|s| s.ts).chain([day(200.0)]) {
             let direct = aggregate(&samples, agg, window, t);
-            let slid = sliding.at(t);
+            for s in samples[pushed..].iter().take_while(|s| s.ts <= t) {
+                sliding.push(*s);
+                pushed += 1;
+            }
+            sliding.slide_to(t);
+            assert_eq!(sliding.exact(), direct, "{agg:?} at {t}: exact");
+            let slid = sliding.value();
             match (direct, slid) {
                 (Some(a), Some(b)) => assert!((a - b).abs() < 1e-6, "{agg:?} at {t}"),
                 _ => assert_eq!(direct, slid, "{agg:?} at {t}"),
@@ -992,4 +999,80 @@ fn a_no_data_child_scores_zero_through_objective_score_and_rolls_up() {
     let (rollups, _) = rolled(&objectives, &own);
     assert_close(rollups[0], (0.8 + 0.0) / 2.0);
     assert_close(rollups[1], 0.0);
+}
+
+// A running state advanced point by point scores exactly as one pass over
+// the whole series does: the scorer's rescore and `okrd score` agree to
+// the bit, for every aggregate and every kind of baseline.
+#[test]
+fn a_running_state_advanced_point_by_point_scores_as_one_pass_does() {
+    let mut state: u64 = 7;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as f64 / (1u64 << 31) as f64
+    };
+    // Irregular points from day -3 (for windows and value(start)) to 60,
+    // with fractional values; and the same series from day 5 only, so that
+    // the baseline is the earliest point in the period.
+    let mut d = -3.0;
+    let mut pairs = Vec::new();
+    while d < 60.0 {
+        pairs.push((d, 20.0 + d * 0.4 + (next() * 1000.0).round() / 97.0));
+        d += (next() * 12.0).ceil() / 24.0;
+    }
+    let all = points(&pairs);
+    let late_start: Vec<Sample> = all.iter().copied().filter(|s| s.ts >= day(5.0)).collect();
+    let aggregates = [
+        Aggregate::Last,
+        Aggregate::Avg,
+        Aggregate::Sum,
+        Aggregate::Min,
+        Aggregate::Max,
+        Aggregate::Count,
+    ];
+    for agg in aggregates {
+        let window = (agg != Aggregate::Last).then(|| days(2));
+        let base = KeyResult {
+            aggregate: agg,
+            window,
+            ..kr(Target::Value(90.0))
+        };
+        let krs = [
+            base.clone(),
+            KeyResult {
+                baseline: Some(10.0),
+                ..base.clone()
+            },
+            KeyResult {
+                target: Target::AtLeast(40.0),
+                ..base.clone()
+            },
+        ];
+        for kr in &krs {
+            for samples in [&all, &late_start] {
+                // Built at day 0.5, then advanced at instants between and
+                // on the points, and past them.
+                let mut running = Running::new(kr, &period(), samples, day(0.5));
+                for k in 1..=190 {
+                    let at = 0.5 + f64::from(k) * 0.37;
+                    running.advance(samples, day(at));
+                    let got =
+                        score_running(kr, &period(), &running, samples, day(at), MARGINS, true);
+                    let want = score_key_result(kr, &period(), samples, day(at), MARGINS);
+                    assert_eq!(
+                        got, want,
+                        "{agg:?}, baseline {:?}, at day {at}",
+                        kr.baseline
+                    );
+                }
+                let last = score_key_result(kr, &period(), samples, day(70.0), MARGINS);
+                assert!(
+                    last.forecast_fit.is_some(),
+                    "{agg:?}: a forecast to compare"
+                );
+            }
+        }
+    }
 }
