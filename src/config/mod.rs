@@ -144,44 +144,46 @@ pub fn load_in(
     let mut objectives = Vec::new();
     let mut objective_ids: HashMap<String, String> = HashMap::new();
     let mut references = alignment::References::default();
-    for (file, doc) in documents(objectives_dir, env, &mut diags) {
-        diags.set_file(&file);
-        references.add(&file, &doc);
-        // Cross-file checks read the raw document, so they are reported
-        // even when the objective has other errors.
-        let mut usable = true;
-        if let Some(id_node) = doc.get("id") {
-            let id = id_node.as_str().unwrap_or_default().to_string();
-            if let Some(first) = objective_ids.get(&id) {
-                diags.error(
-                    id_node,
-                    "id",
-                    format!("duplicate objective id {id:?} (also in {first})"),
-                );
-                usable = false;
-            } else {
-                objective_ids.insert(id, file.clone());
+    for source in files(objectives_dir, &mut diags) {
+        for (file, doc) in documents(&source, env, &mut diags) {
+            diags.set_file(&file);
+            references.add(&file, &doc);
+            // Cross-file checks read the raw document, so they are reported
+            // even when the objective has other errors.
+            let mut usable = true;
+            if let Some(id_node) = doc.get("id") {
+                let id = id_node.as_str().unwrap_or_default().to_string();
+                if let Some(first) = objective_ids.get(&id) {
+                    diags.error(
+                        id_node,
+                        "id",
+                        format!("duplicate objective id {id:?} (also in {first})"),
+                    );
+                    usable = false;
+                } else {
+                    objective_ids.insert(id, file.clone());
+                }
             }
-        }
-        if let Some(team_node) = doc.get("team") {
-            let team = team_node.as_str().unwrap_or_default();
-            if !declared_teams.contains(&team) {
-                let known: Vec<_> = declared_teams.clone();
-                diags.error(
-                    team_node,
-                    "team",
-                    format!(
-                        "unknown team {team:?}: declare it under `teams:` in {} (declared: {})",
-                        path.display(),
-                        service::list_or_none(&known)
-                    ),
-                );
-                usable = false;
+            if let Some(team_node) = doc.get("team") {
+                let team = team_node.as_str().unwrap_or_default();
+                if !declared_teams.contains(&team) {
+                    let known: Vec<_> = declared_teams.clone();
+                    diags.error(
+                        team_node,
+                        "team",
+                        format!(
+                            "unknown team {team:?}: declare it under `teams:` in {} (declared: {})",
+                            path.display(),
+                            service::list_or_none(&known)
+                        ),
+                    );
+                    usable = false;
+                }
             }
-        }
-        if let Some(objective) = objective::load_objective(&doc, &mut diags) {
-            if usable {
-                objectives.push(objective);
+            if let Some(objective) = objective::load_objective(&doc, &mut diags) {
+                if usable {
+                    objectives.push(objective);
+                }
             }
         }
     }
@@ -189,37 +191,39 @@ pub fn load_in(
 
     let mut connectors: Vec<Connector> = Vec::new();
     let mut connector_names: HashMap<String, String> = HashMap::new();
-    for (file, doc) in documents(connectors_dir, env, &mut diags) {
-        diags.set_file(&file);
-        let items: Vec<(String, &Node)> = match &doc.kind {
-            Kind::Seq(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (format!("[{i}]"), n))
-                .collect(),
-            Kind::Null => continue,
-            _ => vec![(String::new(), &doc)],
-        };
-        for (path, node) in items {
-            if let Some(name_node) = node.get("name") {
-                let name = name_node.as_str().unwrap_or_default().to_string();
-                if let Some(first) = connector_names.get(&name) {
-                    let key = if path.is_empty() {
-                        "name".to_string()
-                    } else {
-                        format!("{path}.name")
-                    };
-                    diags.error(
-                        name_node,
-                        &key,
-                        format!("duplicate connector name {name:?} (also in {first})"),
-                    );
-                    continue;
+    for source in files(connectors_dir, &mut diags) {
+        for (file, doc) in documents(&source, env, &mut diags) {
+            diags.set_file(&file);
+            let items: Vec<(String, &Node)> = match &doc.kind {
+                Kind::Seq(items) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (format!("[{i}]"), n))
+                    .collect(),
+                Kind::Null => continue,
+                _ => vec![(String::new(), &doc)],
+            };
+            for (path, node) in items {
+                if let Some(name_node) = node.get("name") {
+                    let name = name_node.as_str().unwrap_or_default().to_string();
+                    if let Some(first) = connector_names.get(&name) {
+                        let key = if path.is_empty() {
+                            "name".to_string()
+                        } else {
+                            format!("{path}.name")
+                        };
+                        diags.error(
+                            name_node,
+                            &key,
+                            format!("duplicate connector name {name:?} (also in {first})"),
+                        );
+                        continue;
+                    }
+                    connector_names.insert(name, format!("{file}:{}", name_node.span.line));
                 }
-                connector_names.insert(name, format!("{file}:{}", name_node.span.line));
-            }
-            if let Some(c) = connector::load_connector(node, &path, &mut diags) {
-                connectors.push(c);
+                if let Some(c) = connector::load_connector(node, &path, &mut diags) {
+                    connectors.push(c);
+                }
             }
         }
     }
@@ -288,9 +292,9 @@ fn parse_all(text: &str, diags: &mut Diagnostics) -> Option<Vec<Node>> {
     }
 }
 
-/// Every YAML document of every `*.yaml`/`*.yml` file in `dir` (sorted by
-/// file name), expanded. A missing directory holds nothing.
-fn documents(dir: &Path, env: &Env, diags: &mut Diagnostics) -> Vec<(String, Node)> {
+/// Every `*.yaml`/`*.yml` file in `dir`, sorted by name. A missing
+/// directory holds nothing.
+fn files(dir: &Path, diags: &mut Diagnostics) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -307,21 +311,26 @@ fn documents(dir: &Path, env: &Env, diags: &mut Diagnostics) -> Vec<(String, Nod
         }
     };
     files.sort();
-    let mut out = Vec::new();
-    for path in files {
-        let file = path.display().to_string();
-        diags.set_file(&file);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                diags.error_at(Span::default(), "", format!("cannot read file: {e}"));
-                continue;
-            }
-        };
-        for mut doc in parse_all(&text, diags).unwrap_or_default() {
-            env::expand(&mut doc, "", env, None, diags);
-            out.push((file.clone(), doc));
+    files
+}
+
+/// The documents of one YAML file of [`files`], `${VAR}` expanded, named by
+/// the file. One file's tree is held at a time: a config of 10,000 KRs is
+/// never parsed whole before it is loaded.
+fn documents(path: &Path, env: &Env, diags: &mut Diagnostics) -> Vec<(String, Node)> {
+    let file = path.display().to_string();
+    diags.set_file(&file);
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            diags.error_at(Span::default(), "", format!("cannot read file: {e}"));
+            return Vec::new();
         }
+    };
+    let mut out = Vec::new();
+    for mut doc in parse_all(&text, diags).unwrap_or_default() {
+        env::expand(&mut doc, "", env, None, diags);
+        out.push((file.clone(), doc));
     }
     out
 }

@@ -761,7 +761,16 @@ impl Scorer {
                 objective: objective.id.clone(),
                 key_result: kr.id.clone(),
                 from,
-                records: history(objective, kr, timeline, &eval.samples, from, at, margins),
+                records: history(
+                    objective,
+                    kr,
+                    timeline,
+                    &running,
+                    &eval.samples,
+                    from,
+                    at,
+                    margins,
+                ),
             });
             rows.push((eval.row, slot.row.clone(), running));
         }
@@ -886,7 +895,7 @@ impl Scorer {
         let evaluations = self.evaluate_known(slots, &krs, late, now, margins).await?;
         let mut records = Vec::new();
         let mut rewrites = Vec::new();
-        for ((&i, (objective, kr)), (eval, _)) in slots.iter().zip(&krs).zip(&evaluations) {
+        for ((&i, (objective, kr)), (eval, running)) in slots.iter().zip(&krs).zip(&evaluations) {
             let previous = self.slots.get(i).row.as_deref();
             let timeline = &self.slots.get(i).timeline;
             let revision = timeline.revision();
@@ -904,7 +913,16 @@ impl Scorer {
                         objective: objective.id.clone(),
                         key_result: kr.id.clone(),
                         from,
-                        records: history(objective, kr, timeline, &eval.samples, from, at, margins),
+                        records: history(
+                            objective,
+                            kr,
+                            timeline,
+                            running,
+                            &eval.samples,
+                            from,
+                            at,
+                            margins,
+                        ),
                     });
                 }
                 // What the newest recorded row already says is not written
@@ -922,7 +940,7 @@ impl Scorer {
         self.store.record_scores(&records).await?;
         for ((&i, (objective, kr)), (eval, running)) in slots.iter().zip(&krs).zip(evaluations) {
             if let Some(floors) = floors.as_deref_mut() {
-                for r in ranges(objective, kr, now, Some(running.through())) {
+                for r in ranges(objective, kr, now, Some(running.reads_from())) {
                     let floor = floors.entry(r.key).or_insert(r.from);
                     *floor = (*floor).min(r.from);
                 }
@@ -936,10 +954,10 @@ impl Scorer {
 
     /// Evaluates `krs` (of `slots`), whose history is built. A KR whose
     /// running state is current advances it with the points its cached
-    /// series got since; the rest (no state, a new period, a late point at
-    /// or before what the state holds, or one before the history recorded)
-    /// are evaluated from their whole series, read from the store, which
-    /// gives them a state again.
+    /// series got since; the rest (no state, a new period, a point written
+    /// at or before the newest the state holds, or under an earlier
+    /// definition) are evaluated from their whole series, read from the
+    /// store, which gives them a state again.
     async fn evaluate_known(
         &mut self,
         slots: &[usize],
@@ -955,19 +973,29 @@ impl Scorer {
         for (j, (&i, (objective, kr))) in slots.iter().zip(krs).enumerate() {
             let slot = self.slots.get(i);
             let period = objective.period.at(now);
-            // The store keeps whole microseconds: a point written at `ts`
-            // is stored at `ts` truncated.
+            // A point written since that the state can take (after every
+            // point it holds) is folded in, also when it is before the
+            // instant the history was last recorded at: the rows from there
+            // are scored again from the cached window and the state's
+            // baseline, if the KR as configured now was in force then. The
+            // store keeps whole microseconds: a point written at `ts` is
+            // stored at `ts` truncated.
             let late = late.get(&kr.metric).map(|ts| ts.trunc_subsecs(6));
-            let recorded = slot.row.as_ref().map(|r| r.detail.at);
+            let in_force = slot.timeline.current_since();
             let current = slot.running.as_ref().is_some_and(|r| {
                 r.advances(&period)
-                    && late.is_none_or(|ts| ts > r.through() && recorded.is_none_or(|at| ts >= at))
+                    && late.is_none_or(|ts| r.takes(ts) && in_force.is_none_or(|since| ts >= since))
             });
             match self.slots.get_mut(i).running.take() {
                 Some(running) if current => advancing.push((j, running)),
                 _ => whole.push(j),
             }
         }
+        tracing::trace!(
+            whole = whole.len(),
+            advancing = advancing.len(),
+            "evaluating"
+        );
         let mut out: Vec<Option<(Evaluation, Running)>> = (0..slots.len()).map(|_| None).collect();
         if !whole.is_empty() {
             let picked: Vec<_> = whole.iter().map(|&j| krs[j]).collect();
@@ -981,7 +1009,7 @@ impl Scorer {
             let mut lens = Vec::with_capacity(advancing.len());
             for (j, running) in &advancing {
                 let (objective, kr) = krs[*j];
-                let r = ranges(objective, kr, now, Some(running.through()));
+                let r = ranges(objective, kr, now, Some(running.reads_from()));
                 lens.push(r.len());
                 all.extend(r);
             }
@@ -1030,11 +1058,16 @@ fn record(objective: &Objective, kr: &KeyResult, s: &KrScore, revision: i64) -> 
 
 /// The KR's history in [from, at]: evaluated at each point's ts (the
 /// instants its data changed) and at `at`, each under the definition in
-/// force then (`timeline`), keeping only changes.
+/// force then (`timeline`), keeping only changes. Under the KR as
+/// configured now, the baseline is `running`'s (the KR's state through
+/// `at`), so `samples` need only hold the points from a window before
+/// `from` on; under an earlier definition, they hold the whole series.
+#[allow(clippy::too_many_arguments)]
 fn history(
     objective: &Objective,
     kr: &KeyResult,
     timeline: &Timeline,
+    running: &Running,
     samples: &[Sample],
     from: Timestamp,
     at: Timestamp,
@@ -1055,7 +1088,12 @@ fn history(
     let period = objective.period.at(at);
     let mut kept: Vec<(KrScore, i64)> = Vec::with_capacity(times.len());
     for (revision, under, run) in timeline.split(kr, &times) {
-        for s in scoring::score_history(under, &period, samples, run, margins) {
+        let scores = if std::ptr::eq(under, kr) {
+            scoring::score_history_running(under, &period, running, samples, run, margins)
+        } else {
+            scoring::score_history(under, &period, samples, run, margins)
+        };
+        for s in scores {
             if !kept
                 .last()
                 .is_some_and(|(p, r)| *r == revision && same_record(p, &s))

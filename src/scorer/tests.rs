@@ -504,6 +504,33 @@ async fn rescores_from_running_states_give_the_rows_of_a_full_evaluation() {
     // next: 8 hours later, 8 hourly points fewer.
     assert_eq!(scorer.cache.held()["a"], 322);
 
+    // A point behind the evaluation time the history was recorded at, but
+    // after every point the states hold (17:00): folded in, and the
+    // history from it scored again from the cached window, not the store
+    // (the cache is cut at it and read back: 323 points).
+    let behind = hours(10) - TimeDelta::minutes(15);
+    write(vec![("a", behind, 50.0)]).await;
+    live.metrics_written([("a", behind)]);
+    scorer.recompute(&live).await.unwrap();
+    agrees(
+        "a point just behind",
+        live.card(),
+        full(hours(10)).await.unwrap(),
+    );
+    assert_eq!(scorer.cache.held()["a"], 323);
+    let avg: Vec<(Timestamp, Option<f64>)> = store
+        .score_history("o", "avg", behind - TimeDelta::hours(1), hours(10))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.at, r.value))
+        .collect();
+    let want = full(behind).await.unwrap().key_results[3].value;
+    assert_eq!(
+        avg.iter().find(|(at, _)| *at == behind).map(|r| r.1),
+        Some(want)
+    );
+
     let late = Utc.with_ymd_and_hms(2026, 10, 10, 3, 0, 0).unwrap();
     write(vec![("a", late, 99.0), ("l", late, 98.0)]).await;
     live.metrics_written([("a", late), ("l", late)]);

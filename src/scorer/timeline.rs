@@ -74,6 +74,17 @@ impl Timeline {
         )
     }
 
+    /// Since when the KR as configured now has been in force: after the
+    /// last stretch under another definition. `None`: always.
+    pub fn current_since(&self) -> Option<Timestamp> {
+        let last = self.segments.iter().rposition(|s| s.kr.is_some())?;
+        Some(
+            self.segments
+                .get(last + 1)
+                .map_or(chrono::DateTime::<chrono::Utc>::MAX_UTC, |s| s.since),
+        )
+    }
+
     /// The revision in force now (the newest).
     pub fn revision(&self) -> i64 {
         self.segments.last().map_or(0, |s| s.revision)

@@ -183,6 +183,11 @@ impl Window {
         self.points.len()
     }
 
+    /// Its length; `None` for `last` and an unbounded window.
+    pub(super) fn length(&self) -> Option<Duration> {
+        self.window.filter(|_| self.agg != Aggregate::Last)
+    }
+
     /// The ts of the latest point pushed.
     pub(super) fn newest(&self) -> Option<Timestamp> {
         self.newest

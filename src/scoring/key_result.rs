@@ -110,10 +110,37 @@ pub fn score_history(
     times: &[Timestamp],
     margins: Margins,
 ) -> Vec<KrScore> {
-    let mut window = Window::new(kr.aggregate, kr.window);
-    let mut pushed = 0;
     // The baseline changes at most once over a period.
     let base = Baseline::of(kr, period, samples);
+    history_under(kr, period, &base, samples, times, margins)
+}
+
+/// [`score_history`] with the baseline of `running` (the KR's state,
+/// advanced through the last of `times`), from `samples` that hold only
+/// the points from a window before the first of `times` on: how a rescore
+/// writes the history after a point that came late but after every point
+/// the state holds.
+pub fn score_history_running(
+    kr: &KeyResult,
+    period: &Period,
+    running: &Running,
+    samples: &[Sample],
+    times: &[Timestamp],
+    margins: Margins,
+) -> Vec<KrScore> {
+    history_under(kr, period, running.baseline(), samples, times, margins)
+}
+
+fn history_under(
+    kr: &KeyResult,
+    period: &Period,
+    base: &Baseline,
+    samples: &[Sample],
+    times: &[Timestamp],
+    margins: Margins,
+) -> Vec<KrScore> {
+    let mut window = Window::new(kr.aggregate, kr.window);
+    let mut pushed = 0;
     let mut out = Vec::with_capacity(times.len());
     for &t in times {
         let at = evaluation_time(period, t);

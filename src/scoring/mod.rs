@@ -32,8 +32,8 @@ pub mod welch;
 pub use aggregate::aggregate;
 pub use forecast::ForecastFit;
 pub use key_result::{
-    data_from, evaluation_time, score_history, score_key_result, score_key_result_without_forecast,
-    score_running,
+    data_from, evaluation_time, score_history, score_history_running, score_key_result,
+    score_key_result_without_forecast, score_running,
 };
 pub use objective::{objective_score, rollups};
 pub use running::Running;

@@ -13,7 +13,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use crate::config::objective::KeyResult;
 use crate::config::types::Period;
-use crate::model::{Sample, Timestamp};
+use crate::model::{minus, Sample, Timestamp};
 
 use super::aggregate::{feeding, fold, Window};
 use super::baseline::Baseline;
@@ -81,17 +81,43 @@ impl Running {
         self.period == (period.start, period.end) && self.through >= period.start
     }
 
-    /// Every point at or before this is folded in: a point written at or
-    /// before it makes the state wrong (build it again).
+    /// The evaluation time it was advanced to: every point stored at or
+    /// before it then is folded in.
     pub fn through(&self) -> Timestamp {
         self.through
     }
 
-    /// Folds in the points of ascending `samples` after [`Running::through`]
-    /// and at or before `at`. `samples` must hold every stored point after
-    /// `through`; [`Running::advances`] must hold.
+    /// Whether a point written at `ts` since can be folded in by
+    /// [`Running::advance`]: it comes after the newest point folded (before
+    /// [`Running::through`] is fine: it was not stored yet when the state
+    /// got there), and after the period start (a point at or before it can
+    /// change value(period start)). Otherwise build the state again.
+    pub fn takes(&self, ts: Timestamp) -> bool {
+        ts > self.period.0 && self.window.newest().is_none_or(|newest| ts > newest)
+    }
+
+    /// Where the points [`Running::advance`] reads start: a window before
+    /// the newest point folded (or the period start), so that a score
+    /// history from any instant after that point can be evaluated too.
+    pub fn reads_from(&self) -> Timestamp {
+        let newest = self.window.newest().unwrap_or(self.period.0);
+        minus(newest, self.window.length().unwrap_or_default())
+    }
+
+    /// The baseline.
+    pub(super) fn baseline(&self) -> &Baseline {
+        &self.baseline
+    }
+
+    /// Folds in the points of ascending `samples` after the newest one
+    /// folded and at or before `at`. `samples` must hold every stored point
+    /// after it; [`Running::advances`] must hold, and [`Running::takes`]
+    /// for each point written since.
     pub fn advance(&mut self, samples: &[Sample], at: Timestamp) {
-        let from = samples.partition_point(|s| s.ts <= self.through);
+        let from = match self.window.newest() {
+            Some(newest) => samples.partition_point(|s| s.ts <= newest),
+            None => 0,
+        };
         let to = samples.partition_point(|s| s.ts <= at);
         for s in &samples[from..to.max(from)] {
             self.fold(*s);
