@@ -338,16 +338,22 @@ fn an_aggregate_over_an_empty_window_is_undefined() {
     assert_eq!(aggregate(&samples, Aggregate::Last, None, day(0.5)), None);
 }
 
-#[test]
-fn sliding_evaluation_agrees_with_direct_aggregation() {
-    // Irregularly spaced, pseudo-random points.
-    let mut state: u64 = 42;
-    let mut next = || {
+/// A deterministic stream of pseudo-random numbers in [0, 1) from `seed`
+/// (a linear congruential generator).
+fn pseudo_random(seed: u64) -> impl FnMut() -> f64 {
+    let mut state = seed;
+    move || {
         state = state
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
         (state >> 33) as f64 / (1u64 << 31) as f64
-    };
+    }
+}
+
+#[test]
+fn sliding_evaluation_agrees_with_direct_aggregation() {
+    // Irregularly spaced, pseudo-random points.
+    let mut next = pseudo_random(42);
     let mut d = -10.0;
     let mut pairs = Vec::new();
     for _ in 0..400 {
@@ -1006,13 +1012,7 @@ fn a_no_data_child_scores_zero_through_objective_score_and_rolls_up() {
 // the bit, for every aggregate and every kind of baseline.
 #[test]
 fn a_running_state_advanced_point_by_point_scores_as_one_pass_does() {
-    let mut state: u64 = 7;
-    let mut next = || {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (state >> 33) as f64 / (1u64 << 31) as f64
-    };
+    let mut next = pseudo_random(7);
     // Irregular points from day -3 (for windows and value(start)) to 60,
     // with fractional values; and the same series from day 5 only, so that
     // the baseline is the earliest point in the period.
