@@ -158,6 +158,18 @@ impl Window {
         }
     }
 
+    /// Pushes the leading points of ascending `rest` at or before `t`,
+    /// sliding to each, then slides to `t`; returns how many it pushed.
+    pub(super) fn catch_up(&mut self, rest: &[Sample], t: Timestamp) -> usize {
+        let n = rest.partition_point(|s| s.ts <= t);
+        for s in &rest[..n] {
+            self.push(*s);
+            self.slide_to(s.ts);
+        }
+        self.slide_to(t);
+        n
+    }
+
     /// The aggregate of the window, from the running sums.
     pub(super) fn value(&self) -> Option<f64> {
         let (_, before) = self.points.front()?;

@@ -144,12 +144,7 @@ fn history_under(
     let mut out = Vec::with_capacity(times.len());
     for &t in times {
         let at = evaluation_time(period, t);
-        for s in samples[pushed..].iter().take_while(|s| s.ts <= at) {
-            window.push(*s);
-            window.slide_to(s.ts);
-            pushed += 1;
-        }
-        window.slide_to(at);
+        pushed += window.catch_up(&samples[pushed..], at);
         let (baseline, baseline_source) = base.at(at);
         let measured = Measured {
             at,

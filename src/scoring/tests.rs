@@ -321,13 +321,9 @@ fn aggregates_read_the_window_open_at_t_minus_window_and_closed_at_t() {
 #[test]
 fn an_aggregate_over_an_empty_window_is_undefined() {
     let samples = points(&[(1.0, 4.0), (2.0, 5.0)]);
-    for agg in [
-        Aggregate::Avg,
-        Aggregate::Sum,
-        Aggregate::Min,
-        Aggregate::Max,
-        Aggregate::Count,
-    ] {
+    // The windowed ones.
+    for agg in &AGGREGATES[1..] {
+        let agg = *agg;
         assert_eq!(aggregate(&samples, agg, Some(days(7)), day(9.0)), None);
         assert_eq!(aggregate(&samples, agg, Some(days(7)), day(0.5)), None);
         let s = score_at(&windowed(agg, 7, Target::AtLeast(0.0)), &samples, 9.0);
@@ -337,6 +333,16 @@ fn an_aggregate_over_an_empty_window_is_undefined() {
     }
     assert_eq!(aggregate(&samples, Aggregate::Last, None, day(0.5)), None);
 }
+
+/// Every aggregate, `last` first.
+const AGGREGATES: [Aggregate; 6] = [
+    Aggregate::Last,
+    Aggregate::Avg,
+    Aggregate::Sum,
+    Aggregate::Min,
+    Aggregate::Max,
+    Aggregate::Count,
+];
 
 /// A deterministic stream of pseudo-random numbers in [0, 1) from `seed`
 /// (a linear congruential generator).
@@ -361,24 +367,13 @@ fn sliding_evaluation_agrees_with_direct_aggregation() {
         pairs.push((d, (next() * 1000.0).round() / 10.0 - 50.0));
     }
     let samples = points(&pairs);
-    for agg in [
-        Aggregate::Last,
-        Aggregate::Avg,
-        Aggregate::Sum,
-        Aggregate::Min,
-        Aggregate::Max,
-        Aggregate::Count,
-    ] {
+    for agg in AGGREGATES {
         let window = (agg != Aggregate::Last).then(|| days(2));
         let mut sliding = Window::new(agg, window);
         let mut pushed = 0;
         for t in samples.iter().map(|s| s.ts).chain([day(200.0)]) {
             let direct = aggregate(&samples, agg, window, t);
-            for s in samples[pushed..].iter().take_while(|s| s.ts <= t) {
-                sliding.push(*s);
-                pushed += 1;
-            }
-            sliding.slide_to(t);
+            pushed += sliding.catch_up(&samples[pushed..], t);
             assert_eq!(sliding.exact(), direct, "{agg:?} at {t}: exact");
             let slid = sliding.value();
             match (direct, slid) {
@@ -1024,15 +1019,7 @@ fn a_running_state_advanced_point_by_point_scores_as_one_pass_does() {
     }
     let all = points(&pairs);
     let late_start: Vec<Sample> = all.iter().copied().filter(|s| s.ts >= day(5.0)).collect();
-    let aggregates = [
-        Aggregate::Last,
-        Aggregate::Avg,
-        Aggregate::Sum,
-        Aggregate::Min,
-        Aggregate::Max,
-        Aggregate::Count,
-    ];
-    for agg in aggregates {
+    for agg in AGGREGATES {
         let window = (agg != Aggregate::Last).then(|| days(2));
         let base = KeyResult {
             aggregate: agg,
